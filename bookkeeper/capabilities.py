@@ -1,0 +1,95 @@
+"""What a venue's book stream guarantees, declared by each adapter.
+
+The core branches on these values, never on a venue's name.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class SequenceModel(enum.Enum):
+    """How a venue numbers its book messages.
+
+    - ``CONTIGUOUS_RANGE``: each message covers ids ``first_seq..last_seq``; the next starts
+      at ``last_seq + 1`` (Binance spot ``U/u``, KuCoin, Gate, Kraken Futures).
+    - ``PREV_POINTER``: each message names the previous message's id in ``prev_seq``
+      (Binance futures ``pu``, OKX ``prevSeqId``, Deribit ``prev_change_id``).
+    - ``MONOTONIC_ONLY``: ids only increase and may skip; gaps are invisible, only a checksum
+      or a periodic snapshot detects drift (Bybit ``orderbook.N``).
+    - ``NONE``: no ids at all (Kraken, Coinbase legacy, BitMEX).
+    """
+
+    CONTIGUOUS_RANGE = "contiguous_range"
+    PREV_POINTER = "prev_pointer"
+    MONOTONIC_ONLY = "monotonic_only"
+    NONE = "none"
+
+
+class SpliceRule(enum.Enum):
+    """How the first delta after a snapshot at id ``S`` must relate to ``S``.
+
+    - ``RANGE_NEXT``: drop ``last_seq <= S``; first kept needs ``first_seq <= S+1 <= last_seq``
+      (Binance spot, Gate, KuCoin; exchange-protocols.md §2.3).
+    - ``RANGE_AT``: drop ``last_seq < S``; first kept needs ``first_seq <= S <= last_seq``
+      (Binance USD-M / COIN-M), then the ``pu`` chain.
+    - ``PREV_BRACKET``: drop ``last_seq <= S``; first kept needs ``prev_seq <= S < last_seq``
+      (OKX REST ``seqId`` flow).
+    - ``PREV_EXACT``: drop ``last_seq <= S``; first kept needs ``prev_seq == S``
+      (WS snapshots of pointer venues: OKX, Deribit).
+    - ``MONOTONIC``: drop ``last_seq <= S``; anything newer applies (gaps are invisible).
+    - ``NONE``: no ids; the snapshot supersedes everything buffered before it.
+    """
+
+    RANGE_NEXT = "range_next"
+    RANGE_AT = "range_at"
+    PREV_BRACKET = "prev_bracket"
+    PREV_EXACT = "prev_exact"
+    MONOTONIC = "monotonic"
+    NONE = "none"
+
+
+class ChecksumKind(enum.Enum):
+    """The venue's book checksum algorithm."""
+
+    NONE = "none"
+    #: CRC32 of the top 25 levels interleaved ``bid:ask``, read as signed int32 (OKX, Bitget).
+    CRC32_INTERLEAVED_25 = "crc32_interleaved_25"
+    #: CRC32 of top-10 asks then top-10 bids, digits only, unsigned (Kraken WS v1 and v2).
+    KRAKEN_CRC32_10 = "kraken_crc32_10"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExchangeCapabilities:
+    """A venue's book-stream facts, as the core needs them.
+
+    Attributes:
+        venue: registry name (``binance``, ``okx`` ...).
+        sequence_model: see :class:`SequenceModel`.
+        splice_rule: see :class:`SpliceRule`, for REST snapshots.
+        ws_splice_rule: the rule for snapshots pushed over the WebSocket.
+        checksum: see :class:`ChecksumKind`.
+        ws_snapshot_on_subscribe: the venue pushes a full book when a symbol is (re)subscribed.
+        rest_snapshot: a REST snapshot with a sequence id can be spliced with buffered deltas.
+        truncate_to_depth: the venue does not send deletes for levels that leave the
+            subscribed depth; the local book must drop them (Kraken).
+        rest_snapshot_depth: the largest REST snapshot depth worth asking for.
+        ping_interval_s / pong_timeout_s: app-level keepalive (``None`` = protocol pings only).
+        level_sequences: each level carries its own sequence (KuCoin ``[price, size, seq]``).
+    """
+
+    venue: str
+    sequence_model: SequenceModel
+    splice_rule: SpliceRule = SpliceRule.NONE
+    ws_splice_rule: SpliceRule = SpliceRule.NONE
+    checksum: ChecksumKind = ChecksumKind.NONE
+    ws_snapshot_on_subscribe: bool = False
+    rest_snapshot: bool = False
+    truncate_to_depth: bool = False
+    rest_snapshot_depth: int = 1000
+    ping_interval_s: float | None = None
+    pong_timeout_s: float | None = None
+    idle_timeout_s: float | None = None
+    level_sequences: bool = False
+    max_buffered_deltas: int = 10_000

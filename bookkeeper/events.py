@@ -1,0 +1,193 @@
+"""Inputs to the core: normalized market data and stream lifecycle events.
+
+Adapters turn wire frames into these; the driver adds lifecycle events and ``Tick``. Events
+are immutable. They are ``msgspec.Struct`` rather than dataclasses for one reason: a delta is
+built for every wire message, and a frozen Struct constructs ~10x faster than a frozen
+dataclass (measured in ``benchmarks/``); they are frozen, keyword-only and never subclassed,
+exactly as style.md asks of events.
+
+Sequence fields are always ``first_seq``/``last_seq``/``prev_seq``; each venue's spelling
+(``U/u/pu``, ``seqId/prevSeqId``, ``change_id/prev_change_id``) is mapped in its adapter.
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+from typing import Union
+
+import msgspec
+
+from .errors import InvalidEvent
+from .types import Level, RawLevel, TradeSide
+
+
+class SnapshotSource(enum.Enum):
+    WS = "ws"
+    REST = "rest"
+    REPLAY = "replay"
+
+
+class CloseReason(enum.StrEnum):
+    """Why a stream ended, named after its cause. The string values are the public
+    ``close_cause`` spelling of disconnect records."""
+
+    ABNORMAL_CLOSURE = "abnormal_closure"  # 1006: TCP died without a close frame
+    SERVER_CLOSE = "server_close"  # the server sent a close frame (1000, 1001, ...)
+    PING_TIMEOUT = "ping_timeout"  # our app-level ping got no pong in time
+    IDLE_TIMEOUT = "idle_timeout"  # no data for longer than the staleness limit
+    TCP_ERROR = "tcp_error"  # connect refused / reset before the handshake finished
+    RATE_LIMITED = "rate_limited"  # 429/418 on upgrade or a venue rate-limit message
+    AUTH_FAILED = "auth_failed"  # private channel login rejected or expired
+    LOCAL_SHUTDOWN = "local_shutdown"  # we closed it on purpose
+    INTEGRITY_FAILURE = "integrity_failure"  # we closed it because its data was wrong
+
+
+class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """A complete book at sequence ``seq`` (``None`` where the venue has no ids).
+
+    ``bids``/``asks`` are ``(price, size)`` floats in any order; ``bids_raw``/``asks_raw``
+    carry the exchange's own strings, index-aligned, for venues whose checksum needs them.
+    ``depth`` is the subscribed depth for venues that never send deletes for levels leaving
+    it (Kraken). ``complete`` is True for a whole snapshot (nautilus' F_LAST).
+    """
+
+    symbol: str
+    bids: list[Level]
+    asks: list[Level]
+    seq: int | None = None
+    checksum: int | None = None
+    bids_raw: list[RawLevel] | None = None
+    asks_raw: list[RawLevel] | None = None
+    depth: int | None = None
+    source: SnapshotSource = SnapshotSource.WS
+    ts_exchange_ns: int = 0
+    ts_recv_ns: int = 0
+    complete: bool = True
+
+    def __post_init__(self) -> None:
+        if self.bids_raw is not None and len(self.bids_raw) != len(self.bids):
+            raise InvalidEvent("bids_raw must align with bids", symbol=self.symbol)
+        if self.asks_raw is not None and len(self.asks_raw) != len(self.asks):
+            raise InvalidEvent("asks_raw must align with asks", symbol=self.symbol)
+
+
+class BookDelta(msgspec.Struct, frozen=True, kw_only=True):
+    """Level changes (absolute sizes; ``0`` deletes) covering ids ``first_seq..last_seq``.
+
+    ``prev_seq`` is the id the venue says came before this message (pointer venues).
+    ``bid_seqs``/``ask_seqs`` hold per-level ids where the venue numbers each level
+    (KuCoin); ``checksum`` is the exchange's value for the book *after* this delta.
+    """
+
+    symbol: str
+    bids: list[Level]
+    asks: list[Level]
+    first_seq: int | None = None
+    last_seq: int | None = None
+    prev_seq: int | None = None
+    checksum: int | None = None
+    bids_raw: list[RawLevel] | None = None
+    asks_raw: list[RawLevel] | None = None
+    bid_seqs: list[int] | None = None
+    ask_seqs: list[int] | None = None
+    ts_exchange_ns: int = 0
+    ts_recv_ns: int = 0
+
+    def __post_init__(self) -> None:
+        first, last = self.first_seq, self.last_seq
+        if first is not None and last is not None and last < first:
+            raise InvalidEvent(f"last_seq {last} < first_seq {first}", symbol=self.symbol)
+
+
+class BookTicker(msgspec.Struct, frozen=True, kw_only=True):
+    """Best bid/ask as the venue publishes it separately (Binance ``bookTicker``); used to
+    cross-check the local book when ``seq`` equals the book's last applied id."""
+
+    symbol: str
+    seq: int | None
+    bid_price: float
+    bid_size: float
+    ask_price: float
+    ask_size: float
+    ts_recv_ns: int = 0
+
+
+class Trade(msgspec.Struct, frozen=True, kw_only=True):
+    """A public trade print."""
+
+    symbol: str
+    trade_id: str
+    price: Decimal
+    qty: Decimal
+    side: TradeSide | None = None
+    ts_exchange_ns: int = 0
+    ts_recv_ns: int = 0
+
+
+class Fill(msgspec.Struct, frozen=True, kw_only=True):
+    """One of our own executions. Money is Decimal, built from wire strings."""
+
+    symbol: str
+    fill_id: str
+    order_id: str
+    side: TradeSide
+    price: Decimal
+    qty: Decimal
+    fee: Decimal = Decimal(0)
+    fee_currency: str | None = None
+    ts_exchange_ns: int = 0
+    ts_recv_ns: int = 0
+
+    def __post_init__(self) -> None:
+        if self.qty <= 0:
+            raise InvalidEvent("fill qty must be > 0", symbol=self.symbol, fill_id=self.fill_id)
+
+
+class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    """A keepalive from the venue (not data). OKX heartbeats carry ``seqId == prevSeqId``."""
+
+    symbol: str | None = None
+    seq: int | None = None
+    ts_recv_ns: int = 0
+
+
+class Subscribed(msgspec.Struct, frozen=True, kw_only=True):
+    """The venue acknowledged a subscription."""
+
+    symbol: str | None
+    channel: str
+    depth: int | None = None
+
+
+class VenueNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """A venue control message worth logging (errors, rate limits, shutdown warnings)."""
+
+    kind: str
+    message: str
+    symbol: str | None = None
+
+
+class StreamOpened(msgspec.Struct, frozen=True, kw_only=True):
+    """The connection carrying this stream is up (after a reconnect, ``attempt`` > 0)."""
+
+    ts_ns: int = 0
+    attempt: int = 0
+
+
+class StreamClosed(msgspec.Struct, frozen=True, kw_only=True):
+    """The connection carrying this stream died or was closed."""
+
+    reason: CloseReason
+    code: int | None = None
+    ts_ns: int = 0
+
+
+class Tick(msgspec.Struct, frozen=True, kw_only=True):
+    """The driver's clock, fed to the core for timeouts."""
+
+    now_ns: int
+
+
+MarketEvent = Union[BookSnapshot, BookDelta, BookTicker, Trade, Heartbeat, Subscribed, VenueNotice, Fill]
+Event = Union[MarketEvent, StreamOpened, StreamClosed, Tick]
