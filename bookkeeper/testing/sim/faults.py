@@ -1,0 +1,171 @@
+"""Fault plans and per-venue fault state for the simulator.
+
+Theory of operation: a fault is either *immediate* (it acts on the live connections or the
+listeners at once: ``abort``, ``stall``, ``close_1000``, ``close_1001``) or *armed* (it waits in a
+per-venue budget until the next matching thing passes through the server: a data frame for
+``drop``/``duplicate``/``reorder``/``corrupt_checksum``, an HTTP request or WebSocket upgrade for
+``http_429``/``http_418``, a REST snapshot for ``stale_snapshot``, an accepted TCP connection
+for ``refuse``). ``conn_limit`` sets a per-IP connection cap. A :class:`FaultPlan` schedules
+faults by time since start (``at_s``) or by the number of data frames the venue has published
+(``after_frames``); scoped controls (``with sim.drop_frames(3):``) arm a budget that the scope
+exit disarms. Counters in ``faults_injected`` are incremented only when a fault actually acted
+(a frame dropped, a connection aborted, a request answered 429, ...).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FaultKind", "FaultSpec", "FaultPlan", "FaultBudget", "FRAME_KINDS", "HTTP_KINDS"]
+
+
+class FaultKind(enum.StrEnum):
+    """The fault names; the string values are the keys of ``faults_injected``."""
+
+    ABORT = "abort"
+    STALL = "stall"
+    CLOSE_1000 = "close_1000"
+    CLOSE_1001 = "close_1001"
+    HTTP_429 = "http_429"
+    HTTP_418 = "http_418"
+    DROP = "drop"
+    DUPLICATE = "duplicate"
+    REORDER = "reorder"
+    STALE_SNAPSHOT = "stale_snapshot"
+    CORRUPT_CHECKSUM = "corrupt_checksum"
+    REFUSE = "refuse"
+    CONN_LIMIT = "conn_limit"
+
+
+FRAME_KINDS = frozenset(
+    {FaultKind.DROP, FaultKind.DUPLICATE, FaultKind.REORDER, FaultKind.CORRUPT_CHECKSUM}
+)
+HTTP_KINDS = frozenset({FaultKind.HTTP_429, FaultKind.HTTP_418})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultSpec:
+    """One scheduled fault.
+
+    Exactly one of ``at_s`` (seconds after the simulator started) or ``after_frames`` (once
+    the venue has published this many data frames) should be set; neither means "at start".
+    ``venue=None`` targets every venue. ``params`` are kind-specific (``count``,
+    ``retry_after_s``, ``lag``, ``duration_s``, ``max``, ``scope``, ``outage``).
+    """
+
+    kind: FaultKind
+    at_s: float | None = None
+    after_frames: int | None = None
+    venue: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", FaultKind(self.kind))
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    """An ordered, immutable script of faults.
+
+    >>> plan = FaultPlan.random(7, kinds=["drop", "abort"], rate_per_s=1.0, duration_s=5.0)
+    >>> plan == FaultPlan.random(7, kinds=["drop", "abort"], rate_per_s=1.0, duration_s=5.0)
+    True
+    """
+
+    faults: tuple[FaultSpec, ...] = ()
+
+    @classmethod
+    def scripted(cls, faults: Iterable[FaultSpec | tuple[Any, ...]]) -> FaultPlan:
+        """Build a plan from specs or ``(at_s, kind[, params])`` tuples."""
+        out: list[FaultSpec] = []
+        for item in faults:
+            if isinstance(item, FaultSpec):
+                out.append(item)
+            else:
+                at_s, kind, *rest = item
+                out.append(FaultSpec(kind=FaultKind(kind), at_s=at_s, params=rest[0] if rest else {}))
+        return cls(tuple(out))
+
+    @classmethod
+    def random(
+        cls,
+        seed: int,
+        kinds: Iterable[FaultKind | str],
+        *,
+        rate_per_s: float = 0.2,
+        duration_s: float = 60.0,
+        venues: Iterable[str] | None = None,
+        start_s: float = 0.5,
+    ) -> FaultPlan:
+        """A seeded Poisson schedule of faults drawn uniformly from ``kinds``.
+
+        Args:
+            seed: the plan's only randomness; equal arguments give equal plans.
+            kinds: fault kinds to draw from.
+            rate_per_s: mean faults per second.
+            duration_s: schedule faults in ``[start_s, start_s + duration_s)``.
+            venues: venues to target (``None`` = every venue).
+        """
+        rng = random.Random(seed)
+        kind_list = [FaultKind(k) for k in kinds]
+        venue_list: list[str | None] = list(venues) if venues is not None else [None]
+        out: list[FaultSpec] = []
+        t = start_s
+        while kind_list and rate_per_s > 0:
+            t += rng.expovariate(rate_per_s)
+            if t >= start_s + duration_s:
+                break
+            out.append(
+                FaultSpec(kind=rng.choice(kind_list), at_s=round(t, 6), venue=rng.choice(venue_list))
+            )
+        return cls(tuple(out))
+
+
+class FaultBudget:
+    """Armed fault counts for one venue (the mutable part of fault injection).
+
+    ``None`` as a count means "unlimited until disarmed" (used by scoped controls).
+    """
+
+    __slots__ = ("_armed", "params")
+
+    def __init__(self) -> None:
+        self._armed: dict[FaultKind, list[int | None]] = {}
+        self.params: dict[FaultKind, Mapping[str, Any]] = {}
+
+    def arm(self, kind: FaultKind, count: int | None = 1, params: Mapping[str, Any] | None = None) -> list[int | None]:
+        """Arm ``count`` occurrences of ``kind``; returns the cell a scope can disarm."""
+        cell: list[int | None] = [count]
+        self._armed.setdefault(kind, []).append(cell)
+        if params is not None:
+            self.params[kind] = params
+        return cell
+
+    def disarm(self, kind: FaultKind, cell: list[int | None]) -> None:
+        cells = self._armed.get(kind, [])
+        for i, c in enumerate(cells):
+            if c is cell:
+                del cells[i]
+                break
+
+    def armed(self, kind: FaultKind) -> bool:
+        return any(c[0] is None or c[0] > 0 for c in self._armed.get(kind, []))
+
+    def take(self, kind: FaultKind) -> bool:
+        """Consume one armed occurrence of ``kind``; False when none is armed."""
+        cells = self._armed.get(kind)
+        if not cells:
+            return False
+        for cell in cells:
+            if cell[0] is None:
+                return True
+            if cell[0] > 0:
+                cell[0] -= 1
+                if cell[0] == 0:
+                    self.disarm(kind, cell)
+                return True
+        return False
