@@ -45,7 +45,6 @@ def test_readme_quick_start_has_exactly_two_commands() -> None:
     assert block is not None
     lines = [ln for ln in block.group(1).splitlines() if ln.strip()]
     assert len(lines) == 2
-    ci = (ROOT / ".ci" / "run").read_text()
-    # .ci/run runs the README's second command, nothing weaker
-    second = lines[1].replace("pip install", "python -m pip install -q").replace("python -m pytest -q", "")
-    assert "python -m pytest -q" in ci and "'.[test]'" in ci and "'.[test]'" in second
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    # .ci/run runs the README's second command verbatim, nothing weaker
+    assert lines[1].strip() in [ln.strip() for ln in ci_lines]
