@@ -120,7 +120,8 @@ class L2Book:
         """
         if self._poisoned is not None:
             raise IntegrityError(f"book is poisoned: {self._poisoned}", reason=self._poisoned)
-        if bids_raw is not None or asks_raw is not None:
+        if bids_raw is not None or asks_raw is not None or self._bids_raw is not None or self._asks_raw is not None:
+            # A book that keeps exchange text must keep it in step with every level change.
             self._apply_raw(bids, asks, bids_raw, asks_raw)
             return
         # Hot path: one loop per side, no per-level calls but the C bisect helpers.
@@ -171,6 +172,8 @@ class L2Book:
                     sizes[p] = s
                     if texts is not None:
                         raw[p] = texts[i]
+                    else:
+                        raw.pop(p, None)  # the old text no longer describes this level
                 elif s == 0.0:
                     if sizes.pop(p, None) is not None:
                         del keys[bisect_left(keys, sign * p)]

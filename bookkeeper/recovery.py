@@ -38,6 +38,8 @@ def is_stale(rule: SpliceRule, snapshot_seq: int | None, delta: BookDelta) -> bo
         return False
     if rule is SpliceRule.RANGE_AT:
         return last < snapshot_seq
+    if rule is SpliceRule.PREV_EXACT and delta.prev_seq == snapshot_seq and last != snapshot_seq:
+        return False  # OKX sequence reset right after a snapshot: seqId < prevSeqId == S
     return last <= snapshot_seq
 
 

@@ -118,7 +118,7 @@ class BookSession:
         "_symbol", "_caps", "_book", "_seq", "_state", "_buffer", "_epoch", "_pending",
         "_bridge_rule", "_snapshot_failures", "_depth", "_verify", "_max_failures",
         "_max_buffer", "_replay_available", "_last_plan", "_stats", "_checksum_kind",
-        "_truncate",
+        "_truncate", "_answered_epoch",
     )  # fmt: skip
 
     def __init__(
@@ -150,6 +150,7 @@ class BookSession:
         self._replay_available = replay_available
         self._last_plan: RecoveryPlan | None = None
         self._stats = SessionStats()
+        self._answered_epoch = -1
 
     # ------------------------------------------------------------------ observers
     @property
@@ -244,7 +245,15 @@ class BookSession:
         if self._state is SyncState.HALTED:
             return []
         if self._pending is _Pending.RESUME:
-            v = self._seq.check(d.first_seq, d.last_seq, d.prev_seq)
+            rule = self._bridge_rule
+            if rule is not None:  # disconnected before the snapshot's bridging delta came
+                local = self._seq.local
+                v = _STALE if is_stale(rule, local, d) else _APPLY if bridges(rule, local, d) else SeqVerdict.GAP
+                if v is _APPLY:
+                    self._bridge_rule = None
+                    self._stats.bridged += 1
+            else:
+                v = self._seq.check(d.first_seq, d.last_seq, d.prev_seq)
             if v is _APPLY:
                 actions: list[Action] = []
                 self._stats.resumes += 1
@@ -266,7 +275,7 @@ class BookSession:
             self._buffer.clear()
             actions.append(Alert(kind=AlertKind.BUFFER_FULL, symbol=self._symbol,
                                  reason=f"more than {self._max_buffer} deltas buffered"))
-            actions.extend(self._start(self._plan("buffer overflow"), None))
+            actions.extend(self._start(self._plan("buffer overflow", allow_replay=False), None))
         self._buffer.append(d)
         self._stats.buffered += 1
         if self._state is SyncState.UNSYNCED and not self._caps.ws_snapshot_on_subscribe and self._caps.rest_snapshot:
@@ -295,10 +304,13 @@ class BookSession:
         bids = d.bids
         asks = d.asks
         local = self._seq.local
-        if d.bid_seqs is not None and local is not None and d.first_seq is not None and d.first_seq <= local:
+        if ((d.bid_seqs is not None or d.ask_seqs is not None) and local is not None
+                and d.first_seq is not None and d.first_seq <= local):
             # Per-level ids (KuCoin): a message overlapping what is applied keeps only newer levels.
-            bids = [lv for lv, q in zip(bids, d.bid_seqs) if q > local]
-            asks = [lv for lv, q in zip(asks, d.ask_seqs or ()) if q > local]
+            if d.bid_seqs is not None:
+                bids = [lv for lv, q in zip(bids, d.bid_seqs) if q > local]
+            if d.ask_seqs is not None:
+                asks = [lv for lv, q in zip(asks, d.ask_seqs) if q > local]
         try:
             self._book.apply_delta(bids, asks, d.bids_raw, d.asks_raw)
         except IntegrityError as exc:
@@ -414,8 +426,8 @@ class BookSession:
         st = self._stats
         if self._state is SyncState.HALTED:
             return []
-        if epoch is not None and epoch != self._epoch:
-            st.stale_epochs += 1
+        if epoch is not None and (epoch != self._epoch or epoch == self._answered_epoch):
+            st.stale_epochs += 1  # an answer to an older request, or a second answer to this one
             return []
         rest = snap.source is not SnapshotSource.WS
         rule = self._caps.splice_rule if rest else self._caps.ws_splice_rule
@@ -445,9 +457,12 @@ class BookSession:
             self._book.apply_snapshot(snap.bids, snap.asks, snap.bids_raw, snap.asks_raw)
         except IntegrityError as exc:
             st.invalid_inputs += 1
+            self._snapshot_failures += 1
             actions.extend(self._recover(f"invalid snapshot: {exc}", AlertKind.INVALID_INPUT, snap.seq))
             return actions
         st.snapshots += 1
+        if epoch is not None:
+            self._answered_epoch = epoch
         if snap.depth is not None:
             self._depth = snap.depth
         if self._truncate and self._depth:
@@ -464,6 +479,12 @@ class BookSession:
             if mismatch is not None:
                 actions.extend(self._recover(mismatch, AlertKind.CHECKSUM_MISMATCH, snap.seq))
                 return actions
+        if self._book.is_crossed():
+            st.crossed += 1
+            self._snapshot_failures += 1
+            actions.extend(self._recover(f"crossed snapshot: bid {self._book.best_bid()} >= ask "
+                                         f"{self._book.best_ask()}", AlertKind.CROSSED, snap.seq))
+            return actions
         if was is _SYNCED:
             pass  # a venue-pushed snapshot mid-stream replaces the book (OKX, Bybit)
         else:
@@ -497,7 +518,6 @@ class BookSession:
         """The connection died: the book stops being valid until resumed or rebuilt."""
         actions: list[Action] = []
         if self._state is _SYNCED:
-            self._bridge_rule = None if self._bridge_rule is None else self._bridge_rule
             if self._caps.sequence_model in (SequenceModel.CONTIGUOUS_RANGE, SequenceModel.PREV_POINTER):
                 self._pending = _Pending.RESUME
                 self._to(SyncState.RECOVERING, f"disconnected ({ev.reason}); resume pending", actions)
@@ -526,30 +546,24 @@ class BookSession:
         if self._pending is not _Pending.REPLAY:
             return []
         actions: list[Action] = []
-        if deltas is not None:
+        if deltas is not None and self._seq.local is not None:
             staged = list(deltas) + self._buffer
+            self._buffer = []
             ok = True
-            applied: list[BookDelta] = []
-            for d in staged:
+            for i, d in enumerate(staged):
                 v = self._seq.check(d.first_seq, d.last_seq, d.prev_seq)
                 if v is _APPLY:
-                    try:
-                        self._book.apply_delta(d.bids, d.asks, d.bids_raw, d.asks_raw)
-                    except IntegrityError:
-                        ok = False
-                        break
-                    self._seq.advance(d.first_seq, d.last_seq)
-                    self._stats.deltas_applied += 1
-                    applied.append(d)
+                    failed = self._apply(d)  # same checks as live: checksum, truncation, crossed
+                    if failed:
+                        return failed  # _apply already planned the next rung
                 elif v is SeqVerdict.GAP:
                     ok = False
+                    self._buffer = staged[i:]
                     break
-            if ok and not self._book.is_crossed():
-                self._buffer = []
+            if ok:
                 self._pending = _Pending.NOTHING
                 self._to(_SYNCED, "gap closed from the journal", actions, PlanKind.REPLAY_DELTAS)
                 return actions
-            self._buffer = [d for d in self._buffer if d not in applied]
         plan = plan_recovery(self._caps, reason="replay could not close the gap", replay_available=False,
                              snapshot_failures=self._snapshot_failures, max_snapshot_failures=self._max_failures)
         actions.extend(self._start(plan, None))

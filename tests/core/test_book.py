@@ -178,7 +178,6 @@ def test_top_raw_without_strings_raises_integrity_error():
         book.top_raw(5)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: apply_delta without raw texts leaves the deleted level's raw string behind")
 def test_delete_without_raw_text_also_drops_raw_string():
     book = make_book([(100.0, 1.0), (99.0, 1.0)], [(101.0, 1.0)], [("100", "1"), ("99", "1")], [("101", "1")])
     book.apply_delta([(100.0, 0.0)], [])  # a delete sent without text
@@ -186,7 +185,6 @@ def test_delete_without_raw_text_also_drops_raw_string():
     assert book.top_raw(5) == ([("99", "1")], [("101", "1")])
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: apply_delta without raw texts keeps the old, now wrong, raw string")
 def test_update_without_raw_text_does_not_keep_stale_raw_string():
     book = make_book([(100.0, 1.0)], [(101.0, 1.0)], [("100", "1")], [("101", "1")])
     book.apply_delta([(100.0, 2.0)], [])

@@ -73,7 +73,6 @@ BRIDGE_TABLE = [
     pytest.param(SpliceRule.RANGE_AT, 100, rng(101, 105), False, False, id="at-above-S"),
     pytest.param(SpliceRule.PREV_BRACKET, 100, ptr(100, 101), False, True, id="bracket-edge"),
     pytest.param(SpliceRule.PREV_BRACKET, 100, ptr(99, 100), True, False, id="bracket-ends-at-S"),
-    pytest.param(SpliceRule.PREV_EXACT, 10, ptr(10, 3), True, True, id="exact-okx-reset-is-dropped-as-stale"),
     pytest.param(SpliceRule.MONOTONIC, 100, mono(101), False, True, id="mono"),
     pytest.param(SpliceRule.NONE, 100, mono(101), True, True, id="none"),
 ]
@@ -127,3 +126,9 @@ LADDER = [
 @pytest.mark.parametrize("c,kw,kind,reason", LADDER)
 def test_plan_recovery_ladder(c, kw, kind, reason):
     assert plan_recovery(c, reason="gap", **kw) == RecoveryPlan(kind=kind, reason=reason)
+
+
+def test_okx_reset_right_after_ws_snapshot_bridges():
+    # §5.2: a reset keeps prevSeqId == local while seqId drops below it; it must be applied.
+    buffer = [ptr(10, 3), ptr(3, 5)]
+    assert splice(SpliceRule.PREV_EXACT, 10, buffer) == SpliceResult(outcome=BR, start=0, dropped=0)

@@ -1,0 +1,160 @@
+"""Pure Bitget parsers: wire frames -> normalized events.
+
+Levels keep Bitget's own strings (``bids_raw``/``asks_raw``) for the checksum. Every number
+is validated before an event is built, so a bad frame raises :class:`AdapterError` and never
+changes a book.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from bookkeeper.errors import AdapterError
+from bookkeeper.events import BookDelta, BookSnapshot, MarketEvent, SnapshotSource, Subscribed, VenueNotice
+
+from .schemas import ACTION_SNAPSHOT, ACTION_UPDATE, BOOK_CHANNELS
+
+EXCHANGE = "bitget"
+_MAX = 1e15
+_INT32 = 1 << 31
+
+
+def _fail(msg: str, frame: Any, symbol: str | None = None) -> AdapterError:
+    return AdapterError(msg, exchange=EXCHANGE, raw=frame, symbol=symbol)
+
+
+def parse_levels(rows: Any, frame: Any, symbol: str | None) -> tuple[list[tuple[float, float]], list[tuple[str, str]]]:
+    """Validate ``[[px, sz], ...]`` (strings) into float levels and their wire strings.
+
+    Raises:
+        AdapterError: wrong types, NaN/inf, negative size, non-positive price, huge values.
+    """
+    if type(rows) is not list:
+        raise _fail("levels must be a list", frame, symbol)
+    out: list[tuple[float, float]] = []
+    raw: list[tuple[str, str]] = []
+    for row in rows:
+        if type(row) is not list or len(row) < 2:
+            raise _fail(f"bad level row {row!r}", frame, symbol)
+        px = row[0]
+        sz = row[1]
+        if type(px) is not str or type(sz) is not str:
+            raise _fail(f"level fields must be strings: {row!r}", frame, symbol)
+        try:
+            p = float(px)
+            s = float(sz)
+        except ValueError:
+            raise _fail(f"bad level {row!r}", frame, symbol) from None
+        if not (0.0 < p < _MAX) or not (0.0 <= s < _MAX) or "_" in px or "_" in sz:
+            raise _fail(f"level out of range {row!r}", frame, symbol)
+        out.append((p, s))
+        raw.append((px, sz))
+    return out, raw
+
+
+def _ts_ns(v: Any, frame: Any, symbol: str | None) -> int:
+    if v is None:
+        return 0
+    if type(v) is str and v.isdigit() and len(v) <= 16:
+        return int(v) * 1_000_000
+    if type(v) is int and 0 <= v < 10**16:
+        return v * 1_000_000
+    raise _fail(f"bad ts {v!r}", frame, symbol)
+
+
+def parse_book_entry(entry: Any, action: str, symbol: str, frame: Any, ts_recv_ns: int) -> BookSnapshot | BookDelta:
+    if type(entry) is not dict:
+        raise _fail("book data entry is not an object", frame, symbol)
+    bids, bids_raw = parse_levels(entry.get("bids", []), frame, symbol)
+    asks, asks_raw = parse_levels(entry.get("asks", []), frame, symbol)
+    checksum = entry.get("checksum")
+    if checksum is not None and (type(checksum) is not int or not (-_INT32 <= checksum < _INT32)):
+        raise _fail(f"bad checksum {checksum!r}", frame, symbol)
+    ts = _ts_ns(entry.get("ts"), frame, symbol)
+    if action == ACTION_SNAPSHOT:
+        return BookSnapshot(symbol=symbol, bids=bids, asks=asks, checksum=checksum, bids_raw=bids_raw,
+                            asks_raw=asks_raw, source=SnapshotSource.WS, ts_exchange_ns=ts, ts_recv_ns=ts_recv_ns)
+    return BookDelta(symbol=symbol, bids=bids, asks=asks, checksum=checksum, bids_raw=bids_raw, asks_raw=asks_raw,
+                     ts_exchange_ns=ts, ts_recv_ns=ts_recv_ns)
+
+
+def parse_event(obj: Mapping[str, Any]) -> list[MarketEvent]:
+    event = obj.get("event")
+    arg = obj.get("arg") if isinstance(obj.get("arg"), dict) else {}
+    sym = arg.get("instId") if isinstance(arg.get("instId"), str) else None
+    if event == "subscribe":
+        return [Subscribed(symbol=sym, channel=str(arg.get("channel", "")))]
+    if event == "error":
+        return [VenueNotice(kind="error", message=f"{obj.get('code')}: {obj.get('msg')}", symbol=sym)]
+    return []
+
+
+def decode(frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:
+    """Decode any Bitget public frame.
+
+    Raises:
+        AdapterError: malformed JSON, wrong types, out-of-range numbers.
+    """
+    if frame in (b"pong", "pong"):
+        return []
+    try:
+        obj = orjson.loads(frame)
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise _fail(f"invalid JSON: {exc}", frame) from None
+    if type(obj) is not dict:
+        raise _fail("frame is not a JSON object", frame)
+    if "event" in obj:
+        return parse_event(obj)
+    arg = obj.get("arg")
+    if type(arg) is not dict or arg.get("channel") not in BOOK_CHANNELS:
+        return []  # ticker, trade, candles ...
+    symbol = arg.get("instId")
+    if type(symbol) is not str or not symbol:
+        raise _fail("book push without instId", frame)
+    action = obj.get("action")
+    if action != ACTION_SNAPSHOT and action != ACTION_UPDATE:
+        raise _fail(f"bad action {action!r}", frame, symbol)
+    data = obj.get("data")
+    if type(data) is not list:
+        raise _fail("data must be a list", frame, symbol)
+    return [parse_book_entry(e, action, symbol, frame, ts_recv_ns) for e in data]
+
+
+def parse_rest_depth(
+    body: bytes | str | Mapping[str, Any], symbol: str | None = None, url: str | None = None, ts_recv_ns: int = 0
+) -> BookSnapshot:
+    """REST order book (``{"code":"00000","data":{"asks":[[px,sz]],"bids":...,"ts":...}}``;
+    v1 and v2 spot ``orderbook`` answers) -> ``BookSnapshot(source=REST, seq=None)``.
+
+    Raises:
+        AdapterError: malformed body or no symbol.
+    """
+    from urllib.parse import parse_qs, urlsplit
+
+    sym = symbol
+    if not sym and url:
+        q = parse_qs(urlsplit(url).query)
+        sym = (q.get("symbol") or q.get("instId") or [None])[0]
+    if isinstance(body, (bytes, str)):
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _fail(f"invalid JSON: {exc}", body, sym) from None
+    else:
+        obj = body
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("data"), Mapping):
+        raise _fail("REST body must be an object with a data object", str(body)[:200], sym)
+    if str(obj.get("code", "00000")) != "00000":
+        raise _fail(f"REST error code {obj.get('code')!r}: {obj.get('msg')!r}", str(body)[:200], sym)
+    if not sym:
+        raise _fail("REST depth body names no symbol (pass symbol= or url=)", str(body)[:200])
+    data = obj["data"]
+    bids, bids_raw = parse_levels(list(data.get("bids", [])), str(body)[:200], sym)
+    asks, asks_raw = parse_levels(list(data.get("asks", [])), str(body)[:200], sym)
+    ts = data.get("ts")
+    return BookSnapshot(symbol=sym, bids=bids, asks=asks, bids_raw=bids_raw, asks_raw=asks_raw,
+                        source=SnapshotSource.REST, ts_exchange_ns=_ts_ns(ts, body, sym) if ts is not None else 0,
+                        ts_recv_ns=ts_recv_ns)

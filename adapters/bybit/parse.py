@@ -1,0 +1,239 @@
+"""Pure Bybit parsers: v5 ``orderbook.N`` and legacy v2 ``orderBookL2_25`` frames -> events.
+
+v5 ``u`` becomes ``first_seq = last_seq = u`` (``MONOTONIC_ONLY``: Bybit does not promise
+contiguous ``u`` on ``orderbook.N``, exchange-protocols.md §6.2) and a message with ``u == 1``
+is a full snapshot after a service restart whatever its ``type`` says (Bybit: "overwrite the
+book"). Legacy ``cross_seq`` (increasing per topic) plays the same role for the v2 format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from bookkeeper.errors import AdapterError
+from bookkeeper.events import BookDelta, BookSnapshot, MarketEvent, SnapshotSource, Trade, VenueNotice
+from bookkeeper.types import TradeSide
+
+from .schemas import (
+    Envelope,
+    LegacyDelta,
+    LegacyLinearSnapshot,
+    LegacyRow,
+    LegacyTrade,
+    V5BookData,
+    V5RestBody,
+    V5Trade,
+)
+
+EXCHANGE = "bybit"
+
+_envelope = msgspec.json.Decoder(Envelope)
+_v5_book = msgspec.json.Decoder(V5BookData, strict=False)
+_v5_trades = msgspec.json.Decoder(list[V5Trade], strict=False)
+_rest = msgspec.json.Decoder(V5RestBody, strict=False)
+_legacy_snapshot = msgspec.json.Decoder(list[LegacyRow] | LegacyLinearSnapshot, strict=False)
+_legacy_delta = msgspec.json.Decoder(LegacyDelta, strict=False)
+_legacy_trades = msgspec.json.Decoder(list[LegacyTrade], strict=False)
+
+_SIDE = {"Buy": TradeSide.BUY, "Sell": TradeSide.SELL}
+_LEGACY_BOOK_PREFIXES = ("orderBookL2_25.", "orderBook_200.")
+_Errors = (msgspec.DecodeError, msgspec.ValidationError)
+
+
+def _money_ok(*values: Decimal) -> bool:
+    return all(v.is_finite() and v > 0 for v in values)
+
+
+def parse_v5_book(env: Envelope, frame: bytes | str, ts_recv_ns: int) -> BookSnapshot | BookDelta:
+    """One ``orderbook.{depth}.{symbol}`` message.
+
+    Raises:
+        AdapterError: wrong types or out-of-range numbers, unknown ``type``.
+    """
+    topic = env.topic or ""
+    symbol = topic.rsplit(".", 1)[-1] or None
+    try:
+        d = _v5_book.decode(env.data)
+    except _Errors as exc:
+        raise AdapterError(f"bad {topic} data: {exc}", exchange=EXCHANGE, raw=frame, symbol=symbol) from None
+    ts = env.ts * 1_000_000
+    if env.type == "snapshot" or (env.type == "delta" and d.u == 1):
+        # u == 1: the service restarted and this message is a full book (Bybit §6.2).
+        return BookSnapshot(symbol=d.s, bids=d.b, asks=d.a, seq=d.u, ts_exchange_ns=ts, ts_recv_ns=ts_recv_ns)
+    if env.type == "delta":
+        return BookDelta(symbol=d.s, bids=d.b, asks=d.a, first_seq=d.u, last_seq=d.u, ts_exchange_ns=ts,
+                         ts_recv_ns=ts_recv_ns)
+    raise AdapterError(f"unknown orderbook message type {env.type!r}", exchange=EXCHANGE, raw=frame, symbol=d.s)
+
+
+def parse_v5_trades(env: Envelope, frame: bytes | str, ts_recv_ns: int) -> list[MarketEvent]:
+    try:
+        rows = _v5_trades.decode(env.data)
+    except _Errors as exc:
+        raise AdapterError(f"bad {env.topic} data: {exc}", exchange=EXCHANGE, raw=frame) from None
+    out: list[MarketEvent] = []
+    for t in rows:
+        if not _money_ok(t.p, t.v):
+            raise AdapterError(f"bad trade {t.i}: price {t.p} qty {t.v}", exchange=EXCHANGE, raw=frame, symbol=t.s)
+        out.append(Trade(symbol=t.s, trade_id=t.i, price=t.p, qty=t.v, side=_SIDE[t.S],
+                         ts_exchange_ns=t.T * 1_000_000, ts_recv_ns=ts_recv_ns))
+    return out
+
+
+def parse_legacy_trades(env: Envelope, frame: bytes | str, ts_recv_ns: int) -> list[MarketEvent]:
+    try:
+        rows = _legacy_trades.decode(env.data)
+    except _Errors as exc:
+        raise AdapterError(f"bad {env.topic} data: {exc}", exchange=EXCHANGE, raw=frame) from None
+    out: list[MarketEvent] = []
+    for t in rows:
+        if not _money_ok(t.price, t.size):
+            raise AdapterError(f"bad trade {t.trade_id}: price {t.price} size {t.size}", exchange=EXCHANGE,
+                               raw=frame, symbol=t.symbol)
+        out.append(Trade(symbol=t.symbol, trade_id=t.trade_id, price=t.price, qty=t.size, side=_SIDE[t.side],
+                         ts_exchange_ns=t.trade_time_ms * 1_000_000, ts_recv_ns=ts_recv_ns))
+    return out
+
+
+class LegacyBooks:
+    """The ``id -> price`` memory the legacy id-keyed format forces on a parser.
+
+    Keyed per symbol by ``(id, side)``. A symbol's map exists only after its snapshot; deltas
+    for other symbols are ignored (nothing to apply them to). Every message is validated in
+    full before the map changes, so a rejected frame leaves the decoder as it was.
+    """
+
+    __slots__ = ("_prices",)
+
+    def __init__(self) -> None:
+        self._prices: dict[str, dict[tuple[int, str], float]] = {}
+
+    def parse(self, env: Envelope, frame: bytes | str, ts_recv_ns: int) -> list[MarketEvent]:
+        topic = env.topic or ""
+        symbol = topic.rsplit(".", 1)[-1]
+        if not symbol:
+            raise AdapterError(f"no symbol in topic {topic!r}", exchange=EXCHANGE, raw=frame)
+        ts = (env.timestamp_e6 or 0) * 1_000
+        seq = env.cross_seq
+        if seq is not None and seq < 0:
+            raise AdapterError(f"negative cross_seq {seq}", exchange=EXCHANGE, raw=frame, symbol=symbol)
+        if env.type == "snapshot":
+            return [self._snapshot(env, symbol, seq, ts, frame, ts_recv_ns)]
+        if env.type == "delta":
+            return self._delta(env, symbol, seq, ts, frame, ts_recv_ns)
+        raise AdapterError(f"unknown {topic} type {env.type!r}", exchange=EXCHANGE, raw=frame, symbol=symbol)
+
+    def _snapshot(self, env: Envelope, symbol: str, seq: int | None, ts: int, frame: bytes | str,
+                  ts_recv_ns: int) -> BookSnapshot:
+        try:
+            data = _legacy_snapshot.decode(env.data)
+        except _Errors as exc:
+            raise AdapterError(f"bad snapshot data: {exc}", exchange=EXCHANGE, raw=frame, symbol=symbol) from None
+        rows = data.order_book if isinstance(data, LegacyLinearSnapshot) else data
+        prices: dict[tuple[int, str], float] = {}
+        bids: list[tuple[float, float]] = []
+        asks: list[tuple[float, float]] = []
+        for r in rows:
+            if r.price is None or r.size is None:
+                raise AdapterError(f"snapshot row {r.id} without price or size", exchange=EXCHANGE, raw=frame,
+                                   symbol=symbol)
+            prices[(r.id, r.side)] = r.price
+            (bids if r.side == "Buy" else asks).append((r.price, r.size))
+        self._prices[symbol] = prices
+        return BookSnapshot(symbol=symbol, bids=bids, asks=asks, seq=seq, ts_exchange_ns=ts, ts_recv_ns=ts_recv_ns)
+
+    def _delta(self, env: Envelope, symbol: str, seq: int | None, ts: int, frame: bytes | str,
+               ts_recv_ns: int) -> list[MarketEvent]:
+        try:
+            d = _legacy_delta.decode(env.data)
+        except _Errors as exc:
+            raise AdapterError(f"bad delta data: {exc}", exchange=EXCHANGE, raw=frame, symbol=symbol) from None
+        known = self._prices.get(symbol)
+        if known is None:
+            return []  # no snapshot yet for this symbol: nothing to apply the rows to
+        bids: list[tuple[float, float]] = []
+        asks: list[tuple[float, float]] = []
+        removed: list[tuple[int, str]] = []
+        added: list[tuple[tuple[int, str], float]] = []
+        for r in d.delete:
+            key = (r.id, r.side)
+            price = known.get(key, r.price)
+            if price is None or key not in known:
+                raise AdapterError(f"delete for unknown id {r.id} ({r.side})", exchange=EXCHANGE, raw=frame,
+                                   symbol=symbol)
+            removed.append(key)
+            (bids if r.side == "Buy" else asks).append((price, 0.0))
+        for r in d.update:
+            key = (r.id, r.side)
+            price = known.get(key)
+            if price is None or r.size is None:
+                raise AdapterError(f"update for unknown id {r.id} ({r.side}) or without size", exchange=EXCHANGE,
+                                   raw=frame, symbol=symbol)
+            if r.price is not None and r.price != price:
+                raise AdapterError(f"update moves id {r.id} from {price} to {r.price}", exchange=EXCHANGE,
+                                   raw=frame, symbol=symbol)
+            (bids if r.side == "Buy" else asks).append((price, r.size))
+        for r in d.insert:
+            if r.price is None or r.size is None:
+                raise AdapterError(f"insert row {r.id} without price or size", exchange=EXCHANGE, raw=frame,
+                                   symbol=symbol)
+            added.append(((r.id, r.side), r.price))
+            (bids if r.side == "Buy" else asks).append((r.price, r.size))
+        for key in removed:
+            del known[key]
+        for key, price in added:
+            known[key] = price
+        return [BookDelta(symbol=symbol, bids=bids, asks=asks, first_seq=seq, last_seq=seq, ts_exchange_ns=ts,
+                          ts_recv_ns=ts_recv_ns)]
+
+
+def decode(frame: bytes | str, ts_recv_ns: int, legacy: LegacyBooks) -> list[MarketEvent]:
+    """Decode any Bybit public frame (v5 or legacy v2; unknown topics ``[]``).
+
+    Raises:
+        AdapterError: not a JSON object, or a book/trade body is malformed.
+    """
+    try:
+        env = _envelope.decode(frame)
+    except _Errors as exc:
+        raise AdapterError(f"bad frame: {exc}", exchange=EXCHANGE, raw=frame) from None
+    topic = env.topic
+    if topic is None:
+        if env.success is False:
+            return [VenueNotice(kind="error", message=f"{env.op or 'request'} failed: {env.ret_msg}")]
+        return []  # subscribe acks and pongs (both shapes, §6.5)
+    if topic.startswith("orderbook."):
+        return [parse_v5_book(env, frame, ts_recv_ns)]
+    if topic.startswith(_LEGACY_BOOK_PREFIXES):
+        return legacy.parse(env, frame, ts_recv_ns)
+    if topic.startswith("publicTrade."):
+        return parse_v5_trades(env, frame, ts_recv_ns)
+    if topic.startswith("trade."):
+        return parse_legacy_trades(env, frame, ts_recv_ns)
+    return []
+
+
+def parse_rest_snapshot(body: bytes | str | Mapping[str, Any], symbol: str | None, ts_recv_ns: int) -> BookSnapshot:
+    """``GET /v5/market/orderbook`` body (raw, or the dict ccxt's
+    ``public_get_v5_market_orderbook`` returns) -> ``BookSnapshot(seq=u, source=REST)``.
+
+    Raises:
+        AdapterError: malformed body or ``retCode != 0``.
+    """
+    try:
+        if isinstance(body, (bytes, str)):
+            parsed = _rest.decode(body)
+        else:
+            parsed = msgspec.convert(body, V5RestBody, strict=False)
+    except _Errors as exc:
+        raise AdapterError(f"bad orderbook body: {exc}", exchange=EXCHANGE, raw=str(body), symbol=symbol) from None
+    if parsed.retCode != 0 or parsed.result is None:
+        raise AdapterError(f"orderbook request failed: {parsed.retCode} {parsed.retMsg}", exchange=EXCHANGE,
+                           raw=str(body), symbol=symbol)
+    r = parsed.result
+    return BookSnapshot(symbol=r.s or symbol or "", bids=r.b, asks=r.a, seq=r.u, source=SnapshotSource.REST,
+                        ts_exchange_ns=r.ts * 1_000_000, ts_recv_ns=ts_recv_ns)

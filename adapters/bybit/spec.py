@@ -1,0 +1,64 @@
+"""Bybit capabilities and wire dialogue.
+
+Sources: bybit-exchange/docs ``docs/v5/websocket/public/orderbook.mdx``,
+``docs/v5/market/orderbook.mdx``, ``docs/v5/ws/connect`` (exchange-protocols.md §6).
+``orderbook.{1|50|200|1000}`` pushes a snapshot on subscribe (and may re-send one at any
+time), and ``u`` is only promised to increase (``MONOTONIC_ONLY``: a jump is not a documented
+gap signal, so only snapshots repair drift). Recovery is a resubscribe. The REST book's
+``u`` "corresponds to ``u`` in the 1000-level stream" only, so it is not declared as a
+splice path (``rest_snapshot=False``); ``parse_rest_snapshot`` still reads it. Client ping
+``{"op":"ping"}`` every 20 s (Bybit's recommendation); idle connections close after 10 min.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
+
+CAPABILITIES = ExchangeCapabilities(
+    venue="bybit",
+    sequence_model=SequenceModel.MONOTONIC_ONLY,
+    splice_rule=SpliceRule.MONOTONIC,
+    ws_splice_rule=SpliceRule.MONOTONIC,
+    ws_snapshot_on_subscribe=True,
+    rest_snapshot=False,
+    rest_snapshot_depth=1000,
+    ping_interval_s=20.0,
+    pong_timeout_s=10.0,
+)
+
+WS_URL_LINEAR = "wss://stream.bybit.com/v5/public/linear"
+DEFAULT_DEPTH = 50
+_DEPTHS = (1, 50, 200, 1000)
+_MAX_ARGS = 10  # spot allows at most 10 args per subscribe request (§6.1)
+
+
+def topics(symbols: Sequence[str], depth: int | None = None) -> list[str]:
+    d = depth or DEFAULT_DEPTH
+    if d not in _DEPTHS:
+        d = min((x for x in _DEPTHS if x >= d), default=1000)
+    return [f"orderbook.{d}.{s}" for s in symbols]
+
+
+def ws_url(base: str, symbols: Sequence[str]) -> str:
+    return base.rstrip("/")
+
+
+def _batches(args: list[str], op: str) -> list[str]:
+    return [orjson.dumps({"req_id": f"{op}-{i}", "op": op, "args": args[i:i + _MAX_ARGS]}).decode()
+            for i in range(0, len(args), _MAX_ARGS)]
+
+
+def subscribe_messages(symbols: Sequence[str], depth: int | None = None) -> list[str]:
+    return _batches(topics(symbols, depth), "subscribe")
+
+
+def unsubscribe_messages(symbols: Sequence[str], depth: int | None = None) -> list[str]:
+    return _batches(topics(symbols, depth), "unsubscribe")
+
+
+def ping_message() -> str:
+    return '{"op":"ping"}'

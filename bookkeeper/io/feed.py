@@ -1,0 +1,276 @@
+"""Feed: the public entry point a market-making bot uses.
+
+A :class:`Feed` owns one :class:`~bookkeeper.io.stream.StreamDriver` (one WebSocket
+connection for all its symbols, one ``BookSession`` per symbol), the REST client that takes
+snapshots, the disconnect records and the metrics. Defaults point at the real exchange;
+give it the simulator's URLs and the same code runs against the simulator::
+
+    async with Feed("binance", ["BTCUSDT", "ETHUSDT"]) as feed:
+        await feed.wait_synced("BTCUSDT", timeout=10)
+        book = feed.book("BTCUSDT")        # raises InvalidState unless SYNCED
+        print(feed.state("BTCUSDT"), feed.last_seq("BTCUSDT"), book.best_bid())
+        async for update in feed.updates():
+            ...
+
+Against a local simulator (no real exchange contacted)::
+
+    async with SimExchange(venues=("binance",)) as sim:
+        async with Feed("binance", ["BTCUSDT"], ws_url=sim.urls("binance")["ws_root"],
+                        rest_config=sim.ccxt_config("binance")) as feed:
+        ...
+
+A book that is not ``SYNCED`` is never presented as valid: :meth:`Feed.book` raises, and
+``updates()`` only reports books that are synced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bookkeeper.actions import StateChanged, SyncState
+from bookkeeper.book import L2Book
+from bookkeeper.errors import InvalidState, UsageError
+from bookkeeper.policy import BreakerState
+
+from .clock import SYSTEM_CLOCK, Clock, Sleep, real_sleep
+from .metrics import FeedMetrics
+from .records import RecordWriter
+from .rest import CcxtRestClient, RestClient
+from .stream import BookUpdate, DriverConfig, Journal, StreamDriver
+from .ws import TransportFactory
+
+__all__ = ["DEFAULT_WS_URLS", "Feed"]
+
+log = logging.getLogger("bookkeeper.io.feed")
+
+#: Production WebSocket roots (exchange-protocols.md §3.1, §4.1, §5.1, §7.1); the adapter's
+#: ``ws_url(root, symbols)`` appends the path (``/stream?streams=..``, ``/ws/v5/public``, ``/v2``).
+DEFAULT_WS_URLS: dict[str, str] = {
+    "binance": "wss://stream.binance.com:9443",
+    "binance_usdm": "wss://fstream.binance.com",
+    "binance_coinm": "wss://dstream.binance.com",
+    "okx": "wss://ws.okx.com:8443",
+    "kraken": "wss://ws.kraken.com",
+}
+
+
+class _UpdateQueue:
+    """A bounded per-consumer queue: a slow consumer loses the *oldest* updates (the book
+    itself is always current; an update only says "look again")."""
+
+    __slots__ = ("_items", "_event", "dropped", "closed")
+
+    def __init__(self, maxlen: int) -> None:
+        self._items: deque[BookUpdate] = deque(maxlen=maxlen)
+        self._event = asyncio.Event()
+        self.dropped = 0
+        self.closed = False
+
+    def put(self, update: BookUpdate) -> None:
+        if len(self._items) == self._items.maxlen:
+            self.dropped += 1
+        self._items.append(update)
+        self._event.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._event.set()
+
+    async def get(self) -> BookUpdate | None:
+        while not self._items:
+            if self.closed:
+                return None
+            self._event.clear()
+            await self._event.wait()
+        return self._items.popleft()
+
+
+class Feed:
+    """Live, self-healing L2 books for some symbols of one venue.
+
+    Args:
+        exchange: registry name (``binance``, ``okx``, ``kraken`` ...).
+        symbols: the venue's spelling (``BTCUSDT``, ``BTC-USDT``, ``BTC/USD``).
+        ws_url: WebSocket root (scheme, host, port; the adapter adds the path); ``None``
+            uses :data:`DEFAULT_WS_URLS` (the real venue).
+        rest_config: ccxt constructor config (URL overrides for the simulator); ignored
+            when ``rest`` is given.
+        rest: a ready REST client (tests pass fakes); the feed does not close it.
+        config: driver tunables (backoff, breaker, keepalive, startup jitter ...).
+        records_path: append disconnect records to this JSONL file.
+        records: a ready :class:`RecordWriter` (overrides ``records_path``).
+        metrics: a ready :class:`FeedMetrics` (a private registry by default).
+        clock, sleep, seed: time sources and jitter seed (fakes in tests).
+        transport_factory: builds the WebSocket transport per attempt.
+        journal: serves missed deltas (``ReplayDeltas``).
+        on_update: called for every change of a synced book.
+        on_state: called for every sync-state change.
+        updates_maxlen: per-consumer bound of :meth:`updates`.
+
+    Raises:
+        UsageError: unknown venue, no symbols, or no default URL for the venue.
+    """
+
+    def __init__(
+        self,
+        exchange: str,
+        symbols: Sequence[str],
+        *,
+        ws_url: str | None = None,
+        rest_config: Mapping[str, Any] | None = None,
+        rest: RestClient | None = None,
+        config: DriverConfig | None = None,
+        records_path: str | Path | None = None,
+        records: RecordWriter | None = None,
+        metrics: FeedMetrics | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        sleep: Sleep = real_sleep,
+        seed: int | None = None,
+        transport_factory: TransportFactory | None = None,
+        journal: Journal | None = None,
+        on_update: Callable[[BookUpdate], None] | None = None,
+        on_state: Callable[[StateChanged], None] | None = None,
+        updates_maxlen: int = 1024,
+    ) -> None:
+        from bookkeeper.adapters import get_adapter  # adapters are looked up, never imported by name
+
+        if not symbols:
+            raise UsageError("a Feed needs at least one symbol")
+        self._adapter = get_adapter(exchange)
+        base = ws_url if ws_url is not None else DEFAULT_WS_URLS.get(exchange)
+        if base is None:
+            raise UsageError(f"no default WebSocket URL for {exchange!r}; pass ws_url=", venue=exchange)
+        self._owns_rest = rest is None
+        self._rest: RestClient = rest if rest is not None else CcxtRestClient(self._adapter, config=rest_config,
+                                                                              clock=clock)
+        self.records = records if records is not None else RecordWriter(records_path)
+        self.metrics = metrics if metrics is not None else FeedMetrics()
+        self._user_update = on_update
+        self._user_state = on_state
+        self._queues: set[_UpdateQueue] = set()
+        self._maxlen = updates_maxlen
+        self._synced: dict[str, asyncio.Event] = {}
+        self._driver = StreamDriver(
+            self._adapter, list(dict.fromkeys(symbols)), ws_base=base, rest=self._rest,
+            transport_factory=transport_factory, clock=clock, sleep=sleep, seed=seed, config=config,
+            records=self.records, metrics=self.metrics, journal=journal,
+            on_update=self._on_update, on_state=self._on_state,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Start connecting (returns at once; use :meth:`wait_synced`)."""
+        if self._task is None:
+            for symbol in self._driver.sessions:
+                self._synced.setdefault(symbol, asyncio.Event())
+            self._task = asyncio.get_running_loop().create_task(self._driver.run(), name="bookkeeper-feed")
+
+    async def close(self) -> None:
+        """Close the connection, write the ``local_shutdown`` record, end :meth:`updates`."""
+        await self._driver.close()
+        if self._task is not None:
+            await asyncio.wait({self._task})
+        for q in list(self._queues):
+            q.close()
+        if self._owns_rest:
+            await self._rest.close()
+
+    async def __aenter__(self) -> Feed:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ reading
+    def _session(self, symbol: str) -> Any:
+        try:
+            return self._driver.sessions[symbol]
+        except KeyError:
+            raise UsageError(f"{symbol!r} is not a symbol of this feed", symbol=symbol) from None
+
+    def book(self, symbol: str) -> L2Book:
+        """The live local book of ``symbol``, valid only now (do not keep it across awaits).
+
+        Raises:
+            InvalidState: the book is not SYNCED (``.state`` says which state it is in).
+            UsageError: unknown symbol.
+        """
+        session = self._session(symbol)
+        if not session.is_synced:
+            raise InvalidState(f"{symbol} book is {session.state}, not synced", symbol=symbol, state=session.state)
+        return session.book
+
+    def state(self, symbol: str) -> SyncState:
+        """The sync state of ``symbol``'s book."""
+        return self._session(symbol).state
+
+    def last_seq(self, symbol: str) -> int | None:
+        """The venue sequence id last applied to ``symbol``'s book."""
+        return self._session(symbol).last_seq
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._driver.sessions)
+
+    @property
+    def driver(self) -> StreamDriver:
+        return self._driver
+
+    @property
+    def breaker_state(self) -> BreakerState:
+        """The connection's circuit breaker, operator-visible."""
+        return self._driver.breaker_state
+
+    async def wait_synced(self, symbol: str, timeout: float | None = None) -> None:
+        """Wait until ``symbol``'s book is SYNCED.
+
+        Raises:
+            TimeoutError: not synced within ``timeout`` seconds.
+            UsageError: unknown symbol.
+        """
+        session = self._session(symbol)
+        if session.is_synced:
+            return
+        event = self._synced.setdefault(symbol, asyncio.Event())
+        async with asyncio.timeout(timeout):
+            # _on_state keeps the event equal to "is synced", so one wait is normally enough;
+            # the loop covers a book that lost sync again before this task ran.
+            while not session.is_synced:
+                await event.wait()
+
+    async def updates(self) -> AsyncIterator[BookUpdate]:
+        """Every change of a synced book, until the feed closes. Each call is an
+        independent consumer with its own bounded queue."""
+        q = _UpdateQueue(self._maxlen)
+        self._queues.add(q)
+        try:
+            while True:
+                item = await q.get()
+                if item is None:
+                    return
+                yield item
+        finally:
+            self._queues.discard(q)
+
+    # ------------------------------------------------------------------ driver callbacks
+    def _on_update(self, update: BookUpdate) -> None:
+        for q in self._queues:
+            q.put(update)
+        if self._user_update is not None:
+            self._user_update(update)
+
+    def _on_state(self, change: StateChanged) -> None:
+        event = self._synced.setdefault(change.symbol, asyncio.Event())
+        if change.new is SyncState.SYNCED:
+            event.set()
+        else:
+            event.clear()
+        if self._user_state is not None:
+            self._user_state(change)

@@ -1,0 +1,779 @@
+"""StreamDriver: one WebSocket connection, many symbols, one BookSession per symbol.
+
+Theory of operation
+-------------------
+The driver is the only place where the book pipeline meets asyncio::
+
+    transport.recv() ─frame─▶ decoder.decode() ─events─▶ session.handle() ─actions─▶ _run_actions()
+
+It owns, per connection:
+
+- **Reconnects.** :meth:`StreamDriver.run` loops *connect episode → serve → disconnect*.
+  An episode is a tenacity ``AsyncRetrying`` over single connection attempts: delays come
+  from :class:`~bookkeeper.policy.BackoffPolicy` (jittered, capped, ``Retry-After`` as a
+  floor), attempts are bounded, and the injected ``sleep`` does the waiting. Reconnects are
+  singleflight: :meth:`StreamDriver.reconnect` callers that arrive while one is pending
+  share it, and the serve loop is the only code that ever opens a connection.
+- **The circuit breaker.** Every disconnect and every failed attempt is a failure for the
+  :class:`~bookkeeper.policy.CircuitBreaker`; an exhausted episode trips it. When it opens,
+  every session is halted (``session.halt``: a halted book is never served as valid), the
+  driver waits the cool-down, then makes one probe (HALF_OPEN). The probe succeeds when
+  the new connection delivers data; the breaker closes and the sessions it halted are
+  reset and resync from scratch.
+- **Keepalive.** A watchdog task asks the pure :class:`~bookkeeper.policy.Keepalive` what
+  is due, sleeping (injected ``sleep``) until the next deadline: send the venue's ping, or
+  abort the socket with ``PING_TIMEOUT`` / ``IDLE_TIMEOUT``. Only data frames reset the
+  staleness timer; pings, pongs and venue heartbeats do not.
+- **Recovery actions.** ``FetchSnapshot`` runs REST through tenacity (bounded, epoch-tagged:
+  the session ignores a stale answer); ``Resubscribe`` sends unsubscribe + subscribe for that
+  one symbol; ``ReplayDeltas`` asks the journal (or answers ``None``); ``Halt``/``Alert``/
+  ``StateChanged`` are logged, counted and passed to the consumer's callbacks. A gap on one
+  symbol never touches another symbol's session.
+- **Telemetry.** One :class:`~bookkeeper.io.records.DisconnectRecord` per disconnect (and
+  per failed connection attempt), written once its reconnect and recovery are known.
+
+On reconnect every session gets ``StreamClosed`` then ``StreamOpened``: a sequenced session
+then tries to *resume* (first delta still chains → no snapshot at all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from bookkeeper.actions import (
+    Action,
+    Alert,
+    AlertKind,
+    FetchSnapshot,
+    Halt,
+    PlanKind,
+    ReplayDeltas,
+    Resubscribe,
+    StateChanged,
+    SyncState,
+)
+from bookkeeper.errors import AdapterError, ExchangeRejected, TransportError
+from bookkeeper.events import (
+    BookDelta,
+    BookSnapshot,
+    BookTicker,
+    CloseReason,
+    Fill,
+    SnapshotSource,
+    StreamClosed,
+    StreamOpened,
+    Trade,
+    VenueNotice,
+)
+from bookkeeper.policy import (
+    BackoffPolicy,
+    BreakerPolicy,
+    BreakerState,
+    CircuitBreaker,
+    Keepalive,
+    KeepaliveDecision,
+    KeepalivePolicy,
+)
+from bookkeeper.ports import Adapter, Decoder, LiveSpec
+from bookkeeper.session import BookSession
+from bookkeeper.types import Channel
+
+from .clock import SYSTEM_CLOCK, Clock, Sleep, real_sleep
+from .metrics import FeedMetrics
+from .records import DisconnectRecord, RecordWriter, iso_utc
+from .rest import RestClient
+from .ws import Closure, StreamTransport, TransportFactory, WebsocketsTransport
+
+__all__ = ["BookUpdate", "DriverConfig", "Journal", "StreamDriver", "keepalive_for"]
+
+log = logging.getLogger("bookkeeper.io.stream")
+
+_DATA_TYPES = (BookDelta, BookSnapshot, BookTicker, Trade, Fill)
+_RETRYABLE = (TransportError, ExchangeRejected)
+_PLAN_OF_ACTION: dict[type, str] = {
+    FetchSnapshot: PlanKind.SNAPSHOT_REBUILD.value,
+    Resubscribe: PlanKind.RESUBSCRIBE.value,
+    ReplayDeltas: PlanKind.REPLAY_DELTAS.value,
+    Halt: PlanKind.HALT.value,
+}
+
+
+class BookUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """A synced book changed: read it with ``feed.book(symbol)``."""
+
+    symbol: str
+    seq: int | None
+    ts_recv_ns: int
+
+
+class Journal(Protocol):
+    """A source of missed deltas (redundant line or the shared Redis journal)."""
+
+    async def fetch(self, symbol: str, from_seq: int, to_seq: int | None) -> list[BookDelta] | None:
+        """Deltas covering ``from_seq..to_seq``, or ``None`` when it cannot serve them."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriverConfig:
+    """Tunables of one connection.
+
+    Attributes:
+        backoff: reconnect delays and the attempts per episode.
+        breaker: N disconnects within M seconds open the breaker for a cool-down.
+        keepalive: ping / pong / staleness timing; ``None`` derives it from the venue
+            (:func:`keepalive_for`).
+        snapshot_backoff: REST snapshot retries (its ``max_attempts`` bounds them).
+        startup_jitter_s: upper bound of the random delay before the first connect, so a
+            fleet restarted by one deploy does not reconnect in lock-step.
+        depth: subscribed depth (venues that take one).
+        channel: ``public`` or ``private`` (for records).
+        bot_instance_id: written into every disconnect record.
+    """
+
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    keepalive: KeepalivePolicy | None = None
+    snapshot_backoff: BackoffPolicy = field(
+        default_factory=lambda: BackoffPolicy(base_s=0.5, cap_s=10.0, max_attempts=3, first_delay_s=0.0))
+    startup_jitter_s: float = 1.0
+    depth: int | None = None
+    channel: Channel = Channel.PUBLIC
+    bot_instance_id: str = "bookkeeper"
+
+
+def keepalive_for(adapter: Adapter) -> KeepalivePolicy:
+    """The venue's keepalive: its declared ping interval / pong timeout / staleness limit,
+    else ping every 15 s, pong within 10 s, and 60 s without data counts as idle.
+
+    >>> from bookkeeper.adapters import get_adapter
+    >>> keepalive_for(get_adapter("binance"))
+    KeepalivePolicy(ping_interval_s=15.0, pong_timeout_s=10.0, idle_timeout_s=30.0)
+    """
+    caps = adapter.capabilities
+    return KeepalivePolicy(
+        ping_interval_s=caps.ping_interval_s if caps.ping_interval_s is not None else 15.0,
+        pong_timeout_s=caps.pong_timeout_s if caps.pong_timeout_s is not None else 10.0,
+        idle_timeout_s=caps.idle_timeout_s if caps.idle_timeout_s is not None else 60.0,
+    )
+
+
+class _PolicyWait(wait_base):
+    """tenacity wait strategy backed by the pure :class:`BackoffPolicy`."""
+
+    def __init__(self, policy: BackoffPolicy, rng: random.Random) -> None:
+        self._policy = policy
+        self._rng = rng
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        retry_after = getattr(exc, "retry_after_s", None)
+        return self._policy.delay_s(retry_state.attempt_number, rand=self._rng.random(), retry_after_s=retry_after)
+
+
+class _StopWhenBreakerOpen(stop_base):
+    """Stop an episode as soon as the breaker opens (the cool-down takes over)."""
+
+    def __init__(self, breaker: CircuitBreaker, clock: Clock) -> None:
+        self._breaker = breaker
+        self._clock = clock
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return not self._breaker.allow_attempt(self._clock.monotonic_ns())
+
+
+@dataclass(slots=True)
+class _Recovery:
+    """What is known so far about one disconnect (becomes its record)."""
+
+    record: DisconnectRecord
+    disconnected_ns: int
+    awaiting: set[str]
+    plans: list[str] = field(default_factory=list)
+    reconnected: bool | None = None  # None while the episode runs
+
+    def add_plan(self, kind: str) -> None:
+        if kind not in self.plans:
+            self.plans.append(kind)
+
+
+class StreamDriver:
+    """Drives one connection carrying many symbols' book streams.
+
+    Args:
+        adapter: the venue adapter (must also implement :class:`~bookkeeper.ports.LiveSpec`).
+        symbols: the venue's spelling of each instrument on this connection, or ready-made
+            sessions keyed by symbol.
+        ws_base: the WebSocket base URL (``adapter.ws_url(ws_base, symbols)`` is dialled).
+        rest: REST snapshots (``CcxtRestClient`` in production, fakes in tests).
+        transport_factory: builds one transport per attempt (default:
+            :class:`~bookkeeper.io.ws.WebsocketsTransport` on ``clock``).
+        clock, sleep: time sources (fakes in tests).
+        seed: seeds the jitter RNG (``None``: from the OS).
+        config: see :class:`DriverConfig`.
+        records, metrics: telemetry sinks.
+        journal: serves ``ReplayDeltas``; ``None`` answers every replay with "cannot".
+        on_update: called with a :class:`BookUpdate` whenever a synced book changed.
+        on_state: called with every ``StateChanged``.
+
+    Example (see :class:`bookkeeper.io.feed.Feed` for the usual entry point)::
+
+        driver = StreamDriver(get_adapter("binance"), ["BTCUSDT"], ws_base=url, rest=rest)
+        task = asyncio.create_task(driver.run())
+        ...
+        await driver.close()
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        symbols: Sequence[str] | Mapping[str, BookSession],
+        *,
+        ws_base: str,
+        rest: RestClient,
+        transport_factory: TransportFactory | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        sleep: Sleep = real_sleep,
+        seed: int | None = None,
+        config: DriverConfig | None = None,
+        records: RecordWriter | None = None,
+        metrics: FeedMetrics | None = None,
+        journal: Journal | None = None,
+        on_update: Callable[[BookUpdate], None] | None = None,
+        on_state: Callable[[StateChanged], None] | None = None,
+    ) -> None:
+        if not isinstance(adapter, LiveSpec):
+            raise TypeError(f"adapter {adapter.name!r} has no live wire dialogue (LiveSpec)")
+        self._adapter = adapter
+        self._spec: LiveSpec = adapter
+        self._cfg = config or DriverConfig()
+        if isinstance(symbols, Mapping):
+            self._sessions: dict[str, BookSession] = dict(symbols)
+        else:
+            self._sessions = {s: BookSession(s, adapter.capabilities, depth=self._cfg.depth,
+                                             replay_available=journal is not None) for s in symbols}
+        if not self._sessions:
+            raise ValueError("a StreamDriver needs at least one symbol")
+        self._ws_base = ws_base
+        self._rest = rest
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self._transport_factory: TransportFactory = transport_factory or (lambda: WebsocketsTransport(clock=clock))
+        self._records = records
+        self._metrics = metrics
+        self._journal = journal
+        self._on_update = on_update
+        self._on_state = on_state
+        self._keepalive_policy = self._cfg.keepalive or keepalive_for(adapter)
+        self._ping_message = self._spec.ping_message()
+        self._breaker = CircuitBreaker(self._cfg.breaker)
+        self._breaker_halted: set[str] = set()
+        self._transport: StreamTransport | None = None
+        self._decoder: Decoder | None = None
+        self._keepalive: Keepalive | None = None
+        self._connected_ns = 0
+        self._last_data_ns: int | None = None
+        self._healthy = False
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._reconnect_future: asyncio.Future[bool] | None = None
+        self._episode_attempts = 0
+        self._retry_after_floor_s = 0.0
+        self._recovery: _Recovery | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._aux_tasks: set[asyncio.Task[None]] = set()
+        self.connections = 0  #: connections opened so far
+        self.attempts = 0  #: connection attempts so far (successful or not)
+
+    # ------------------------------------------------------------------ observers
+    @property
+    def sessions(self) -> Mapping[str, BookSession]:
+        return self._sessions
+
+    @property
+    def exchange(self) -> str:
+        return self._adapter.name
+
+    @property
+    def breaker_state(self) -> BreakerState:
+        """The connection's breaker, as an operator sees it now."""
+        return self._breaker.state_at(self._clock.monotonic_ns())
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        """Connect, serve and reconnect until :meth:`close`. Never raises on network
+        failures: they become records, metrics and session states."""
+        self._task = asyncio.current_task()
+        try:
+            jitter = self._cfg.startup_jitter_s * self._rng.random()
+            if jitter > 0:
+                await self._sleep(jitter)
+            initial = True
+            while not self._closing:
+                if self._breaker.state_at(self._clock.monotonic_ns()) is BreakerState.OPEN:
+                    await self._wait_breaker()
+                    continue
+                ok = await self._connect_episode(initial=initial)
+                initial = False
+                if not ok:
+                    continue
+                closure = await self._serve()
+                self._on_disconnect(closure)
+        finally:
+            self._resolve_reconnect(False)
+
+    async def close(self) -> None:
+        """Close the connection (``local_shutdown`` record) and stop :meth:`run`."""
+        if self._closing:
+            return
+        self._closing = True
+        transport = self._transport
+        task = self._task
+        if transport is not None and task is not None and not task.done():
+            await transport.close()  # run() sees the close, writes the record and returns
+            await asyncio.wait({task})
+        elif task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+        for t in [*self._tasks.values(), *self._aux_tasks]:
+            t.cancel()
+        pending = [*self._tasks.values(), *self._aux_tasks]
+        if pending:
+            await asyncio.wait(pending)
+        self._finish_recovery(force=True)
+
+    async def reconnect(self, reason: CloseReason) -> bool:
+        """Drop the connection and reconnect. Singleflight: callers that arrive while a
+        reconnect is pending share it (one new connection, however many triggers).
+
+        Args:
+            reason: recorded as the ``close_cause`` of the dropped connection.
+
+        Returns:
+            True when a new connection opened, False when the episode failed or we closed.
+        """
+        fut = self._reconnect_future
+        if fut is None or fut.done():
+            fut = asyncio.get_running_loop().create_future()
+            self._reconnect_future = fut
+            if self._transport is not None:
+                self._transport.abort(reason)
+        return await asyncio.shield(fut)
+
+    def _resolve_reconnect(self, ok: bool) -> None:
+        fut = self._reconnect_future
+        if fut is not None and not fut.done():
+            fut.set_result(ok)
+
+    # ------------------------------------------------------------------ connecting
+    async def _connect_episode(self, *, initial: bool) -> bool:
+        """One reconnect episode: bounded attempts through tenacity. True when connected."""
+        now = self._clock.monotonic_ns()
+        probe = self._breaker.state_at(now) is BreakerState.HALF_OPEN
+        if not initial and not probe:
+            delay = self._cfg.backoff.initial_delay_s(rand=self._rng.random())
+            if delay > 0:
+                await self._sleep(delay)
+        self._episode_attempts = 0
+        max_attempts = 1 if probe else self._cfg.backoff.max_attempts
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max_attempts) | _StopWhenBreakerOpen(self._breaker, self._clock),
+            wait=_PolicyWait(self._cfg.backoff, self._rng),
+            retry=retry_if_exception_type(_RETRYABLE),
+            sleep=self._sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self._open_once()
+        except _RETRYABLE as exc:
+            now = self._clock.monotonic_ns()
+            self._retry_after_floor_s = getattr(exc, "retry_after_s", None) or 0.0
+            if self._breaker.state_at(now) is not BreakerState.OPEN:
+                self._breaker.trip(now)  # attempts exhausted: stop hammering the venue
+            log.warning("%s: reconnect failed after %d attempts (%s); circuit breaker open",
+                        self.exchange, self._episode_attempts, exc)
+            rec = self._recovery
+            if rec is not None:
+                rec.record.reconnect_attempt = self._episode_attempts
+                rec.reconnected = False
+                self._finish_recovery()
+            self._resolve_reconnect(False)
+            return False
+        return True
+
+    def _log_retry(self, rs: RetryCallState) -> None:
+        exc = rs.outcome.exception() if rs.outcome is not None else None
+        delay = rs.next_action.sleep if rs.next_action is not None else 0.0
+        log.info("%s: connection attempt %d failed (%s); next in %.2fs", self.exchange, rs.attempt_number,
+                 exc, delay)
+
+    async def _open_once(self) -> None:
+        """One connection attempt: connect and subscribe every symbol."""
+        self._episode_attempts += 1
+        self.attempts += 1
+        if self._metrics is not None and self._recovery is not None:
+            self._metrics.reconnect_attempts.labels(exchange=self.exchange).inc()
+        transport = self._transport_factory()
+        symbols = list(self._sessions)
+        try:
+            await transport.connect(self._spec.ws_url(self._ws_base, symbols))
+            for msg in self._spec.subscribe_messages(symbols, self._cfg.depth):
+                await transport.send(msg)
+        except _RETRYABLE as exc:
+            closure: Closure | None = getattr(exc, "closure", None) or transport.closure
+            if closure is not None:
+                self._attempt_failed(closure)
+            raise
+        self._transport = transport
+        self.connections += 1
+
+    def _attempt_failed(self, closure: Closure) -> None:
+        """A connection attempt failed: count it, and record it (its own record)."""
+        now = self._clock.monotonic_ns()
+        self._breaker.record_failure(now)
+        if self._metrics is not None:
+            self._metrics.disconnects.labels(exchange=self.exchange, cause=closure.reason.value).inc()
+        if self._records is not None:
+            self._records.write(DisconnectRecord(
+                ts=iso_utc(self._clock.time_ns()), bot_instance_id=self._cfg.bot_instance_id,
+                exchange=self.exchange, channel=self._cfg.channel.value, close_code=closure.code,
+                close_cause=closure.reason.value, last_message_ago_ms=self._ago_ms(now), uptime_seconds=0.0,
+                reconnect_attempt=self._episode_attempts, reconnect_success=False,
+            ))
+
+    async def _wait_breaker(self) -> None:
+        """Breaker open: halt every book, wait the cool-down, then let run() probe."""
+        now = self._clock.monotonic_ns()
+        if self._metrics is not None:
+            self._metrics.breaker_open.labels(exchange=self.exchange).set(1)
+        reason = f"circuit breaker open (opened {self._breaker.opens} time(s); " \
+                 f"cool-down {self._breaker.policy.cooldown_s:g}s)"
+        for symbol, session in self._sessions.items():
+            actions = session.halt(reason)
+            if actions:
+                self._breaker_halted.add(symbol)
+                self._run_actions(session, actions)
+        self._finish_recovery()
+        delay = max(self._breaker.cooldown_remaining_s(now), self._retry_after_floor_s)
+        self._retry_after_floor_s = 0.0
+        log.warning("%s: %s; probing again in %.2fs", self.exchange, reason, delay)
+        if delay > 0:
+            await self._sleep(delay)
+
+    # ------------------------------------------------------------------ serving
+    async def _serve(self) -> Closure:
+        """Read frames until the connection ends; returns how it ended."""
+        transport = self._transport
+        assert transport is not None
+        now = self._clock.monotonic_ns()
+        self._connected_ns = now
+        self._healthy = False
+        self._decoder = self._adapter.new_decoder()
+        self._keepalive = Keepalive(self._keepalive_policy, now_ns=now)
+        rec = self._recovery
+        if rec is not None:
+            rec.reconnected = True
+            rec.record.reconnect_attempt = self._episode_attempts
+            rec.record.reconnect_success = True
+            rec.record.reconnect_latency_ms = (now - rec.disconnected_ns) // 1_000_000
+            if self._metrics is not None:
+                self._metrics.reconnect_successes.labels(exchange=self.exchange).inc()
+        self._resolve_reconnect(True)
+        opened = StreamOpened(ts_ns=self._clock.time_ns(), attempt=self._episode_attempts)
+        for session in self._sessions.values():
+            self._run_actions(session, session.handle(opened))
+        watchdog = None
+        if self._keepalive_policy.enabled:
+            watchdog = asyncio.create_task(self._watchdog(transport, self._keepalive))
+        closure: Closure | None = None
+        try:
+            while True:
+                try:
+                    frame = await transport.recv()
+                except TransportError as exc:
+                    closure = getattr(exc, "closure", None) or transport.closure
+                    break
+                self._on_frame(frame.data, frame.ts_recv_ns, frame.mono_ns)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+                await asyncio.wait({watchdog})
+            self._transport = None
+        if closure is None:
+            closure = Closure(reason=CloseReason.ABNORMAL_CLOSURE, code=1006, detail="connection ended")
+        return closure
+
+    async def _watchdog(self, transport: StreamTransport, ka: Keepalive) -> None:
+        """Sleep until the next keepalive deadline and do what the policy says is due."""
+        clock = self._clock
+        while True:
+            now = clock.monotonic_ns()
+            due = ka.next_check_ns(now)
+            if due is None:
+                return
+            if due > now:
+                await self._sleep((due - now) / 1e9)
+                continue
+            decision = ka.check(now)
+            if decision is KeepaliveDecision.SEND_PING:
+                ka.on_ping_sent(now)
+                try:
+                    await transport.ping(self._ping_message, lambda: ka.on_frame(clock.monotonic_ns()))
+                except TransportError:
+                    return  # the reader sees the same failure and reports it
+            elif decision is KeepaliveDecision.PING_TIMEOUT:
+                log.info("%s: no pong within %ss; dropping the connection", self.exchange,
+                         self._keepalive_policy.pong_timeout_s)
+                transport.abort(CloseReason.PING_TIMEOUT)
+                return
+            elif decision is KeepaliveDecision.IDLE_TIMEOUT:
+                log.info("%s: no data for %ss; dropping the connection", self.exchange,
+                         self._keepalive_policy.idle_timeout_s)
+                transport.abort(CloseReason.IDLE_TIMEOUT)
+                return
+
+    def _on_frame(self, data: str | bytes, ts_recv_ns: int, mono_ns: int) -> None:
+        ka = self._keepalive
+        assert ka is not None and self._decoder is not None
+        if data == "pong" or data == b"pong":
+            # OKX answers the text ping with the text pong (not JSON, so not for the decoder).
+            ka.on_frame(mono_ns)
+            return
+        try:
+            events = self._decoder.decode(data, ts_recv_ns)
+        except AdapterError as exc:
+            ka.on_frame(mono_ns)
+            session = self._sessions.get(exc.symbol) if exc.symbol else None  # type: ignore[attr-defined]
+            log.warning("%s: undecodable frame: %s", self.exchange, exc)
+            if session is not None:
+                self._run_actions(session, session.on_invalid_input(str(exc)))
+            return
+        if any(isinstance(e, _DATA_TYPES) for e in events):
+            ka.on_data(mono_ns)
+            self._last_data_ns = mono_ns
+            if not self._healthy:
+                self._healthy = True
+                self._on_healthy(mono_ns)
+        else:
+            ka.on_frame(mono_ns)
+        for event in events:
+            symbol = getattr(event, "symbol", None)
+            session = self._sessions.get(symbol) if symbol is not None else None
+            if session is None:
+                if isinstance(event, VenueNotice):
+                    log.warning("%s: venue notice %s: %s", self.exchange, event.kind, event.message)
+                continue
+            was_ws_snapshot = type(event) is BookSnapshot and event.source is SnapshotSource.WS
+            actions = session.handle(event)
+            if actions:
+                if was_ws_snapshot:
+                    self._note_ws_snapshot(session, actions)
+                self._run_actions(session, actions)
+            if session.is_synced and isinstance(event, (BookDelta, BookSnapshot)) and self._on_update is not None:
+                self._on_update(BookUpdate(symbol=session.symbol, seq=session.last_seq, ts_recv_ns=ts_recv_ns))
+
+    def _on_healthy(self, now_ns: int) -> None:
+        """The connection delivered data: a HALF_OPEN breaker closes; books it halted resync."""
+        before = self._breaker.state_at(now_ns)
+        after = self._breaker.record_success(now_ns)
+        if before is BreakerState.HALF_OPEN and after is BreakerState.CLOSED:
+            log.info("%s: probe succeeded; circuit breaker closed", self.exchange)
+            if self._metrics is not None:
+                self._metrics.breaker_open.labels(exchange=self.exchange).set(0)
+            for symbol in sorted(self._breaker_halted):
+                session = self._sessions[symbol]
+                if session.state is SyncState.HALTED:
+                    self._run_actions(session, session.reset())
+            self._breaker_halted.clear()
+
+    # ------------------------------------------------------------------ disconnects
+    def _ago_ms(self, now: int) -> int | None:
+        return None if self._last_data_ns is None else (now - self._last_data_ns) // 1_000_000
+
+    def _on_disconnect(self, closure: Closure) -> None:
+        now = self._clock.monotonic_ns()
+        self._finish_recovery(force=True)  # an older disconnect still recovering: write what is known
+        local = closure.reason is CloseReason.LOCAL_SHUTDOWN
+        if not local:
+            self._breaker.record_failure(now)
+        if self._metrics is not None:
+            self._metrics.disconnects.labels(exchange=self.exchange, cause=closure.reason.value).inc()
+        record = DisconnectRecord(
+            ts=iso_utc(self._clock.time_ns()), bot_instance_id=self._cfg.bot_instance_id, exchange=self.exchange,
+            channel=self._cfg.channel.value, close_code=closure.code, close_cause=closure.reason.value,
+            last_message_ago_ms=self._ago_ms(now),
+            uptime_seconds=round((now - self._connected_ns) / 1e9, 3),
+        )
+        level = logging.INFO if closure.reason in (CloseReason.ABNORMAL_CLOSURE, CloseReason.SERVER_CLOSE,
+                                                   CloseReason.LOCAL_SHUTDOWN) else logging.WARNING
+        log.log(level, "%s: connection ended: %s (code %s) %s", self.exchange, closure.reason, closure.code,
+                closure.detail)
+        awaiting = {s for s, sess in self._sessions.items() if sess.state is not SyncState.HALTED}
+        self._recovery = _Recovery(record=record, disconnected_ns=now, awaiting=awaiting)
+        if local and self._closing:
+            self._recovery.reconnected = False
+        closed = StreamClosed(reason=closure.reason, code=closure.code, ts_ns=self._clock.time_ns())
+        for session in self._sessions.values():
+            self._run_actions(session, session.handle(closed))
+        if local and self._closing:
+            self._finish_recovery(force=True)
+
+    def _note_ws_snapshot(self, session: BookSession, actions: list[Action]) -> None:
+        rec = self._recovery
+        if rec is None or session.symbol not in rec.awaiting:
+            return
+        for a in actions:
+            if type(a) is StateChanged and a.new is SyncState.SYNCED and a.plan is not PlanKind.RESUME:
+                rec.add_plan(PlanKind.RESUBSCRIBE.value)  # synced from the venue's WS snapshot
+                if self._metrics is not None:
+                    self._metrics.snapshots.labels(exchange=self.exchange, kind="ws").inc()
+
+    def _finish_recovery(self, *, force: bool = False) -> None:
+        """Write the pending disconnect record once reconnect and recovery are known."""
+        rec = self._recovery
+        if rec is None:
+            return
+        if not force and (rec.reconnected is None or rec.awaiting):
+            return
+        self._recovery = None
+        rec.record.plan = list(rec.plans)
+        if self._records is not None:
+            self._records.write(rec.record)
+
+    # ------------------------------------------------------------------ actions
+    def _run_actions(self, session: BookSession, actions: Iterable[Action]) -> None:
+        """Execute what a session asked for. Never raises into the read loop."""
+        rec = self._recovery
+        metrics = self._metrics
+        venue = self.exchange
+        for a in actions:
+            t = type(a)
+            if rec is not None and session.symbol in rec.awaiting:
+                kind = _PLAN_OF_ACTION.get(t)
+                if kind is not None:
+                    rec.add_plan(kind)
+            if t is FetchSnapshot:
+                self._spawn_snapshot(session, a)  # type: ignore[arg-type]
+            elif t is Resubscribe:
+                self._spawn(self._resubscribe(session.symbol))
+            elif t is ReplayDeltas:
+                if self._journal is None:
+                    self._run_actions(session, session.on_replay(None))
+                else:
+                    self._spawn(self._replay(session, a))  # type: ignore[arg-type]
+            elif t is Halt:
+                log.warning("%s %s: HALTED: %s", venue, a.symbol, a.reason)  # type: ignore[union-attr]
+            elif t is Alert:
+                assert isinstance(a, Alert)
+                log.warning("%s %s: %s: %s", venue, a.symbol, a.kind, a.reason)
+                if a.kind is AlertKind.GAP:
+                    if metrics is not None:
+                        metrics.gaps.labels(exchange=venue, symbol=a.symbol).inc()
+                        if a.missed:
+                            metrics.missed_messages.labels(exchange=venue, symbol=a.symbol).inc(a.missed)
+                    if rec is not None and a.missed:
+                        rec.record.missed_messages_count += a.missed
+            elif t is StateChanged:
+                assert isinstance(a, StateChanged)
+                log.info("%s %s: %s -> %s (%s)", venue, a.symbol, a.old, a.new, a.reason)
+                if metrics is not None:
+                    metrics.set_state(venue, a.symbol, a.new)
+                    if a.new is SyncState.SYNCED and a.plan is PlanKind.RESUME:
+                        metrics.snapshots_avoided.labels(exchange=venue, kind="resume").inc()
+                    elif a.new is SyncState.SYNCED and a.plan is PlanKind.REPLAY_DELTAS:
+                        metrics.snapshots_avoided.labels(exchange=venue, kind="replay").inc()
+                if rec is not None and a.symbol in rec.awaiting:
+                    # Other rungs are recorded from their actions; these two have none
+                    # (a resume needs nothing; a venue without ids waits for the snapshot
+                    # the reconnect's subscribe brings).
+                    # (HALT also comes as an action, but after this change took the symbol
+                    # off the awaiting set.)
+                    if a.plan is PlanKind.RESUME or a.plan is PlanKind.RESUBSCRIBE or a.plan is PlanKind.HALT:
+                        rec.add_plan(a.plan.value)
+                    if a.new is SyncState.SYNCED or a.new is SyncState.HALTED:
+                        rec.awaiting.discard(a.symbol)
+                if self._on_state is not None:
+                    self._on_state(a)
+        if rec is not None:
+            self._finish_recovery()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._aux_tasks.add(task)
+        task.add_done_callback(self._aux_tasks.discard)
+
+    def _spawn_snapshot(self, session: BookSession, action: FetchSnapshot) -> None:
+        # A newer request supersedes an older one (its answer would be rejected by epoch anyway).
+        old = self._tasks.get(session.symbol)
+        if old is not None and not old.done():
+            old.cancel()
+        self._tasks[session.symbol] = asyncio.get_running_loop().create_task(self._fetch_snapshot(session, action))
+
+    async def _fetch_snapshot(self, session: BookSession, action: FetchSnapshot) -> None:
+        policy = self._cfg.snapshot_backoff
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.max_attempts),
+            wait=_PolicyWait(policy, self._rng),
+            retry=retry_if_exception_type(TransportError),  # ExchangeRejected / AdapterError: no retry
+            sleep=self._sleep,
+            reraise=True,
+        )
+        snap: BookSnapshot | None = None
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    snap = await self._rest.fetch_snapshot(action.symbol, depth=action.depth)
+        except (TransportError, ExchangeRejected, AdapterError) as exc:
+            log.warning("%s %s: snapshot failed: %s", self.exchange, action.symbol, exc)
+            actions = session.on_snapshot_failed(action.epoch, f"{type(exc).__name__}: {exc}")
+        else:
+            assert snap is not None
+            if self._metrics is not None:
+                self._metrics.snapshots.labels(exchange=self.exchange, kind="rest").inc()
+            actions = session.on_snapshot(snap, epoch=action.epoch)
+        self._run_actions(session, actions)
+        if session.is_synced and self._on_update is not None and snap is not None:
+            self._on_update(BookUpdate(symbol=session.symbol, seq=session.last_seq, ts_recv_ns=snap.ts_recv_ns))
+
+    async def _resubscribe(self, symbol: str) -> None:
+        transport = self._transport
+        if transport is None:
+            return  # the reconnect subscribes every symbol anyway
+        try:
+            for msg in self._spec.unsubscribe_messages([symbol]):
+                await transport.send(msg)
+            for msg in self._spec.subscribe_messages([symbol], self._cfg.depth):
+                await transport.send(msg)
+        except TransportError as exc:
+            log.info("%s %s: resubscribe not sent (%s); the reconnect will subscribe", self.exchange, symbol, exc)
+
+    async def _replay(self, session: BookSession, action: ReplayDeltas) -> None:
+        assert self._journal is not None
+        try:
+            deltas = await self._journal.fetch(action.symbol, action.from_seq, action.to_seq)
+        except (TransportError, ExchangeRejected) as exc:
+            log.warning("%s %s: journal failed: %s", self.exchange, action.symbol, exc)
+            deltas = None
+        self._run_actions(session, session.on_replay(deltas))

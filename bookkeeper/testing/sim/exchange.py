@@ -1,0 +1,447 @@
+"""``SimExchange``: the market engine, the venue servers, the push loop and fault injection.
+
+Theory of operation: one asyncio task (the push loop) wakes every ``push_interval_s``; unless
+paused, it asks the engine for one interval of updates per symbol and hands each batch to the
+symbol's venue server, which turns it into that venue's frames and queues them on every
+subscribed connection (see ``server.py``). Generation and queueing are one synchronous step, so
+a snapshot taken between two ticks is always at a batch boundary. Tests never sleep: they
+``pause()``, ``push()`` exact batches, and ``await wait_sent()``/``wait_subscribed()``, which
+wake on the simulator's own change notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .engine import DEFAULT_SYMBOLS, MarketEngine, SymbolSpec
+from .faults import FRAME_KINDS, FaultKind, FaultPlan, FaultSpec
+from .server import VenueServer
+from .venues.binance import BinanceServer
+from .venues.kraken import KrakenServer
+from .venues.okx import OkxServer
+
+__all__ = ["SimConfig", "SimExchange", "serve", "VENUES"]
+
+logger = logging.getLogger("bookkeeper.sim")
+
+VENUES: Mapping[str, type[VenueServer]] = {
+    "binance": BinanceServer,
+    "okx": OkxServer,
+    "kraken": KrakenServer,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimConfig:
+    """Timing and behaviour knobs (real-venue values in comments).
+
+    Attributes:
+        push_interval_s: engine interval and stream push period (Binance/OKX 0.1 s).
+        binance_ping_interval_s: server protocol ping period (Binance spot 20 s, §3.5).
+        okx_idle_timeout_s: close a connection whose client sent nothing for this long (30 s, §5.5).
+        okx_book_heartbeat_s: empty ``seqId == prevSeqId`` update after this long unchanged (~60 s, §5.2).
+        okx_checksum: send the real signed CRC32 instead of the 2026-06-23 pinned 0 (§5.3).
+        kraken_heartbeat_s: ``{"channel":"heartbeat"}`` period (~1 s, §7.5).
+        stale_lag: how many ids behind the truth a ``stale_snapshot`` answer is.
+        history: seqs kept for ``engine.book_at``.
+    """
+
+    push_interval_s: float = 0.05
+    binance_ping_interval_s: float = 20.0
+    okx_idle_timeout_s: float = 30.0
+    okx_book_heartbeat_s: float = 60.0
+    okx_checksum: bool = False
+    kraken_heartbeat_s: float = 1.0
+    stale_lag: int = 200
+    history: int = 10_000
+
+
+def _default_spec(venue: str, symbol: str) -> SymbolSpec:
+    for spec in DEFAULT_SYMBOLS.get(venue, ()):
+        if spec.symbol == symbol:
+            return spec
+    return SymbolSpec(symbol=symbol, price_decimals=2, qty_decimals=4, mid_price="100.00", typical_qty="1")
+
+
+class SimExchange:
+    """A local multi-venue exchange on 127.0.0.1 with real sockets and fault injection.
+
+    Use as ``async with SimExchange(venues=("binance",), seed=1) as sim: ...``.
+
+    Args:
+        venues: any of ``"binance"``, ``"okx"``, ``"kraken"``.
+        symbols: per venue, wire symbols or :class:`SymbolSpec`; ``None`` = two defaults each
+            (``BTCUSDT``/``ETHUSDT``, ``BTC-USDT``/``ETH-USDT``, ``BTC/USD``/``ETH/USD``).
+        seed: seeds the engine (every symbol's stream) and nothing else.
+        fault_plan: scheduled faults, started with the simulator.
+        push_interval_s: shortcut for ``config.push_interval_s``.
+        config: other knobs, see :class:`SimConfig`.
+        ports: fixed port per venue (default ephemeral).
+        paused: start with the engine paused (use :meth:`push` / :meth:`resume`).
+    """
+
+    def __init__(
+        self,
+        venues: Iterable[str] = ("binance", "okx", "kraken"),
+        symbols: Mapping[str, Sequence[str | SymbolSpec]] | None = None,
+        *,
+        seed: int = 0,
+        fault_plan: FaultPlan | None = None,
+        push_interval_s: float | None = None,
+        config: SimConfig | None = None,
+        ports: Mapping[str, int] | None = None,
+        paused: bool = False,
+    ) -> None:
+        cfg = config or SimConfig()
+        if push_interval_s is not None:
+            cfg = replace(cfg, push_interval_s=push_interval_s)
+        self.config = cfg
+        self.seed = seed
+        self.fault_plan = fault_plan or FaultPlan()
+        self._ports = dict(ports or {})
+        self._paused = paused
+        venue_list = list(venues)
+        for v in venue_list:
+            if v not in VENUES:
+                raise ValueError(f"unknown venue {v!r}; known: {sorted(VENUES)}")
+        specs: dict[str, list[SymbolSpec]] = {}
+        for v in venue_list:
+            chosen = (symbols or {}).get(v) if symbols is not None else None
+            if chosen is None:
+                chosen = DEFAULT_SYMBOLS[v]
+            specs[v] = [s if isinstance(s, SymbolSpec) else _default_spec(v, s) for s in chosen]
+        self.engine = MarketEngine(seed, [s for v in venue_list for s in specs[v]], history=cfg.history)
+        self.servers: dict[str, VenueServer] = {v: VENUES[v](self, specs[v]) for v in venue_list}
+        #: How many times each fault kind acted (see ``faults.py``).
+        self.faults_injected: dict[str, int] = {k.value: 0 for k in FaultKind}
+        self._changed = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._frame_triggers: list[FaultSpec] = []
+        self._started = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind every venue and start the push loop and the fault plan."""
+        for venue, server in self.servers.items():
+            await server.start(self._ports.get(venue, 0))
+        self._started = True
+        self._spawn(self._push_loop())
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for spec in self.fault_plan.faults:
+            if spec.after_frames is not None:
+                self._frame_triggers.append(spec)
+            else:
+                self._spawn(self._scheduled(spec, t0 + (spec.at_s or 0.0)))
+
+    async def stop(self) -> None:
+        """Stop the push loop, the faults and the servers (idempotent)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for server in self.servers.values():
+            await server.stop()
+        self._started = False
+
+    async def __aenter__(self) -> SimExchange:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- addresses ----------------------------------------------------------------------
+
+    def urls(self, venue: str) -> dict[str, str]:
+        """``{"ws": public stream endpoint, "ws_root": ws://host:port, "rest": http://host:port}``.
+
+        For Binance ``ws`` is the host root (append ``/stream?streams=..`` or ``/ws/<stream>``,
+        as with ``wss://stream.binance.com:9443``); for OKX it ends in ``/ws/v5/public``, for
+        Kraken in ``/v2``.
+        """
+        server = self.servers[venue]
+        return {"ws": server.ws_url, "ws_root": server.ws_root, "rest": server.rest_url}
+
+    def ccxt_config(self, venue: str) -> dict[str, Any]:
+        """Constructor config that points a ccxt (async_support) exchange at the simulator.
+
+        URLs are overridden (ccxt deep-merges them), markets are restricted to spot so
+        ``load_markets`` only calls endpoints the simulator serves, and ccxt's client-side
+        throttle is off (override ``enableRateLimit`` to test your own pacing).
+        """
+        rest = self.servers[venue].rest_url
+        if venue == "binance":
+            return {
+                "enableRateLimit": False,
+                "urls": {"api": {"public": f"{rest}/api/v3", "private": f"{rest}/api/v3"}},
+                "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+            }
+        if venue == "okx":
+            return {
+                "enableRateLimit": False,
+                "hostname": rest.removeprefix("http://"),
+                "urls": {"api": {"rest": "http://{hostname}"}},
+                "options": {"fetchMarkets": {"types": ["spot"]}},
+            }
+        if venue == "kraken":
+            return {"enableRateLimit": False, "urls": {"api": {"public": rest, "private": rest}}}
+        raise ValueError(venue)
+
+    def venue_of(self, symbol: str) -> str:
+        """The venue simulating ``symbol``."""
+        for venue, server in self.servers.items():
+            if symbol in server.specs:
+                return venue
+        raise KeyError(symbol)
+
+    # -- engine control -----------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Stop generating updates (connections, pings and heartbeats continue)."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    def push(self, updates: int | None = None, symbols: Iterable[str] | None = None) -> dict[str, int]:
+        """Generate and publish one batch now, paused or not.
+
+        Args:
+            updates: exactly this many engine ids per symbol (``None``: one regime-driven
+                interval, possibly empty).
+            symbols: restrict to these symbols (default all).
+
+        Returns:
+            symbol -> engine seq after the batch.
+        """
+        chosen = set(symbols) if symbols is not None else None
+        out: dict[str, int] = {}
+        for server in self.servers.values():
+            for symbol in server.specs:
+                if chosen is not None and symbol not in chosen:
+                    continue
+                if updates is None:
+                    batch = self.engine.advance(symbol)
+                else:
+                    batch = [self.engine.step(symbol) for _ in range(updates)]
+                server.publish(symbol, batch)
+                out[symbol] = self.engine.seq(symbol)
+        self._check_frame_triggers()
+        self._notify()
+        return out
+
+    async def _push_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.config.push_interval_s
+        next_t = loop.time()
+        while True:
+            next_t += interval
+            await asyncio.sleep(max(0.0, next_t - loop.time()))
+            if not self._paused:
+                self.push()
+
+    # -- waiting (no sleeps) ------------------------------------------------------------
+
+    def _notify(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds, re-checked on every simulator change.
+
+        Raises:
+            TimeoutError: it did not hold within ``timeout_s``.
+        """
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                await self._changed.wait()
+
+    async def wait_sent(
+        self, venue: str | None = None, symbol: str | None = None, seq: int | None = None, timeout_s: float = 10.0
+    ) -> None:
+        """Wait until every subscribed connection's writer has handled frames up to ``seq``.
+
+        "Handled" means written to the socket, or deliberately dropped by a fault. ``seq``
+        defaults to each symbol's current engine seq at call time.
+        """
+        targets: list[tuple[VenueServer, str, int]] = []
+        for v, server in self.servers.items():
+            if venue is not None and v != venue:
+                continue
+            for sym in server.specs:
+                if symbol is None or sym == symbol:
+                    targets.append((server, sym, self.engine.seq(sym) if seq is None else seq))
+        await self.wait_for(
+            lambda: all(self.engine.seq(s) >= q and not srv.pending_for(s, q) for srv, s, q in targets),
+            timeout_s,
+        )
+
+    async def wait_subscribed(self, venue: str, symbol: str, count: int = 1, timeout_s: float = 10.0) -> None:
+        """Wait until at least ``count`` connections of ``venue`` subscribe to ``symbol``."""
+        server = self.servers[venue]
+        await self.wait_for(lambda: len(server.subscribers(symbol)) >= count, timeout_s)
+
+    def connections(self, venue: str) -> int:
+        """Live WebSocket connections of ``venue``."""
+        return len(self.servers[venue].conns)
+
+    # -- faults -------------------------------------------------------------------------
+
+    def _count(self, kind: FaultKind, n: int = 1) -> None:
+        self.faults_injected[kind.value] = self.faults_injected.get(kind.value, 0) + n
+        self._notify()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _targets(self, venue: str | None) -> list[VenueServer]:
+        if venue is None:
+            return list(self.servers.values())
+        return [self.servers[venue]]
+
+    async def inject(self, kind: FaultKind | str, venue: str | None = None, **params: Any) -> int:
+        """Inject one fault now.
+
+        ``abort``, ``stall`` (``duration_s``), ``close_1000`` and ``close_1001`` act on the
+        live connections at once (``conn_index`` picks one, oldest first). ``conn_limit``
+        sets a per-IP cap (``max``, default 1; ``max=None`` lifts it). ``refuse`` with
+        ``outage=True`` stops listening (``duration_s`` to reopen). Every other kind is armed
+        for the next ``count`` (default 1) matching frames/requests/connections.
+
+        Returns:
+            connections affected, or occurrences armed.
+        """
+        k = FaultKind(kind)
+        affected = 0
+        for server in self._targets(venue):
+            if k in (FaultKind.ABORT, FaultKind.STALL, FaultKind.CLOSE_1000, FaultKind.CLOSE_1001):
+                n = server.apply_connection_fault(k, params)
+                if n:
+                    self._count(k, n)
+                affected += n
+            elif k is FaultKind.CONN_LIMIT:
+                server.conn_limit = params.get("max", 1)
+            elif k is FaultKind.REFUSE and params.get("outage"):
+                await server.start_outage(kill_existing=params.get("kill_existing", True))
+                self._count(k)
+                affected += 1
+                if params.get("duration_s") is not None:
+                    self._spawn(self._end_outage_later(server, float(params["duration_s"])))
+            else:
+                count = params.get("count", 1)
+                server.budget.arm(k, count, params)
+                affected += count or 0
+        return affected
+
+    async def _end_outage_later(self, server: VenueServer, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        await server.end_outage()
+
+    async def outage(self, venue: str | None = None, *, kill_existing: bool = True) -> None:
+        """Refuse every connection from now on (listener closed: ECONNREFUSED)."""
+        await self.inject(FaultKind.REFUSE, venue, outage=True, kill_existing=kill_existing)
+
+    async def end_outage(self, venue: str | None = None) -> None:
+        """Listen again on the same ports."""
+        for server in self._targets(venue):
+            await server.end_outage()
+
+    @contextlib.contextmanager
+    def _scoped(self, kind: FaultKind, n: int | None, venue: str | None, params: Mapping[str, Any] | None = None) -> Iterator[None]:
+        armed = [(server, server.budget.arm(kind, n, params)) for server in self._targets(venue)]
+        try:
+            yield
+        finally:
+            for server, cell in armed:
+                server.budget.disarm(kind, cell)
+
+    def drop_frames(self, n: int | None = None, venue: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """Within the scope, drop the next ``n`` data frames (``None``: all of them)."""
+        return self._scoped(FaultKind.DROP, n, venue)
+
+    def duplicate_frames(self, n: int | None = None, venue: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """Within the scope, send the next ``n`` data frames twice."""
+        return self._scoped(FaultKind.DUPLICATE, n, venue)
+
+    def reorder_frames(self, n: int | None = None, venue: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """Within the scope, swap the next ``n`` data frames with their successor."""
+        return self._scoped(FaultKind.REORDER, n, venue)
+
+    def corrupt_checksums(self, n: int | None = None, venue: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """Within the scope, send wrong checksums on the next ``n`` checksum-bearing frames."""
+        return self._scoped(FaultKind.CORRUPT_CHECKSUM, n, venue)
+
+    def rate_limited(self, n: int | None = 1, status: int = 429, retry_after_s: int = 1,
+                     venue: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """Within the scope, answer the next ``n`` requests/upgrades with ``status`` (429/418)."""
+        kind = FaultKind.HTTP_418 if status == 418 else FaultKind.HTTP_429
+        return self._scoped(kind, n, venue, {"retry_after_s": retry_after_s})
+
+    def stale_seq(self, server: VenueServer, symbol: str) -> int:
+        """The id a ``stale_snapshot`` answer is taken at (``lag`` ids behind the truth)."""
+        lag = int(server.budget.params.get(FaultKind.STALE_SNAPSHOT, {}).get("lag", self.config.stale_lag))
+        return max(self.engine.oldest_seq(symbol), self.engine.seq(symbol) - lag)
+
+    async def _scheduled(self, spec: FaultSpec, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - asyncio.get_running_loop().time()))
+        await self._apply_spec(spec)
+
+    async def _apply_spec(self, spec: FaultSpec) -> None:
+        try:
+            await self.inject(spec.kind, spec.venue, **dict(spec.params))
+        except Exception:  # a bad plan entry must not kill the simulator
+            logger.exception("fault %s failed", spec)
+
+    def _check_frame_triggers(self) -> None:
+        if not self._frame_triggers:
+            return
+        due = []
+        for spec in self._frame_triggers:
+            servers = self._targets(spec.venue)
+            if sum(s.frames_published for s in servers) >= (spec.after_frames or 0):
+                due.append(spec)
+        for spec in due:
+            self._frame_triggers.remove(spec)
+            self._spawn(self._apply_spec(spec))
+
+
+async def serve(
+    venues: Iterable[str] = ("binance", "okx", "kraken"),
+    port: int = 0,
+    seed: int = 0,
+    faults: FaultPlan | None = None,
+    print_urls: Callable[[str], Any] = print,
+    config: SimConfig | None = None,
+    ready: Callable[[SimExchange], Awaitable[None] | None] | None = None,
+) -> None:
+    """Run a simulator until cancelled (``bookkeeper sim``).
+
+    Prints one JSON line ``{"venue": {"ws":..,"ws_root":..,"rest":..}, ...}`` once listening.
+    With ``port != 0`` venues listen on ``port``, ``port + 1``, ... in the given order.
+    """
+    venue_list = list(venues)
+    ports = {v: port + i for i, v in enumerate(venue_list)} if port else None
+    async with SimExchange(venue_list, seed=seed, fault_plan=faults, config=config, ports=ports) as sim:
+        print_urls(json.dumps({v: sim.urls(v) for v in venue_list}))
+        if ready is not None:
+            result = ready(sim)
+            if result is not None:
+                await result
+        await asyncio.Event().wait()

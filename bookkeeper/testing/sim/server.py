@@ -1,0 +1,408 @@
+"""One loopback server per venue: WebSocket streams and REST on the same port.
+
+Theory of operation: a :class:`VenueServer` owns a ``websockets.asyncio.server`` listener on
+127.0.0.1. Plain HTTP GETs (what ccxt sends) are answered from ``process_request`` with a
+``Response`` (``Connection: close``), so REST and WebSocket share one port. Each accepted
+WebSocket gets a :class:`ClientConn` with a bounded outbound queue drained by one writer task;
+the writer is where frame faults act (drop / duplicate / reorder / corrupt checksum), so the
+order a client sees is exactly the order the writer produced. The venue subclasses only turn
+engine change sets into their wire frames and answer their REST routes and control messages.
+
+Fault hooks, in the order a connection meets them: ``connection_made`` (``refuse``: the TCP
+connection is reset before any byte is read), ``process_request`` (``http_429``/``http_418``
+with ``Retry-After`` on REST and on the upgrade, then ``conn_limit``), the writer (frame
+faults, ``stall``), and the immediate faults on live connections (``abort``: the transport is
+aborted with no close frame, so the client sees 1006; ``close_1000``/``close_1001``).
+Outage mode closes the listening socket itself, so clients get ECONNREFUSED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import logging
+import socket
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .engine import ChangeSet, SymbolSpec
+from .faults import FaultBudget, FaultKind
+
+if TYPE_CHECKING:
+    from .exchange import SimExchange
+
+__all__ = ["Frame", "ClientConn", "VenueServer", "RestResult", "json_response"]
+
+logger = logging.getLogger("bookkeeper.sim")
+
+#: Outbound frames a slow client may have queued before it is cut off (bounded buffers).
+MAX_QUEUED_FRAMES = 20_000
+
+
+@dataclass(slots=True)
+class Frame:
+    """One outbound text frame.
+
+    ``data`` frames (book snapshots/updates) are subject to frame faults; control replies
+    (acks, pongs, heartbeats) are not. ``seq`` is the last engine seq the frame covers, used by
+    ``SimExchange.wait_sent``. ``corrupt`` builds the same frame with a wrong checksum.
+    """
+
+    text: str
+    symbol: str | None = None
+    seq: int | None = None
+    data: bool = False
+    corrupt: Callable[[], str] | None = None
+
+
+@dataclass(slots=True)
+class RestResult:
+    """A REST answer: status, JSON-able body, extra headers."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str] | None = None
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+    """A ``Connection: close`` JSON response for ``process_request``."""
+    payload = body if isinstance(body, bytes) else orjson.dumps(body)
+    h = Headers()
+    h["Content-Type"] = "application/json;charset=UTF-8"
+    h["Content-Length"] = str(len(payload))
+    h["Connection"] = "close"
+    for k, v in (headers or {}).items():
+        h[k] = v
+    return Response(status, http.HTTPStatus(status).phrase, h, payload)
+
+
+class ClientConn:
+    """Server-side state of one client WebSocket connection."""
+
+    __slots__ = (
+        "ws", "server", "path", "query", "queue", "subs", "stalled", "held", "last_rx",
+        "processed", "tasks", "conn_id", "ip", "pongs",
+    )
+
+    def __init__(self, ws: ServerConnection, server: VenueServer, conn_id: str) -> None:
+        self.ws = ws
+        self.server = server
+        req = ws.request
+        split = urlsplit(req.path if req is not None else "/")
+        self.path = split.path
+        self.query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        self.queue: asyncio.Queue[Frame] = asyncio.Queue()
+        #: Venue-specific subscription state, keyed by symbol.
+        self.subs: dict[str, Any] = {}
+        self.stalled = False
+        self.held: Frame | None = None
+        self.last_rx = asyncio.get_running_loop().time()
+        #: symbol -> last engine seq the writer has processed (sent or dropped) for it.
+        self.processed: dict[str, int] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+        self.conn_id = conn_id
+        #: Pongs received for the server's protocol pings (Binance keepalive).
+        self.pongs = 0
+        peer = ws.remote_address
+        self.ip = peer[0] if peer else "?"
+
+    def send(self, frame: Frame) -> None:
+        """Queue a frame for the writer (never blocks; overflow cuts the client off)."""
+        if self.queue.qsize() >= MAX_QUEUED_FRAMES:
+            # A real venue disconnects a consumer that cannot keep up.
+            self.server.sim._spawn(self.ws.close(1008, "slow consumer"))
+            return
+        self.queue.put_nowait(frame)
+
+    def send_json(self, obj: Any) -> None:
+        self.send(Frame(orjson.dumps(obj).decode()))
+
+
+class VenueServer:
+    """Base class of the per-venue servers (see the module docstring).
+
+    Subclasses set ``venue`` and implement :meth:`rest`, :meth:`ws_path_ok`,
+    :meth:`on_open`, :meth:`on_text` and :meth:`publish`.
+    """
+
+    venue: ClassVar[str] = ""
+
+    def __init__(self, sim: SimExchange, specs: Sequence[SymbolSpec]) -> None:
+        self.sim = sim
+        self.specs: dict[str, SymbolSpec] = {s.symbol: s for s in specs}
+        self.budget = FaultBudget()
+        self.conns: set[ClientConn] = set()
+        self.frames_published = 0
+        self.conn_limit: int | None = None
+        self._servers: list[Server] = []
+        self._port = 0
+        self._next_conn = 0
+        self._outage = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def ws_root(self) -> str:
+        return f"ws://127.0.0.1:{self._port}"
+
+    @property
+    def ws_url(self) -> str:
+        """The public stream endpoint a client connects to (venue-specific path)."""
+        return self.ws_root
+
+    async def start(self, port: int = 0) -> None:
+        """Listen on 127.0.0.1:``port`` (0 = ephemeral)."""
+        await self._listen(port)
+
+    async def _listen(self, port: int) -> None:
+        venue_server = self
+
+        class _Conn(ServerConnection):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                if venue_server.budget.take(FaultKind.REFUSE):
+                    venue_server.sim._count(FaultKind.REFUSE)
+                    _reset(transport)
+
+        server = await serve(
+            self._handler,
+            "127.0.0.1",
+            port,
+            process_request=self._process_request,
+            create_connection=_Conn,
+            ping_interval=None,  # our own pinger, so a stall can silence pings too
+            close_timeout=1.0,
+            max_size=2**20,
+            logger=logger,
+        )
+        self._servers.append(server)
+        self._port = server.sockets[0].getsockname()[1] if port == 0 else port
+
+    async def stop(self) -> None:
+        """Close listeners and every connection."""
+        for conn in list(self.conns):
+            for task in conn.tasks:
+                task.cancel()
+            if conn.stalled:  # it reads nothing, so a closing handshake could only time out
+                conn.ws.transport.abort()
+        for server in self._servers:
+            server.close()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self._servers.clear()
+
+    async def start_outage(self, *, kill_existing: bool = True) -> None:
+        """Stop listening (clients get ECONNREFUSED); optionally abort live connections."""
+        self._outage = True
+        for server in self._servers:
+            server.server.close()  # the asyncio listener only; websockets keeps its conns
+        if kill_existing:
+            for conn in list(self.conns):
+                _reset(conn.ws.transport)
+
+    async def end_outage(self) -> None:
+        """Listen again on the same port."""
+        if self._outage:
+            self._outage = False
+            await self._listen(self._port)
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        split = urlsplit(request.path)
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        for kind, status in ((FaultKind.HTTP_429, 429), (FaultKind.HTTP_418, 418)):
+            if self.budget.take(kind):
+                self.sim._count(kind)
+                retry = self.budget.params.get(kind, {}).get("retry_after_s", 1)
+                return json_response(status, self.rate_limit_body(status), {"Retry-After": str(retry)})
+        if not upgrade:
+            query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+            try:
+                result = self.rest(split.path, query)
+            except Exception:  # a bug in a route must still answer, as a venue's 500 would
+                logger.exception("sim %s REST %s failed", self.venue, request.path)
+                result = RestResult(500, {"error": "internal"})
+            return json_response(result.status, result.body, result.headers)
+        if not self.ws_path_ok(split.path):
+            return json_response(404, {"error": f"no stream at {split.path}"})
+        if self.conn_limit is not None:
+            peer = ws.remote_address
+            ip = peer[0] if peer else "?"
+            live = sum(1 for c in self.conns if c.ip == ip)
+            if live >= self.conn_limit:
+                self.sim._count(FaultKind.CONN_LIMIT)
+                return json_response(429, {"error": "too many connections"}, {"Retry-After": "1"})
+        return None
+
+    def rate_limit_body(self, status: int) -> Any:
+        """Venue-flavoured body of a 429/418 answer."""
+        return {"error": "rate limited", "status": status}
+
+    def rest(self, path: str, query: Mapping[str, str]) -> RestResult:  # pragma: no cover
+        """Answer one REST GET (``path`` without query, ``query`` flattened)."""
+        raise NotImplementedError
+
+    # -- WebSocket ----------------------------------------------------------------------
+
+    def ws_path_ok(self, path: str) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        self._next_conn += 1
+        conn = ClientConn(ws, self, f"{self.venue}-{self._next_conn}")
+        self.conns.add(conn)
+        conn.tasks.append(asyncio.create_task(self._writer(conn)))
+        conn.tasks.extend(self.extra_tasks(conn))
+        try:
+            self.on_open(conn)
+            async for message in ws:
+                conn.last_rx = asyncio.get_running_loop().time()
+                if conn.stalled:
+                    continue
+                text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                self.on_text(conn, text)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.conns.discard(conn)
+            for task in conn.tasks:
+                task.cancel()
+            self.sim._notify()
+
+    def extra_tasks(self, conn: ClientConn) -> list[asyncio.Task[None]]:
+        """Per-connection background tasks (pingers, heartbeats, keepalive watchdogs)."""
+        return []
+
+    def on_open(self, conn: ClientConn) -> None:
+        """Called once the handshake succeeded (subscribe from the URL, greet, ...)."""
+
+    def on_text(self, conn: ClientConn, text: str) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    async def _writer(self, conn: ClientConn) -> None:
+        ws = conn.ws
+        try:
+            while True:
+                frame = await conn.queue.get()
+                if conn.stalled or not frame.text:  # stalled: silence; empty: a seq marker
+                    self._processed(conn, frame)
+                    continue
+                if not frame.data:
+                    await ws.send(frame.text)
+                    continue
+                budget = self.budget
+                if budget.take(FaultKind.DROP):
+                    self.sim._count(FaultKind.DROP)
+                    self._processed(conn, frame)
+                    continue
+                text = frame.text
+                if frame.corrupt is not None and budget.take(FaultKind.CORRUPT_CHECKSUM):
+                    self.sim._count(FaultKind.CORRUPT_CHECKSUM)
+                    text = frame.corrupt()
+                if conn.held is None and budget.take(FaultKind.REORDER):
+                    self.sim._count(FaultKind.REORDER)
+                    conn.held = Frame(text, frame.symbol, frame.seq, True)
+                    continue
+                await ws.send(text)
+                if budget.take(FaultKind.DUPLICATE):
+                    self.sim._count(FaultKind.DUPLICATE)
+                    await ws.send(text)
+                if conn.held is not None:
+                    held, conn.held = conn.held, None
+                    await ws.send(held.text)
+                    self._processed(conn, held)
+                self._processed(conn, frame)
+        except ConnectionClosed:
+            pass
+
+    def _processed(self, conn: ClientConn, frame: Frame) -> None:
+        if frame.symbol is not None and frame.seq is not None:
+            if frame.seq > conn.processed.get(frame.symbol, -1):
+                conn.processed[frame.symbol] = frame.seq
+            self.sim._notify()
+
+    # -- publishing ---------------------------------------------------------------------
+
+    def publish(self, symbol: str, batch: Sequence[ChangeSet]) -> None:  # pragma: no cover
+        """Turn one interval's change sets into frames for the subscribers of ``symbol``."""
+        raise NotImplementedError
+
+    def subscribers(self, symbol: str) -> list[ClientConn]:
+        return [c for c in self.conns if symbol in c.subs]
+
+    def emit(self, conn: ClientConn, frame: Frame) -> None:
+        """Queue a data frame and count it towards ``after_frames`` triggers."""
+        self.frames_published += 1
+        conn.send(frame)
+
+    def pending_for(self, symbol: str, seq: int) -> bool:
+        """True while some subscriber's writer has not yet processed ``symbol`` up to ``seq``."""
+        for conn in self.conns:
+            if symbol in conn.subs and conn.processed.get(symbol, -1) < seq and not conn.stalled:
+                return True
+        return False
+
+    # -- immediate faults ---------------------------------------------------------------
+
+    def apply_connection_fault(self, kind: FaultKind, params: Mapping[str, Any]) -> int:
+        """Apply ``abort``/``stall``/``close_1000``/``close_1001`` to live connections.
+
+        Returns the number of connections affected.
+        """
+        conns = list(self.conns)
+        if "conn_index" in params:
+            ordered = sorted(conns, key=lambda c: int(c.conn_id.rsplit("-", 1)[1]))
+            conns = [ordered[int(params["conn_index"])]] if ordered else []
+        for conn in conns:
+            if kind is FaultKind.ABORT:
+                # No close frame, no FIN handshake: the client's websockets reports 1006.
+                conn.ws.transport.abort()
+            elif kind is FaultKind.STALL:
+                conn.stalled = True
+                # Stop reading too, so the client's pings go unanswered (no pong), while the
+                # socket stays open.
+                with contextlib.suppress(Exception):
+                    conn.ws.transport.pause_reading()
+                duration = params.get("duration_s")
+                if duration is not None:
+                    asyncio.get_running_loop().call_later(float(duration), _unstall, conn)
+            else:
+                code = 1000 if kind is FaultKind.CLOSE_1000 else 1001
+                reason = "" if code == 1000 else "server shutting down"
+                self.sim._spawn(conn.ws.close(code, reason))
+        return len(conns)
+
+
+def _unstall(conn: ClientConn) -> None:
+    conn.stalled = False
+    with contextlib.suppress(Exception):
+        conn.ws.transport.resume_reading()
+
+
+def _reset(transport: asyncio.BaseTransport) -> None:
+    """Abort with SO_LINGER=0 so the peer gets a TCP RST (connection refused/reset)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()  # type: ignore[attr-defined]
