@@ -72,6 +72,8 @@ def ms_to_ns(ms: Any) -> int:
     """Milliseconds (int, float or numeric string) to integer nanoseconds; 0 when absent."""
     if ms is None:
         return 0
+    if isinstance(ms, int) and not isinstance(ms, bool):
+        return ms * 1_000_000  # exact: no float round trip
     try:
         v = float(ms)
     except (TypeError, ValueError):

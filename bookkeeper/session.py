@@ -63,6 +63,8 @@ _STALE = SeqVerdict.STALE
 _DUP = SeqVerdict.DUPLICATE
 _SYNCED = SyncState.SYNCED
 _CHECKSUM_DEPTH = 25
+#: deltas buffered without the promised WS snapshot before a REST snapshot is requested
+_WS_SNAPSHOT_GRACE = 50
 
 
 class _Pending(enum.Enum):
@@ -278,9 +280,14 @@ class BookSession:
             actions.extend(self._start(self._plan("buffer overflow", allow_replay=False), None))
         self._buffer.append(d)
         self._stats.buffered += 1
-        if self._state is SyncState.UNSYNCED and not self._caps.ws_snapshot_on_subscribe and self._caps.rest_snapshot:
+        caps = self._caps
+        if self._state is SyncState.UNSYNCED and caps.rest_snapshot and (
+            not caps.ws_snapshot_on_subscribe or len(self._buffer) >= _WS_SNAPSHOT_GRACE
+        ):
             # Wait for the first buffered delta before asking (Binance's own procedure), so the
-            # snapshot can be bridged.
+            # snapshot can be bridged. A venue that should push a snapshot on subscribe but sends
+            # only updates (OKX announced removing its WS snapshot, exchange-protocols.md §5.1)
+            # falls back to REST after a grace of buffered deltas.
             self._epoch += 1
             self._pending = _Pending.SNAPSHOT
             actions.append(FetchSnapshot(symbol=self._symbol, epoch=self._epoch, reason="initial sync",
@@ -473,6 +480,7 @@ class BookSession:
         self._buffer = []
         self._snapshot_failures = 0
         was = self._state
+        was_resume = self._pending is _Pending.RESUME
         self._pending = _Pending.NOTHING
         if self._verify and not checksum_absent(self._checksum_kind, snap.checksum):
             mismatch = self._verify_checksum(snap.checksum)  # type: ignore[arg-type]
@@ -491,6 +499,11 @@ class BookSession:
             if resumed:
                 st.resumes += 1
                 self._last_plan = RecoveryPlan(kind=PlanKind.RESUME, reason="snapshot id equals last applied")
+            elif was is SyncState.RECOVERING and was_resume:
+                # Reconnected, and the venue's own snapshot arrived before any delta could prove
+                # a resume: this recovery is the WS snapshot (no request of ours was needed).
+                st.resubscribes += 1
+                self._last_plan = RecoveryPlan(kind=PlanKind.RESUBSCRIBE, reason="ws snapshot after reconnect")
             reason = "snapshot spliced" if rest else "ws snapshot"
             self._to(_SYNCED, reason, actions, self._last_plan.kind if was is SyncState.RECOVERING and self._last_plan else None)
         no_ids = rule is SpliceRule.NONE or rule is SpliceRule.MONOTONIC or snap.seq is None
@@ -520,6 +533,7 @@ class BookSession:
         if self._state is _SYNCED:
             if self._caps.sequence_model in (SequenceModel.CONTIGUOUS_RANGE, SequenceModel.PREV_POINTER):
                 self._pending = _Pending.RESUME
+                self._last_plan = None  # decided by what arrives first on the new connection
                 self._to(SyncState.RECOVERING, f"disconnected ({ev.reason}); resume pending", actions)
             else:
                 # No ids: nothing can prove that nothing was missed. The driver resubscribes

@@ -161,8 +161,8 @@ class LegacyBooks:
         added: list[tuple[tuple[int, str], float]] = []
         for r in d.delete:
             key = (r.id, r.side)
-            price = known.get(key, r.price)
-            if price is None or key not in known:
+            price = known.get(key)
+            if price is None:
                 raise AdapterError(f"delete for unknown id {r.id} ({r.side})", exchange=EXCHANGE, raw=frame,
                                    symbol=symbol)
             removed.append(key)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -303,5 +302,3 @@ def parse_rest_snapshot(
                         asks=_rest_rows(book.get("asks"), str(body)), source=SnapshotSource.REST,
                         ts_exchange_ns=iso_to_ns(str(book.get("time") or "")), ts_recv_ns=ts_recv_ns)
 
-
-_ = Decimal

@@ -15,7 +15,16 @@ from typing import Any
 import orjson
 
 from bookkeeper.errors import AdapterError
-from bookkeeper.events import BookDelta, BookSnapshot, Heartbeat, MarketEvent, SnapshotSource, Subscribed, Trade, VenueNotice
+from bookkeeper.events import (
+    BookDelta,
+    BookSnapshot,
+    Heartbeat,
+    MarketEvent,
+    SnapshotSource,
+    Subscribed,
+    Trade,
+    VenueNotice,
+)
 from bookkeeper.types import TradeSide
 
 from .schemas import FEED_BOOK, FEED_HEARTBEAT, FEED_SNAPSHOT, FEED_TRADE, SIDE_BUY, SIDE_SELL
@@ -74,9 +83,9 @@ def _symbol(obj: Mapping[str, Any], frame: Any) -> str:
 
 def parse_snapshot(obj: Mapping[str, Any], frame: Any, ts_recv_ns: int) -> BookSnapshot:
     sym = _symbol(obj, frame)
-    return BookSnapshot(symbol=sym, bids=_levels(obj.get("bids"), frame, sym), asks=_levels(obj.get("asks"), frame, sym),
-                        seq=_seq(obj.get("seq"), frame, sym), source=SnapshotSource.WS,
-                        ts_exchange_ns=_ts_ns(obj.get("timestamp")), ts_recv_ns=ts_recv_ns)
+    return BookSnapshot(symbol=sym, bids=_levels(obj.get("bids"), frame, sym),
+                        asks=_levels(obj.get("asks"), frame, sym), seq=_seq(obj.get("seq"), frame, sym),
+                        source=SnapshotSource.WS, ts_exchange_ns=_ts_ns(obj.get("timestamp")), ts_recv_ns=ts_recv_ns)
 
 
 def parse_book(obj: Mapping[str, Any], frame: Any, ts_recv_ns: int) -> BookDelta:
@@ -127,7 +136,7 @@ def parse_event(obj: Mapping[str, Any]) -> list[MarketEvent]:
         return [Subscribed(symbol=None, channel=feed)]
     if event in ("error", "alert"):
         return [VenueNotice(kind=str(event), message=str(obj.get("message", "")))]
-    return []  # info, unsubscribed, subscribed_failed is an error below
+    return []  # info, unsubscribed
 
 
 def decode(frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:

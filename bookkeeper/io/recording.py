@@ -26,6 +26,7 @@ import gzip
 import heapq
 import io
 import os
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,7 @@ def detect_format(path: str | os.PathLike[str]) -> FileFormat:
     try:
         with _open(p) as fh:
             first = fh.readline().strip()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise UsageError(f"cannot read {p}: {exc}", path=str(p)) from None
     if b"bookkeeper-recording" in first[:200]:
         return FileFormat.BOOKKEEPER
@@ -152,10 +153,14 @@ def _iter_bookkeeper(fh: IO[bytes], source: int) -> Iterator[Record]:
     for line in fh:
         if not line.strip():
             continue
-        obj = orjson.loads(line)
-        data = obj.get("data") or ""
-        yield Record(int(obj["ts"]), _KIND_BY_DIR[obj["dir"]], data.encode() if isinstance(data, str) else data,
-                     obj.get("url"), source)
+        try:
+            obj = orjson.loads(line)
+            ts = int(obj["ts"])
+            kind = _KIND_BY_DIR[obj["dir"]]
+            data = obj.get("data") or ""
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ValueError(f"bad bookkeeper-recording line: {line[:80]!r}") from None
+        yield Record(ts, kind, data.encode() if isinstance(data, str) else bytes(data), obj.get("url"), source)
 
 
 def read_file(path: str | os.PathLike[str], source: int = 0, offset: int = 0) -> Iterator[Record]:

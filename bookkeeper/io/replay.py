@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,7 +196,7 @@ def replay(
                     for s in sessions.values():
                         note(s.on_stream_closed(StreamClosed(reason=CloseReason.ABNORMAL_CLOSURE,
                                                              ts_ns=rec.ts_recv_ns)))
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zlib.error) as exc:
         raise UsageError(f"cannot read recording: {exc}") from None
     for sym in sorted(sessions):
         s = sessions[sym]

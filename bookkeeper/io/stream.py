@@ -114,6 +114,9 @@ class BookUpdate(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     seq: int | None
     ts_recv_ns: int
+    #: the exchange timestamp of the event that produced this state (0 when unknown); for
+    #: venues without ids it is the only way to tell which point of the stream a book is at
+    ts_exchange_ns: int = 0
 
 
 class Journal(Protocol):
@@ -592,7 +595,8 @@ class StreamDriver:
                     self._note_ws_snapshot(session, actions)
                 self._run_actions(session, actions)
             if session.is_synced and isinstance(event, (BookDelta, BookSnapshot)) and self._on_update is not None:
-                self._on_update(BookUpdate(symbol=session.symbol, seq=session.last_seq, ts_recv_ns=ts_recv_ns))
+                self._on_update(BookUpdate(symbol=session.symbol, seq=session.last_seq, ts_recv_ns=ts_recv_ns,
+                                           ts_exchange_ns=event.ts_exchange_ns))
 
     def _on_healthy(self, now_ns: int) -> None:
         """The connection delivered data: a HALF_OPEN breaker closes; books it halted resync."""

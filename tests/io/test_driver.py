@@ -350,3 +350,25 @@ async def test_no_data_is_idle_timeout_even_when_pings_would_be_answered(probe: 
         assert records[0] == record(ts="2026-01-01T00:00:12.000Z", close_cause="idle_timeout", close_code=1006, last_message_ago_ms=12000,
                                     uptime_seconds=12.0)
         await driver.close()
+
+
+async def test_updates_iterator_yields_synced_changes_and_ends_on_close(probe: Probe) -> None:
+    import asyncio
+
+    async with FakeBinance(probe) as server:
+        rig = Rig(server, probe)
+        seen: list[int | None] = []
+
+        async def consume() -> None:
+            async for update in rig.feed.updates():
+                assert rig.feed.state(update.symbol) is SyncState.SYNCED
+                seen.append(update.seq)
+                probe.notify()
+
+        task = asyncio.get_running_loop().create_task(consume())
+        await rig.sync(BTC)
+        await server.push(BTC, n=2)
+        await probe.until(lambda: seen[-1:] == [103], "consumer saw 103")
+        await rig.feed.close()
+        await task  # the iterator ends when the feed closes
+    assert seen == [101, 102, 103]
