@@ -39,6 +39,7 @@ class AlertKind(enum.StrEnum):
     STALE_SNAPSHOT = "stale_snapshot"
     BUFFER_FULL = "buffer_full"
     TICKER_MISMATCH = "ticker_mismatch"
+    STALE_STREAM = "stale_stream"
 
 
 class FetchSnapshot(msgspec.Struct, frozen=True, kw_only=True):

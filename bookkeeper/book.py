@@ -13,6 +13,12 @@ each) while ``bisect.insort`` + ``list.insert`` near the end of the list run in 
 under 200 ns at 10k levels a side). ``benchmarks/bench_book.py`` measures both side by side;
 sortedcontainers stays the reference structure in the property tests.
 
+Optional C accelerator: when ``bookkeeper._speedups`` is importable (built from
+``bookkeeper/_speedups.c`` by ``pip install``; skipped without a compiler) the level loop of
+:meth:`L2Book.apply_delta` and the reads ``top``/``top_raw`` run in C over the *same* dicts and
+key lists, with the same semantics (tests/speedups/ checks both paths against each other).
+``BOOKKEEPER_PURE_PYTHON=1`` in the environment at import time forces the pure-Python path.
+
 A level's exchange strings are kept (``*_raw`` dicts) only for checksum venues, so checksums
 are computed from the venue's own text. A size of ``0`` deletes (tested with ``== 0``); a
 negative or NaN size is impossible input: the book poisons itself and raises
@@ -22,6 +28,7 @@ is *reported* by :meth:`is_crossed`, never silently uncrossed.
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -30,6 +37,15 @@ from .errors import IntegrityError
 from .types import Level, RawLevel
 
 __all__ = ["L2Book"]
+
+_sp: Any = None
+if os.environ.get("BOOKKEEPER_PURE_PYTHON", "") in ("", "0"):
+    try:
+        from . import _speedups as _sp
+    except ImportError:  # no compiler at install time: the pure-Python path below is used
+        _sp = None
+#: True when the C accelerator is in use (tests may set ``bookkeeper.book._sp = None``).
+ACCELERATED = _sp is not None
 
 
 class L2Book:
@@ -124,6 +140,11 @@ class L2Book:
             # A book that keeps exchange text must keep it in step with every level change.
             self._apply_raw(bids, asks, bids_raw, asks_raw)
             return
+        if _sp is not None:
+            bad = _sp.apply_levels(self._bids, self._bkeys, bids, self._asks, self._akeys, asks)
+            if bad is not None:
+                self._poison(f"bad {bad[0]} size {bad[2]!r} at {bad[1]!r}")
+            return
         # Hot path: one loop per side, no per-level calls but the C bisect helpers.
         sizes = self._bids
         keys = self._bkeys
@@ -161,6 +182,12 @@ class L2Book:
             self._bids_raw = {}
         if self._asks_raw is None:
             self._asks_raw = {}
+        if _sp is not None:
+            bad = _sp.apply_levels_raw(self._bids, self._bkeys, self._bids_raw, bids, bids_raw,
+                                       self._asks, self._akeys, self._asks_raw, asks, asks_raw)
+            if bad is not None:
+                self._poison(f"bad size {bad[2]!r} at {bad[1]!r}")
+            return
         for sizes, keys, raw, levels, texts, sign in (
             (self._bids, self._bkeys, self._bids_raw, bids, bids_raw, 1.0),
             (self._asks, self._akeys, self._asks_raw, asks, asks_raw, -1.0),
@@ -236,6 +263,8 @@ class L2Book:
 
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """The best ``n`` levels per side, best first."""
+        if _sp is not None and type(n) is int:
+            return _sp.top_side(self._bids, self._bkeys, n, False), _sp.top_side(self._asks, self._akeys, n, True)
         bs = self._bids
         as_ = self._asks
         bk = self._bkeys[: -n - 1 : -1] if n > 0 else []
@@ -259,6 +288,8 @@ class L2Book:
         braw = self._bids_raw or {}
         araw = self._asks_raw or {}
         try:
+            if _sp is not None and type(n) is int and n > 0:
+                return _sp.top_raw_side(braw, self._bkeys, n, False), _sp.top_raw_side(araw, self._akeys, n, True)
             bids = [braw[p] for p in self._bkeys[: -n - 1 : -1]]
             asks = [araw[-k] for k in self._akeys[: -n - 1 : -1]]
         except KeyError as exc:

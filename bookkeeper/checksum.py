@@ -15,13 +15,23 @@ strings of every level for checksum venues and these functions only join and has
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 from zlib import crc32
 
 from .capabilities import ChecksumKind
 from .types import RawLevel
 
 __all__ = ["okx_checksum", "kraken_checksum", "compute_checksum", "checksum_absent"]
+
+# Optional C accelerator (bookkeeper/_speedups.c); BOOKKEEPER_PURE_PYTHON=1 forces pure Python.
+_sp: Any = None
+if os.environ.get("BOOKKEEPER_PURE_PYTHON", "") in ("", "0"):
+    try:
+        from . import _speedups as _sp
+    except ImportError:
+        _sp = None
 
 
 def okx_checksum(bids: Sequence[RawLevel], asks: Sequence[RawLevel]) -> int:
@@ -30,6 +40,10 @@ def okx_checksum(bids: Sequence[RawLevel], asks: Sequence[RawLevel]) -> int:
     >>> okx_checksum([("3366.1", "7"), ("3366", "6")], [("3366.8", "9"), ("3368", "8")])
     -1881014294
     """
+    if _sp is not None:
+        value = _sp.okx_crc(bids, asks)
+        if value is not NotImplemented:  # NotImplemented: input outside the C fast path
+            return value
     parts: list[str] = []
     nb = min(len(bids), 25)
     na = min(len(asks), 25)

@@ -28,7 +28,66 @@ def _parser() -> argparse.ArgumentParser:
                    help="one of: " + ", ".join(VENUES))
     r.add_argument("files", nargs="+", metavar="FILE", help="recording files of one session (gzip ok)")
     r.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+
+    d = sub.add_parser("demo", help="run the ingest against the embedded simulator with faults",
+                       description="Start the local exchange simulator (Binance, OKX, Kraken), run the real "
+                                   "ingest against it while it injects faults, and check every book against "
+                                   "the simulator's truth. Runs until Ctrl-C without --duration.")
+    d.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds")
+    d.add_argument("--seed", type=int, default=0, help="seed of the market and the fault plan (default 0)")
+    d.add_argument("--json", action="store_true", help="print exactly one JSON report object on stdout")
+    d.add_argument("--records", metavar="PATH", help="also append disconnect records (JSON lines) to PATH")
+
+    c = sub.add_parser("chaos", help="a seeded random fault plan against one simulated venue",
+                       description="Seeded chaos against one simulated venue; exit 0 only when no check "
+                                   "mismatched and every book ended consistent.")
+    c.add_argument("--venue", required=True, choices=SIM_VENUES, help="one of: " + ", ".join(SIM_VENUES))
+    c.add_argument("--seed", type=int, required=True, help="seed of the market and the fault plan")
+    c.add_argument("--duration", type=_positive, default=30.0, metavar="S", help="seconds (default 30)")
+    c.add_argument("--faults", type=_fault_list, default=None, metavar="KIND,...",
+                   help="fault kinds to draw from (default all): " + ", ".join(FAULT_KINDS))
+    c.add_argument("--outage", action="store_true",
+                   help="refuse every connection for the middle of the run (proves the breaker)")
+    c.add_argument("--json", action="store_true", help="print exactly one JSON report object on stdout")
+    c.add_argument("--records", metavar="PATH", help="also append disconnect records (JSON lines) to PATH")
+
+    s = sub.add_parser("sim", help="run the exchange simulator standalone for your own bot",
+                       description="Serve a simulated venue on 127.0.0.1 (prints its URLs as one JSON line) "
+                                   "until Ctrl-C.")
+    s.add_argument("--venue", action="append", choices=SIM_VENUES, metavar="VENUE",
+                   help="venue to serve (repeatable; default all): " + ", ".join(SIM_VENUES))
+    s.add_argument("--port", type=int, default=0, help="first port (0 = ephemeral)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--faults", type=_fault_list, default=None, metavar="KIND,...",
+                   help="inject these fault kinds at random (seeded)")
+    s.add_argument("--fault-rate", type=_positive, default=0.1, metavar="PER_S")
     return p
+
+
+SIM_VENUES = ("binance", "okx", "kraken")
+FAULT_KINDS = (
+    "abort", "stall", "close_1000", "close_1001", "http_429", "http_418", "drop", "duplicate", "reorder",
+    "stale_snapshot", "corrupt_checksum", "refuse", "conn_limit",
+)  # fmt: skip
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def _fault_list(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in kinds if k not in FAULT_KINDS]
+    if bad or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown fault kind(s) {', '.join(bad) or text!r}; "
+                                         f"known: {', '.join(FAULT_KINDS)}")
+    return kinds
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -47,9 +106,100 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _run_chaos(cfg: object, *, json_out: bool, view_title: str) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from .apps.chaos import run_chaos
+    from .apps.view import RecentLog, TerminalView, format_summary
+
+    live = sys.stdout.isatty() and not json_out
+    root = logging.getLogger("bookkeeper")
+    handler: logging.Handler
+    if live:
+        handler = RecentLog()
+        view = TerminalView(log=handler)  # type: ignore[arg-type]
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        view = None
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+    async def main() -> dict:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, stop.set)
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
+            pass
+        if not live and not json_out:
+            print(f"{view_title}: running (Ctrl-C to stop early)...", file=sys.stderr)
+        return await run_chaos(cfg, view=view, stop=stop)  # type: ignore[arg-type]
+
+    try:
+        report = asyncio.run(main())
+    finally:
+        root.removeHandler(handler)
+    if json_out:
+        sys.stdout.write(orjson.dumps(report).decode() + "\n")
+    else:
+        print(format_summary(report))
+    return 0 if report["mismatches"] == 0 and report["final_consistent"] else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .apps.chaos import DEMO_FAULTS, ChaosConfig
+
+    cfg = ChaosConfig(venues=SIM_VENUES, seed=args.seed, duration_s=args.duration, faults=DEMO_FAULTS,
+                      fault_rate_per_s=0.6, records_path=args.records)
+    return _run_chaos(cfg, json_out=args.json, view_title="bookkeeper demo")
+
+
+def _cmd_chaos(args: argparse.Namespace) -> int:
+    from .apps.chaos import ALL_FAULTS, ChaosConfig
+
+    cfg = ChaosConfig(venues=(args.venue,), seed=args.seed, duration_s=args.duration,
+                      faults=args.faults or ALL_FAULTS, outage=args.outage, records_path=args.records)
+    return _run_chaos(cfg, json_out=args.json, view_title=f"bookkeeper chaos {args.venue}")
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .testing.sim import FaultPlan, serve
+
+    venues = tuple(dict.fromkeys(args.venue or SIM_VENUES))
+    plan = None
+    if args.faults:
+        plan = FaultPlan.random(args.seed, args.faults, rate_per_s=args.fault_rate, duration_s=24 * 3600.0,
+                                venues=venues)
+
+    def show(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        asyncio.run(serve(venues, port=args.port, seed=args.seed, faults=plan, print_urls=show))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise UsageError(f"cannot listen: {exc}") from None
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "demo":
+            return _cmd_demo(args)
+        if args.command == "chaos":
+            return _cmd_chaos(args)
+        if args.command == "sim":
+            return _cmd_sim(args)
         if args.command == "replay":
             return _cmd_replay(args)
     except UsageError as exc:

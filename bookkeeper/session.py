@@ -583,6 +583,19 @@ class BookSession:
         actions.extend(self._start(plan, None))
         return actions
 
+    def on_stale(self, reason: str) -> list[Action]:
+        """The driver's per-symbol timer fired: a synced book got no data for too long, or a
+        recovery made no progress (a lost WS snapshot, a resume that never got its delta).
+        Plans the next rung; a recovery that keeps timing out counts as failed snapshots and
+        ends HALTED."""
+        if self._state is SyncState.HALTED:
+            return []
+        if self._state is _SYNCED:
+            return self._recover(f"stale stream: {reason}", AlertKind.STALE_STREAM, self._seq.local)
+        self._snapshot_failures += 1
+        self._bridge_rule = None
+        return self._start(self._plan(f"no progress: {reason}", allow_replay=False), None)
+
     def on_invalid_input(self, reason: str) -> list[Action]:
         """A frame for this symbol could not be parsed: it may have been a delta."""
         self._stats.invalid_inputs += 1

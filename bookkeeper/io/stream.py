@@ -151,6 +151,12 @@ class DriverConfig:
         default_factory=lambda: BackoffPolicy(base_s=0.5, cap_s=10.0, max_attempts=3, first_delay_s=0.0))
     startup_jitter_s: float = 1.0
     depth: int | None = None
+    #: a book that is not synced this long after its last state change or recovery request
+    #: gets its next recovery rung (a lost WS snapshot must not leave it waiting forever)
+    resync_timeout_s: float | None = 10.0
+    #: a *synced* book with no data for this long is resynced (``None``: never; quiet
+    #: markets are normal, the connection-level staleness timer still applies)
+    symbol_idle_timeout_s: float | None = None
     channel: Channel = Channel.PUBLIC
     bot_instance_id: str = "bookkeeper"
 
@@ -295,6 +301,10 @@ class StreamDriver:
         self._retry_after_floor_s = 0.0
         self._recovery: _Recovery | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: per symbol: monotonic ns of the last data event / of the last state change or request
+        self._symbol_data_ns: dict[str, int] = {}
+        self._symbol_progress_ns: dict[str, int] = {}
+        self._symbol_wake = asyncio.Event()
         self._aux_tasks: set[asyncio.Task[None]] = set()
         self.connections = 0  #: connections opened so far
         self.attempts = 0  #: connection attempts so far (successful or not)
@@ -320,6 +330,11 @@ class StreamDriver:
     @property
     def connected(self) -> bool:
         return self._transport is not None
+
+    @property
+    def connected_since_ns(self) -> int | None:
+        """Monotonic ns (of the driver's clock) when the current connection opened."""
+        return self._connected_ns if self._transport is not None else None
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
@@ -510,6 +525,12 @@ class StreamDriver:
         watchdog = None
         if self._keepalive_policy.enabled:
             watchdog = asyncio.create_task(self._watchdog(transport, self._keepalive))
+        for symbol in self._sessions:
+            self._symbol_progress_ns[symbol] = now
+            self._symbol_data_ns[symbol] = now
+        symbol_watch = None
+        if self._cfg.resync_timeout_s is not None or self._cfg.symbol_idle_timeout_s is not None:
+            symbol_watch = asyncio.create_task(self._symbol_watchdog())
         closure: Closure | None = None
         try:
             while True:
@@ -520,6 +541,9 @@ class StreamDriver:
                     break
                 self._on_frame(frame.data, frame.ts_recv_ns, frame.mono_ns)
         finally:
+            if symbol_watch is not None:
+                symbol_watch.cancel()
+                await asyncio.wait({symbol_watch})
             if watchdog is not None:
                 watchdog.cancel()
                 await asyncio.wait({watchdog})
@@ -557,6 +581,50 @@ class StreamDriver:
                 transport.abort(CloseReason.IDLE_TIMEOUT)
                 return
 
+    async def _symbol_watchdog(self) -> None:
+        """Per-symbol staleness (the connection's keepalive cannot see one symbol go quiet or
+        one WS snapshot go missing while the others flow). Sleeps until the earliest deadline;
+        with nothing pending it waits for the next state change instead of polling."""
+        cfg = self._cfg
+        resync_ns = int(cfg.resync_timeout_s * 1e9) if cfg.resync_timeout_s is not None else None
+        idle_ns = int(cfg.symbol_idle_timeout_s * 1e9) if cfg.symbol_idle_timeout_s is not None else None
+        while True:
+            now = self._clock.monotonic_ns()
+            due: int | None = None
+            for symbol, session in self._sessions.items():
+                state = session.state
+                if state is SyncState.HALTED:
+                    continue
+                fetching = self._tasks.get(symbol)
+                if fetching is not None and not fetching.done():
+                    continue  # a REST snapshot is in flight with its own bounded retries
+                if state is SyncState.SYNCED:
+                    if idle_ns is None:
+                        continue
+                    deadline = self._symbol_data_ns.get(symbol, now) + idle_ns
+                    if deadline <= now:
+                        self._symbol_data_ns[symbol] = now
+                        self._run_actions(session, session.on_stale(f"no data for {cfg.symbol_idle_timeout_s}s"))
+                        continue
+                else:
+                    if resync_ns is None:
+                        continue
+                    deadline = self._symbol_progress_ns.get(symbol, now) + resync_ns
+                    if deadline <= now:
+                        self._symbol_progress_ns[symbol] = now
+                        self._run_actions(session, session.on_stale(
+                            f"not synced {cfg.resync_timeout_s}s after the last recovery step"))
+                        continue
+                due = deadline if due is None else min(due, deadline)
+            self._symbol_wake.clear()
+            if due is None:
+                await self._symbol_wake.wait()
+            else:
+                try:
+                    await asyncio.wait_for(self._symbol_wake.wait(), (due - now) / 1e9)
+                except TimeoutError:
+                    pass
+
     def _on_frame(self, data: str | bytes, ts_recv_ns: int, mono_ns: int) -> None:
         ka = self._keepalive
         assert ka is not None and self._decoder is not None
@@ -589,6 +657,8 @@ class StreamDriver:
                     log.warning("%s: venue notice %s: %s", self.exchange, event.kind, event.message)
                 continue
             was_ws_snapshot = type(event) is BookSnapshot and event.source is SnapshotSource.WS
+            if isinstance(event, _DATA_TYPES):
+                self._symbol_data_ns[symbol] = mono_ns
             actions = session.handle(event)
             if actions:
                 if was_ws_snapshot:
@@ -674,6 +744,9 @@ class StreamDriver:
         venue = self.exchange
         for a in actions:
             t = type(a)
+            if t is StateChanged or t is FetchSnapshot or t is Resubscribe or t is ReplayDeltas:
+                self._symbol_progress_ns[session.symbol] = self._clock.monotonic_ns()
+                self._symbol_wake.set()
             if rec is not None and session.symbol in rec.awaiting:
                 kind = _PLAN_OF_ACTION.get(t)
                 if kind is not None:

@@ -32,6 +32,7 @@ def config(**kw: Any) -> DriverConfig:
         keepalive=NO_KEEPALIVE,
         snapshot_backoff=BackoffPolicy(base_s=0.5, cap_s=5.0, jitter=0.0, max_attempts=3, first_delay_s=0.0),
         startup_jitter_s=0.0,
+        resync_timeout_s=None,  # per-symbol timers are tested on their own (fake time races ahead)
         bot_instance_id="bot-test",
     )
     base.update(kw)

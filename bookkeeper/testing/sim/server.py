@@ -90,7 +90,7 @@ class ClientConn:
     """Server-side state of one client WebSocket connection."""
 
     __slots__ = (
-        "ws", "server", "path", "query", "queue", "subs", "stalled", "held", "last_rx",
+        "ws", "server", "path", "query", "queue", "subs", "stalled", "held", "last_rx", "last_tx",
         "processed", "tasks", "conn_id", "ip", "pongs",
     )
 
@@ -107,6 +107,8 @@ class ClientConn:
         self.stalled = False
         self.held: Frame | None = None
         self.last_rx = asyncio.get_running_loop().time()
+        #: when the server last pushed a frame to this client (OKX's 30 s rule, §5.5)
+        self.last_tx = self.last_rx
         #: symbol -> last engine seq the writer has processed (sent or dropped) for it.
         self.processed: dict[str, int] = {}
         self.tasks: list[asyncio.Task[None]] = []
@@ -307,6 +309,7 @@ class VenueServer:
                 if conn.stalled or not frame.text:  # stalled: silence; empty: a seq marker
                     self._processed(conn, frame)
                     continue
+                conn.last_tx = asyncio.get_running_loop().time()
                 if not frame.data:
                     await ws.send(frame.text)
                     continue

@@ -93,7 +93,9 @@ class OkxServer(VenueServer):
         idle = self.sim.config.okx_idle_timeout_s
         loop = asyncio.get_running_loop()
         while True:
-            deadline = conn.last_rx + idle
+            # §5.5: OKX drops a connection when nothing has been pushed for more than 30 s;
+            # a client ``ping`` (answered with ``pong``) is what keeps a quiet one open.
+            deadline = max(conn.last_rx, conn.last_tx) + idle
             now = loop.time()
             if now < deadline:
                 await asyncio.sleep(deadline - now)

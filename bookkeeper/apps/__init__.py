@@ -1,0 +1,1 @@
+"""Applications built from the library: ``bookkeeper demo`` and ``bookkeeper chaos``."""
