@@ -315,8 +315,18 @@ def timed(fn: Callable[[], object]) -> int:
     return time.perf_counter_ns() - t0
 
 
+def accelerator_note() -> str:
+    """Which L2Book path runs: the optional C accelerator or pure Python."""
+    import bookkeeper.book as book_mod
+
+    if book_mod._sp is not None:
+        return f"L2Book path: C accelerator ({Path(book_mod._sp.__file__).name})"
+    why = "BOOKKEEPER_PURE_PYTHON=1" if os.environ.get("BOOKKEEPER_PURE_PYTHON", "") not in ("", "0") else "not built"
+    return f"L2Book path: pure Python ({why})"
+
+
 def machine_note() -> str:
     import platform
 
     return (f"python {sys.version.split()[0]} on {platform.machine()}, {os.cpu_count()} cores "
-            f"(shared with other jobs: absolute numbers are noisy, compare ratios)")
+            f"(shared with other jobs: absolute numbers are noisy, compare ratios); {accelerator_note()}")

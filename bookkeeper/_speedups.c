@@ -45,6 +45,13 @@
 #include <Python.h>
 #include <string.h>
 
+/* Cache hints only: no semantic effect. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(addr) __builtin_prefetch((const void *)(addr))
+#else
+#define PREFETCH(addr) ((void)0)
+#endif
+
 static PyObject *g_zero;   /* the float 0.0 */
 static PyObject *g_crc32;  /* zlib.crc32 */
 static PyObject *g_bid;    /* "bid" */
@@ -63,19 +70,22 @@ negated(PyObject *x)
 
 /* The sorted-list key of price p (new reference), as the Python code computes it:
  * KEY_SAME: p; KEY_NEG: -p (apply_delta's asks); KEY_MUL_POS / KEY_MUL_NEG: 1.0 * p / -1.0 * p
- * (_apply_raw's ``sign * p``; bit-identical to p / -p for exact floats, NaN included). */
+ * (_apply_raw's ``sign * p``; for exact floats a new float with the same / negated value, which
+ * is bit-identical to what the multiplication gives, NaN included). */
 enum { KEY_SAME = 0, KEY_NEG = 1, KEY_MUL_POS = 2, KEY_MUL_NEG = 3 };
 static PyObject *g_one, *g_minus_one;
 
 static inline PyObject *
 key_of(PyObject *p, int mode)
 {
-    if (mode == KEY_SAME || (mode == KEY_MUL_POS && PyFloat_CheckExact(p))) {
+    if (mode == KEY_SAME) {
         Py_INCREF(p);
         return p;
     }
-    if (mode == KEY_NEG || PyFloat_CheckExact(p))
+    if (mode == KEY_NEG || (mode == KEY_MUL_NEG && PyFloat_CheckExact(p)))
         return negated(p);
+    if (PyFloat_CheckExact(p))  /* a NEW object, as 1.0 * p is (it matters for NaN keys: identity) */
+        return PyFloat_FromDouble(PyFloat_AS_DOUBLE(p));
     return PyNumber_Multiply(mode == KEY_MUL_POS ? g_one : g_minus_one, p);
 }
 
@@ -91,6 +101,16 @@ bisect_right(PyObject *list, PyObject *x)
         if (mid >= PyList_GET_SIZE(list)) {
             PyErr_SetString(PyExc_IndexError, "list index out of range");
             return -1;
+        }
+        if (xf) {
+            /* A probe is a dependent chain (slot -> float object -> value). Start loading the
+             * objects of BOTH possible next probes now, so the next probe rarely waits. */
+            Py_ssize_t n_ = PyList_GET_SIZE(list);
+            Py_ssize_t a_ = ((size_t)lo + mid) / 2, b_ = ((size_t)mid + 1 + hi) / 2;
+            if (a_ < n_)
+                PREFETCH(PyList_GET_ITEM(list, a_));
+            if (b_ < n_)
+                PREFETCH(PyList_GET_ITEM(list, b_));
         }
         PyObject *item = PyList_GET_ITEM(list, mid);
         int res;
@@ -127,6 +147,16 @@ bisect_left(PyObject *list, PyObject *x)
         if (mid >= PyList_GET_SIZE(list)) {
             PyErr_SetString(PyExc_IndexError, "list index out of range");
             return -1;
+        }
+        if (xf) {
+            /* A probe is a dependent chain (slot -> float object -> value). Start loading the
+             * objects of BOTH possible next probes now, so the next probe rarely waits. */
+            Py_ssize_t n_ = PyList_GET_SIZE(list);
+            Py_ssize_t a_ = ((size_t)lo + mid) / 2, b_ = ((size_t)mid + 1 + hi) / 2;
+            if (a_ < n_)
+                PREFETCH(PyList_GET_ITEM(list, a_));
+            if (b_ < n_)
+                PREFETCH(PyList_GET_ITEM(list, b_));
         }
         PyObject *item = PyList_GET_ITEM(list, mid);
         int res;
@@ -315,11 +345,6 @@ delete_key(Side *sd, PyObject *p)
 /* Decoded messages are normally hot in cache, but a caller replaying pre-built level lists
  * (bench_book.py) reads cold memory: prefetch the tuple two levels ahead and the price/size
  * objects of the next one. Pure hints: no semantic effect. */
-#if defined(__GNUC__) || defined(__clang__)
-#define PREFETCH(addr) __builtin_prefetch((const void *)(addr))
-#else
-#define PREFETCH(addr) ((void)0)
-#endif
 #define PREFETCH_NEXT(levels, idx)                                              \
     do {                                                                        \
         Py_ssize_t _n = PyList_GET_SIZE(levels);                                \
@@ -532,6 +557,17 @@ apply_levels_raw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* KeyError(key) exactly as ``d[key]`` raises it (args == (key,), also for tuple keys). */
+static void
+set_key_error(PyObject *key)
+{
+    PyObject *args = PyTuple_Pack(1, key);
+    if (args != NULL) {
+        PyErr_SetObject(PyExc_KeyError, args);
+        Py_DECREF(args);
+    }
+}
+
 /* An int argument as Py_ssize_t, clamped (a huge n means "everything", like a slice). */
 static int
 as_count(PyObject *arg, Py_ssize_t *n)
@@ -603,7 +639,7 @@ top_side(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyObject *v = PyDict_GetItemWithError(sizes, p);
         if (v == NULL) {
             if (!PyErr_Occurred())
-                PyErr_SetObject(PyExc_KeyError, p);
+                set_key_error(p);
             Py_DECREF(p);
             goto error;
         }
@@ -662,13 +698,13 @@ top_raw_side(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 goto error;
             v = PyDict_GetItemWithError(raw, p);
             if (v == NULL && !PyErr_Occurred())
-                PyErr_SetObject(PyExc_KeyError, p);
+                set_key_error(p);
             Py_DECREF(p);
         }
         else {
             v = PyDict_GetItemWithError(raw, k);
             if (v == NULL && !PyErr_Occurred())
-                PyErr_SetObject(PyExc_KeyError, k);
+                set_key_error(k);
         }
         if (v == NULL)
             goto error;

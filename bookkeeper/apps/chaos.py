@@ -89,7 +89,7 @@ class ChaosConfig:
     backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(base_s=1.0, cap_s=30.0, max_attempts=6,
                                                                           first_delay_s=0.5))
     records_path: str | None = None
-    check_interval_s: float = 0.05
+    check_interval_s: float = 0.02
     settle_timeout_s: float = 20.0
 
 
@@ -295,7 +295,7 @@ def _driver_config(cfg: ChaosConfig, venue: str) -> DriverConfig:
                                 first_delay_s=backoff.first_delay_s, jitter=backoff.jitter)
         breaker = BreakerPolicy(max_failures=3, window_s=60.0, cooldown_s=4.0)
     return DriverConfig(backoff=backoff, breaker=breaker, keepalive=keepalive, startup_jitter_s=0.2,
-                        resync_timeout_s=1.0,
+                        resync_timeout_s=0.3,
                         depth=_KRAKEN_DEPTH if venue == "kraken" else None, bot_instance_id=f"chaos-{venue}")
 
 
@@ -498,6 +498,7 @@ def _report(cfg: ChaosConfig, sim: SimExchange, feeds: dict[str, Feed], checker:
         "disconnect_records": len(records),
         # extra detail (not part of the minimal contract)
         "connection_attempts": len(attempts.times),
+        "connection_attempt_times_s": [round(t - started, 3) for t in attempts.times],
         "close_causes": dict(causes),
         "gaps": stats["gaps"],
         "checksum_mismatches": stats["checksum_mismatches"],
