@@ -583,6 +583,17 @@ class BookSession:
         actions.extend(self._start(plan, None))
         return actions
 
+    def on_connection_gap(self, reason: str) -> list[Action]:
+        """The connection's own sequence skipped (Coinbase Advanced Trade ``sequence_num``
+        counts per connection across channels): any book on it may have missed a delta."""
+        if self._state is not _SYNCED:
+            return []
+        self._stats.gaps += 1
+        actions: list[Action] = [Alert(kind=AlertKind.GAP, symbol=self._symbol, reason=reason)]
+        self._bridge_rule = None
+        actions.extend(self._start(self._plan(reason, allow_replay=False), None))
+        return actions
+
     def on_stale(self, reason: str) -> list[Action]:
         """The driver's per-symbol timer fired: a synced book got no data for too long, or a
         recovery made no progress (a lost WS snapshot, a resume that never got its delta).

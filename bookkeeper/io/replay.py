@@ -18,7 +18,7 @@ from typing import Any
 
 from ..actions import Alert, AlertKind, FetchSnapshot, Resubscribe
 from ..errors import AdapterError, BookkeeperError, UsageError
-from ..events import BookDelta, BookSnapshot, BookTicker, CloseReason, StreamClosed
+from ..events import BookDelta, BookSnapshot, BookTicker, CloseReason, StreamClosed, VenueNotice
 from ..ports import Adapter
 from ..session import BookSession
 from .recording import RecordKind, read_records
@@ -51,6 +51,7 @@ class ReplayReport:
     snapshot_requests: int = 0
     resubscribe_requests: int = 0
     reconnects: int = 0
+    connection_gaps: int = 0
     instruments: list[InstrumentReport] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     alert_count: int = 0
@@ -63,7 +64,7 @@ class ReplayReport:
     def ok(self) -> bool:
         """No checksum mismatch, gap, crossed book or parse error."""
         return not (self.total("checksum_mismatches") or self.total("gaps") or self.total("crossed")
-                    or self.parse_errors)
+                    or self.parse_errors or self.connection_gaps)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -90,6 +91,7 @@ class ReplayReport:
             "snapshot_requests": self.snapshot_requests,
             "resubscribe_requests": self.resubscribe_requests,
             "reconnects": self.reconnects,
+            "connection_gaps": self.connection_gaps,
             "alerts": self.alerts,
             "per_instrument": {
                 i.symbol: {"state": i.state, "last_seq": i.last_seq, **i.stats} for i in self.instruments
@@ -99,6 +101,8 @@ class ReplayReport:
 
 
 ProgressFn = Callable[[int, int], None]
+#: VenueNotice kinds meaning "this connection's own sequence broke" (every book on it is suspect)
+_CONNECTION_GAPS = frozenset({"connection_gap", "connection_out_of_order"})
 
 
 def replay(
@@ -168,6 +172,10 @@ def replay(
                         actions = session_for(ev.symbol).handle(ev)  # type: ignore[union-attr]
                         if actions:
                             note(actions)
+                    elif t is VenueNotice and ev.kind in _CONNECTION_GAPS:  # type: ignore[union-attr]
+                        report.connection_gaps += 1
+                        for s in sessions.values():
+                            note(s.on_connection_gap(f"{ev.kind}: {ev.message}"))  # type: ignore[union-attr]
             elif kind is RecordKind.REST:
                 report.rest_records += 1
                 try:

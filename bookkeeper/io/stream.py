@@ -581,6 +581,23 @@ class StreamDriver:
                 transport.abort(CloseReason.IDLE_TIMEOUT)
                 return
 
+    def _on_notice(self, notice: VenueNotice) -> None:
+        """Venue control messages that need an action of the driver."""
+        if notice.kind in ("connection_gap", "connection_out_of_order"):
+            # the connection's own counter broke (Coinbase sequence_num): every book on it is suspect
+            log.warning("%s: %s: %s", self.exchange, notice.kind, notice.message)
+            for session in self._sessions.values():
+                self._run_actions(session, session.on_connection_gap(f"{notice.kind}: {notice.message}"))
+        elif notice.kind == "test_request":
+            # Deribit closes the connection unless a test_request is answered (public/test)
+            reply = getattr(self._adapter, "test_message", None) or getattr(self._spec, "ping_message", None)
+            message = reply() if callable(reply) else None
+            transport = self._transport
+            if message and transport is not None:
+                self._spawn(transport.send(message))
+        else:
+            log.warning("%s: venue notice %s: %s", self.exchange, notice.kind, notice.message)
+
     async def _symbol_watchdog(self) -> None:
         """Per-symbol staleness (the connection's keepalive cannot see one symbol go quiet or
         one WS snapshot go missing while the others flow). Sleeps until the earliest deadline;
@@ -654,7 +671,7 @@ class StreamDriver:
             session = self._sessions.get(symbol) if symbol is not None else None
             if session is None:
                 if isinstance(event, VenueNotice):
-                    log.warning("%s: venue notice %s: %s", self.exchange, event.kind, event.message)
+                    self._on_notice(event)
                 continue
             was_ws_snapshot = type(event) is BookSnapshot and event.source is SnapshotSource.WS
             if isinstance(event, _DATA_TYPES):
