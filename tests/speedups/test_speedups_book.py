@@ -321,3 +321,17 @@ def test_env_var_forces_pure_python():
     env = {k: v for k, v in os.environ.items() if k != "BOOKKEEPER_PURE_PYTHON"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False", "False"]
+
+
+@pytest.mark.parametrize("corrupt", ["bid", "ask"])
+def test_missing_size_raises_the_same_key_error_on_both_paths(corrupt):
+    def run():
+        book = L2Book()
+        book.apply_snapshot([(100.0, 1.0), (99.0, 1.0)], [(101.0, 1.0), (102.0, 1.0)])
+        del (book._bids if corrupt == "bid" else book._asks)[99.0 if corrupt == "bid" else 101.0]
+        try:
+            book.top(5)
+        except KeyError as exc:
+            return ("KeyError", exc.args)
+    a, b = _both(run)
+    assert a == b and a[1][0] == "KeyError"
