@@ -36,7 +36,8 @@ import orjson
 
 from ..errors import UsageError
 
-__all__ = ["RecordKind", "Record", "detect_format", "read_file", "read_records", "RecordingWriter", "FileFormat"]
+__all__ = ["RecordKind", "Record", "ReadProgress", "detect_format", "read_file", "read_records", "RecordingWriter",
+           "FileFormat"]
 
 
 class RecordKind(enum.Enum):
@@ -163,7 +164,39 @@ def _iter_bookkeeper(fh: IO[bytes], source: int) -> Iterator[Record]:
         yield Record(ts, kind, data.encode() if isinstance(data, str) else bytes(data), obj.get("url"), source)
 
 
-def read_file(path: str | os.PathLike[str], source: int = 0, offset: int = 0) -> Iterator[Record]:
+class ReadProgress:
+    """Bytes of the input files consumed so far (compressed bytes for gzip files), for a
+    progress bar. ``done`` is refreshed as the files are read."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+        self.total = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
+        self._raw: dict[int, IO[bytes]] = {}
+        self._finished = 0
+
+    def watch(self, source: int, raw: IO[bytes]) -> None:
+        self._raw[source] = raw
+
+    def finish(self, source: int) -> None:
+        raw = self._raw.pop(source, None)
+        if raw is not None:
+            try:
+                self._finished += os.fstat(raw.fileno()).st_size
+            except (OSError, ValueError):
+                pass
+
+    @property
+    def done(self) -> int:
+        live = 0
+        for raw in self._raw.values():
+            try:
+                live += raw.tell()
+            except (OSError, ValueError):
+                pass
+        return self._finished + live
+
+
+def read_file(path: str | os.PathLike[str], source: int = 0, offset: int = 0,
+              progress: ReadProgress | None = None) -> Iterator[Record]:
     """Stream the records of one file.
 
     Raises:
@@ -176,6 +209,8 @@ def read_file(path: str | os.PathLike[str], source: int = 0, offset: int = 0) ->
         fh = _open(p)
     except OSError as exc:
         raise UsageError(f"cannot read {p}: {exc}", path=str(p)) from None
+    if progress is not None:
+        progress.watch(source, getattr(fh, "fileobj", None) or fh)
     try:
         if fmt is FileFormat.CFCAP:
             yield from _iter_cfcap(fh, source)
@@ -186,10 +221,12 @@ def read_file(path: str | os.PathLike[str], source: int = 0, offset: int = 0) ->
         else:
             yield from _iter_bookkeeper(fh, source)
     finally:
+        if progress is not None:
+            progress.finish(source)
         fh.close()
 
 
-def read_records(paths: Sequence[str | os.PathLike[str]]) -> Iterator[Record]:
+def read_records(paths: Sequence[str | os.PathLike[str]], progress: ReadProgress | None = None) -> Iterator[Record]:
     """Merge several files into one session, ordered by receive time (stable per file).
 
     Files without timestamps (JSON lines) keep their order, one after another.
@@ -202,10 +239,10 @@ def read_records(paths: Sequence[str | os.PathLike[str]]) -> Iterator[Record]:
     offset = 0
     for i, p in enumerate(paths):
         if detect_format(p) is FileFormat.JSONL:
-            iterators.append(read_file(p, i, offset))
+            iterators.append(read_file(p, i, offset, progress))
             offset += 1 << 40
         else:
-            iterators.append(read_file(p, i))
+            iterators.append(read_file(p, i, progress=progress))
     if len(iterators) == 1:
         return iter(iterators[0])
     return heapq.merge(*iterators, key=lambda r: (r.ts_recv_ns, r.source))

@@ -21,7 +21,7 @@ from ..errors import AdapterError, BookkeeperError, UsageError
 from ..events import BookDelta, BookSnapshot, BookTicker, CloseReason, StreamClosed, VenueNotice
 from ..ports import Adapter
 from ..session import BookSession
-from .recording import RecordKind, read_records
+from .recording import ReadProgress, RecordKind, read_records
 
 __all__ = ["ReplayReport", "InstrumentReport", "replay"]
 
@@ -100,7 +100,7 @@ class ReplayReport:
         return out
 
 
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[int, int, int], None]
 #: VenueNotice kinds meaning "this connection's own sequence broke" (every book on it is suspect)
 _CONNECTION_GAPS = frozenset({"connection_gap", "connection_out_of_order"})
 
@@ -117,7 +117,8 @@ def replay(
     Args:
         adapter: the venue adapter (``bookkeeper.adapters.get_adapter(name)``).
         paths: the files of one session (continuations and REST captures included).
-        progress: called as ``progress(records_done, bytes_hint)`` every 10,000 records.
+        progress: called as ``progress(records_done, bytes_done, bytes_total)`` every 10,000
+            records (bytes of the input files, compressed where they are gzip).
         max_alerts: how many alert details to keep (all are counted).
 
     Raises:
@@ -149,10 +150,11 @@ def replay(
 
     n = 0
     try:
-        for rec in read_records(paths):
+        meter = ReadProgress(paths) if progress is not None else None
+        for rec in read_records(paths, meter):
             n += 1
-            if progress is not None and n % 10_000 == 0:
-                progress(n, 0)
+            if meter is not None and n % 10_000 == 0:
+                progress(n, meter.done, meter.total)  # type: ignore[misc]
             kind = rec.kind
             if kind is RecordKind.RECV:
                 report.messages += 1
@@ -245,8 +247,10 @@ def stderr_progress() -> ProgressFn | None:
     if not sys.stderr.isatty():
         return None
 
-    def show(done: int, _hint: int) -> None:
-        sys.stderr.write(f"\rreplayed {done:,} records")
+    def show(records: int, done: int, total: int) -> None:
+        frac = min(done / total, 1.0) if total else 0.0
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(f"\r[{bar:<30}] {frac:4.0%}  {records:,} records")
         sys.stderr.flush()
 
     return show
