@@ -59,8 +59,21 @@ from .types import InstrumentKey, Side, TradeSide
 
 __version__ = "0.1.0"
 
+_LAZY = {"Feed": "bookkeeper.io.feed", "DriverConfig": "bookkeeper.io.stream"}
+
+
+def __getattr__(name: str) -> object:
+    """``Feed`` and ``DriverConfig`` live in the I/O layer; importing them lazily keeps
+    ``import bookkeeper`` free of asyncio, websockets and ccxt for users of the core."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bookkeeper' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 __all__ = [
-    "Action", "AdapterError", "Alert", "AlertKind", "BookDelta", "BookSession", "BookSnapshot",
+    "Action", "AdapterError", "Alert", "AlertKind", "BookDelta", "BookSession", "BookSnapshot", "DriverConfig", "Feed",
     "BookTicker", "BookkeeperError", "ChecksumKind", "CloseReason", "ConnectionLost", "CrossedBook",
     "ExchangeCapabilities", "ExchangeRejected", "FetchSnapshot", "Fill", "Halt", "Heartbeat",
     "InstrumentKey", "IntegrityError", "InvalidEvent", "InvalidState", "L2Book", "NegativePosition",

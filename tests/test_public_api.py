@@ -6,7 +6,7 @@ import bookkeeper
 def test_all_is_pinned() -> None:
     assert sorted(bookkeeper.__all__) == sorted(
         [
-            "Action", "AdapterError", "Alert", "AlertKind", "BookDelta", "BookSession", "BookSnapshot",
+            "Action", "AdapterError", "Alert", "AlertKind", "BookDelta", "BookSession", "BookSnapshot", "DriverConfig", "Feed",
             "BookTicker", "BookkeeperError", "ChecksumKind", "CloseReason", "ConnectionLost", "CrossedBook",
             "ExchangeCapabilities", "ExchangeRejected", "FetchSnapshot", "Fill", "Halt", "Heartbeat",
             "InstrumentKey", "IntegrityError", "InvalidEvent", "InvalidState", "L2Book", "NegativePosition",
@@ -45,3 +45,16 @@ def test_adapters_install_under_bookkeeper_namespace_only() -> None:
     packages = eval(out.stdout)  # noqa: S307 - our own repr of a list of str
     assert "bookkeeper.adapters" in packages and "bookkeeper.adapters.binance" in packages
     assert all(p == "bookkeeper" or p.startswith("bookkeeper.") for p in packages), packages
+
+
+def test_import_bookkeeper_does_not_pull_the_io_stack() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, bookkeeper; print(sorted(m for m in ('ccxt', 'websockets', 'asyncio') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    from bookkeeper import Feed
+    from bookkeeper.io.feed import Feed as Direct
+
+    assert Feed is Direct
