@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import orjson
 
+from bookkeeper.capabilities import ExchangeCapabilities
 from bookkeeper.errors import AdapterError
+from bookkeeper.events import BookSnapshot, MarketEvent
+from bookkeeper.ports import Decoder
 
 _MAX = 1e15  # no real price or size is this large; anything above is a corrupt frame
 
@@ -91,3 +95,231 @@ def seq_int(value: Any, name: str, exchange: str, raw: Any = b"") -> int:
 def typed_decoder(type_: Any) -> msgspec.json.Decoder:
     """A msgspec JSON decoder that converts numeric strings (``strict=False``)."""
     return msgspec.json.Decoder(type_, strict=False)
+
+
+# ------------------------------------------------------------------ wire-string levels
+def string_row(row: Any, exchange: str, frame: Any, symbol: str | None) -> tuple[str, str]:
+    """The ``(price, size)`` strings of one ``[px, sz, ...]`` row (OKX, Bitget, Kraken v1).
+
+    Raises:
+        AdapterError: the row is not a list of at least two strings.
+    """
+    if type(row) is not list or len(row) < 2:
+        raise AdapterError(f"bad level row {row!r}", exchange=exchange, raw=frame, symbol=symbol)
+    px = row[0]
+    sz = row[1]
+    if type(px) is not str or type(sz) is not str:
+        raise AdapterError(f"level fields must be strings: {row!r}", exchange=exchange, raw=frame, symbol=symbol)
+    return px, sz
+
+
+def check_string_level(p: float, s: float, px: str, sz: str, row: Any, exchange: str, frame: Any,
+                       symbol: str | None) -> None:
+    """Range check of a level parsed from wire strings ``px``/``sz`` (``_`` digit separators,
+    which ``float`` accepts, are refused: they would break the checksum text).
+
+    Raises:
+        AdapterError: NaN/inf, negative size, non-positive price or absurdly large values.
+    """
+    if not (0.0 < p < _MAX) or not (0.0 <= s < _MAX) or "_" in px or "_" in sz:
+        raise AdapterError(f"level out of range {row!r}", exchange=exchange, raw=frame, symbol=symbol)
+
+
+def string_levels(rows: Any, exchange: str, frame: Any,
+                  symbol: str | None) -> tuple[list[tuple[float, float]], list[tuple[str, str]]]:
+    """Validate ``[[px, sz, ...], ...]`` (strings) into float levels and their wire strings.
+
+    Raises:
+        AdapterError: not a list of string rows, NaN/inf, negative size, non-positive price
+            or absurdly large values.
+    """
+    if type(rows) is not list:
+        raise AdapterError("levels must be a list", exchange=exchange, raw=frame, symbol=symbol)
+    out: list[tuple[float, float]] = []
+    raw: list[tuple[str, str]] = []
+    for row in rows:
+        px, sz = string_row(row, exchange, frame, symbol)
+        try:
+            p = float(px)
+            s = float(sz)
+        except ValueError:
+            raise AdapterError(f"bad level {row!r}", exchange=exchange, raw=frame, symbol=symbol) from None
+        check_string_level(p, s, px, sz, row, exchange, frame, symbol)
+        out.append((p, s))
+        raw.append((px, sz))
+    return out, raw
+
+
+def ms_ts_ns(v: Any, exchange: str, frame: Any, symbol: str | None) -> int:
+    """A millisecond timestamp (digit string or int, at most 16 digits) in ns; 0 when absent.
+
+    Raises:
+        AdapterError: anything else.
+    """
+    if v is None:
+        return 0
+    if type(v) is str and v.isdigit() and len(v) <= 16:
+        return int(v) * 1_000_000
+    if type(v) is int and 0 <= v < 10**16:
+        return v * 1_000_000
+    raise AdapterError(f"bad ts {v!r}", exchange=exchange, raw=frame, symbol=symbol)
+
+
+def id_keyed_rows(rows: Any, what: str, exchange: str, frame: Any, symbol: str | None
+                  ) -> tuple[dict[tuple[int, str], float], list[tuple[float, float]], list[tuple[float, float]]]:
+    """A full book of id-keyed rows (``.id``, ``.side`` "Buy"/"Sell", ``.price``, ``.size``;
+    BitMEX ``orderBookL2``, Bybit legacy): the ``(id, side) -> price`` map, bids and asks.
+
+    Raises:
+        AdapterError: a row without price or size (``"{what} row {id} without price or size"``).
+    """
+    prices: dict[tuple[int, str], float] = {}
+    bids: list[tuple[float, float]] = []
+    asks: list[tuple[float, float]] = []
+    for r in rows:
+        if r.price is None or r.size is None:
+            raise AdapterError(f"{what} row {r.id} without price or size", exchange=exchange, raw=frame,
+                               symbol=symbol)
+        prices[(r.id, r.side)] = r.price
+        (bids if r.side == "Buy" else asks).append((r.price, r.size))
+    return prices, bids, asks
+
+
+# ------------------------------------------------------------------ the adapter object
+class FrameDecoder:
+    """A decoder that hands every frame to ``decode(frame, ts_recv_ns, *args)``.
+
+    ``args`` is whatever the venue's ``decode`` needs besides the frame: nothing for stateless
+    venues, the registry name, or a per-connection memory (BitMEX ``L2Tables``). Build one
+    per connection (``functools.partial(FrameDecoder, decode, ...)`` is a decoder factory).
+    """
+
+    __slots__ = ("_decode", "_args")
+
+    def __init__(self, decode: Callable[..., list[MarketEvent]], *args: Any) -> None:
+        self._decode = decode
+        self._args = args
+
+    def decode(self, frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:
+        return self._decode(frame, ts_recv_ns, *self._args)
+
+
+def stateful_decoder(decode: Callable[..., list[MarketEvent]], state: Callable[[], Any]) -> Callable[[], FrameDecoder]:
+    """A decoder factory whose every decoder passes its own fresh ``state()`` to
+    ``decode(frame, ts_recv_ns, state)`` (the per-connection memory of id-keyed books)."""
+    return lambda: FrameDecoder(decode, state())
+
+
+def okx_style_book_push(obj: dict[str, Any], arg: dict[str, Any], actions: tuple[str, str], exchange: str,
+                        frame: Any) -> tuple[str, str, list[Any]]:
+    """The instrument, action and ``data`` list of an OKX-style book push (OKX, Bitget:
+    ``{"arg": {"channel", "instId"}, "action": "snapshot"|"update", "data": [...]}``).
+
+    Raises:
+        AdapterError: no instrument, an action not in ``actions``, or ``data`` not a list.
+    """
+    symbol = arg.get("instId")
+    if type(symbol) is not str or not symbol:
+        raise AdapterError("book push without instId", exchange=exchange, raw=frame)
+    action = obj.get("action")
+    if action not in actions:
+        raise AdapterError(f"bad action {action!r}", exchange=exchange, raw=frame, symbol=symbol)
+    data = obj.get("data")
+    if type(data) is not list:
+        raise AdapterError("data must be a list", exchange=exchange, raw=frame, symbol=symbol)
+    return symbol, action, data
+
+
+class RestParser(Protocol):
+    def __call__(self, body: bytes | str | Mapping[str, Any], *, symbol: str | None, url: str | None,
+                 ts_recv_ns: int) -> BookSnapshot: ...
+
+
+class Dialogue(Protocol):
+    """What ``live`` must offer (a venue's ``spec`` module usually does)."""
+
+    def ws_url(self, base: str, symbols: Sequence[str]) -> str: ...
+    def subscribe_messages(self, symbols: Sequence[str], depth: int | None = None) -> list[str]: ...
+    def unsubscribe_messages(self, symbols: Sequence[str]) -> list[str]: ...
+
+
+class VenueAdapter:
+    """One venue's adapter, assembled from its parts (implements ``ports.Adapter``).
+
+    Args:
+        name: the registry name (``get_adapter(name)``).
+        capabilities: the venue's :class:`ExchangeCapabilities`.
+        decoder: a factory of per-connection decoders; ``new_decoder(**options)`` passes its
+            keyword options on (Kraken's ``precisions``/``depth``).
+        rest: ``rest(body, symbol=, url=, ts_recv_ns=) -> BookSnapshot``; ``None`` when the
+            venue's REST books cannot be spliced, and then ``parse_rest_snapshot`` always
+            raises :class:`AdapterError` with ``no_rest`` as the message.
+        live: the wire dialogue (``ws_url``, ``subscribe_messages``, ``unsubscribe_messages``),
+            usually the venue's ``spec`` module. Given, the object also implements
+            ``ports.LiveSpec``; ``None`` (a venue whose messages need the caller's clock, like
+            Gate), it has none of the ``LiveSpec`` methods, so ``isinstance(a, LiveSpec)`` is
+            false and the live driver refuses it.
+        ping: the app-level ping frame: a string, a zero-argument function returning one, or
+            ``None`` where protocol pings suffice.
+    """
+
+    def __new__(cls, *args: Any, live: Dialogue | None = None, **kwargs: Any) -> VenueAdapter:
+        if cls is VenueAdapter and live is not None:
+            cls = _LiveVenueAdapter
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        name: str,
+        capabilities: ExchangeCapabilities,
+        *,
+        decoder: Callable[..., Decoder],
+        rest: RestParser | None = None,
+        no_rest: str = "",
+        live: Dialogue | None = None,
+        ping: str | Callable[[], str] | None = None,
+    ) -> None:
+        self.name = name
+        self.capabilities = capabilities
+        self._new_decoder = decoder
+        self._rest = rest
+        self._no_rest = no_rest or f"{name} REST order books are not supported; resubscribe instead"
+        self._live = live
+        self._ping = ping
+
+    def __repr__(self) -> str:
+        return f"<VenueAdapter {self.name!r}>"
+
+    def new_decoder(self, **options: Any) -> Decoder:
+        """A fresh decoder for one connection (or one recorded session)."""
+        return self._new_decoder(**options)
+
+    def parse_rest_snapshot(
+        self, body: bytes | str | Mapping[str, Any], *, symbol: str | None = None, url: str | None = None,
+        ts_recv_ns: int = 0,
+    ) -> BookSnapshot:
+        """See :meth:`bookkeeper.ports.Adapter.parse_rest_snapshot`."""
+        if self._rest is None:
+            raise AdapterError(self._no_rest, exchange=self.name, raw=str(body)[:200], symbol=symbol)
+        return self._rest(body, symbol=symbol, url=url, ts_recv_ns=ts_recv_ns)
+
+
+class _LiveVenueAdapter(VenueAdapter):
+    """A :class:`VenueAdapter` with a live wire dialogue (also implements ``ports.LiveSpec``)."""
+
+    _live: Dialogue
+
+    def ws_url(self, base: str, symbols: Sequence[str]) -> str:
+        return self._live.ws_url(base, symbols)
+
+    def subscribe_messages(self, symbols: Sequence[str], depth: int | None = None) -> list[str]:
+        return self._live.subscribe_messages(symbols, depth)
+
+    def unsubscribe_messages(self, symbols: Sequence[str], depth: int | None = None) -> list[str]:
+        """``depth`` only for a dialogue whose unsubscribe names it (Kraken v2)."""
+        if depth is None:
+            return self._live.unsubscribe_messages(symbols)
+        return self._live.unsubscribe_messages(symbols, depth=depth)  # type: ignore[call-arg]
+
+    def ping_message(self) -> str | None:
+        return self._ping() if callable(self._ping) else self._ping

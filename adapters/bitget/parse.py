@@ -15,10 +15,10 @@ import orjson
 from bookkeeper.errors import AdapterError
 from bookkeeper.events import BookDelta, BookSnapshot, MarketEvent, SnapshotSource, Subscribed, VenueNotice
 
+from .._common import ms_ts_ns, okx_style_book_push, string_levels
 from .schemas import ACTION_SNAPSHOT, ACTION_UPDATE, BOOK_CHANNELS
 
 EXCHANGE = "bitget"
-_MAX = 1e15
 _INT32 = 1 << 31
 
 
@@ -32,37 +32,11 @@ def parse_levels(rows: Any, frame: Any, symbol: str | None) -> tuple[list[tuple[
     Raises:
         AdapterError: wrong types, NaN/inf, negative size, non-positive price, huge values.
     """
-    if type(rows) is not list:
-        raise _fail("levels must be a list", frame, symbol)
-    out: list[tuple[float, float]] = []
-    raw: list[tuple[str, str]] = []
-    for row in rows:
-        if type(row) is not list or len(row) < 2:
-            raise _fail(f"bad level row {row!r}", frame, symbol)
-        px = row[0]
-        sz = row[1]
-        if type(px) is not str or type(sz) is not str:
-            raise _fail(f"level fields must be strings: {row!r}", frame, symbol)
-        try:
-            p = float(px)
-            s = float(sz)
-        except ValueError:
-            raise _fail(f"bad level {row!r}", frame, symbol) from None
-        if not (0.0 < p < _MAX) or not (0.0 <= s < _MAX) or "_" in px or "_" in sz:
-            raise _fail(f"level out of range {row!r}", frame, symbol)
-        out.append((p, s))
-        raw.append((px, sz))
-    return out, raw
+    return string_levels(rows, EXCHANGE, frame, symbol)
 
 
 def _ts_ns(v: Any, frame: Any, symbol: str | None) -> int:
-    if v is None:
-        return 0
-    if type(v) is str and v.isdigit() and len(v) <= 16:
-        return int(v) * 1_000_000
-    if type(v) is int and 0 <= v < 10**16:
-        return v * 1_000_000
-    raise _fail(f"bad ts {v!r}", frame, symbol)
+    return ms_ts_ns(v, EXCHANGE, frame, symbol)
 
 
 def parse_book_entry(entry: Any, action: str, symbol: str, frame: Any, ts_recv_ns: int) -> BookSnapshot | BookDelta:
@@ -111,15 +85,7 @@ def decode(frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:
     arg = obj.get("arg")
     if type(arg) is not dict or arg.get("channel") not in BOOK_CHANNELS:
         return []  # ticker, trade, candles ...
-    symbol = arg.get("instId")
-    if type(symbol) is not str or not symbol:
-        raise _fail("book push without instId", frame)
-    action = obj.get("action")
-    if action != ACTION_SNAPSHOT and action != ACTION_UPDATE:
-        raise _fail(f"bad action {action!r}", frame, symbol)
-    data = obj.get("data")
-    if type(data) is not list:
-        raise _fail("data must be a list", frame, symbol)
+    symbol, action, data = okx_style_book_push(obj, arg, (ACTION_SNAPSHOT, ACTION_UPDATE), EXCHANGE, frame)
     return [parse_book_entry(e, action, symbol, frame, ts_recv_ns) for e in data]
 
 

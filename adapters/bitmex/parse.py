@@ -21,6 +21,7 @@ from bookkeeper.errors import AdapterError
 from bookkeeper.events import BookDelta, BookSnapshot, Heartbeat, MarketEvent, SnapshotSource, Trade, VenueNotice
 from bookkeeper.types import TradeSide
 
+from .._common import id_keyed_rows
 from .schemas import Book10Row, Envelope, L2Row, TradeRow
 
 EXCHANGE = "bitmex"
@@ -84,15 +85,7 @@ class L2Tables:
     def _partial(self, groups: dict[str, list[L2Row]], frame: bytes | str, ts_recv_ns: int) -> list[MarketEvent]:
         staged: list[tuple[str, dict[_Key, float], BookSnapshot]] = []
         for symbol, rows in groups.items():
-            prices: dict[_Key, float] = {}
-            bids: list[tuple[float, float]] = []
-            asks: list[tuple[float, float]] = []
-            for r in rows:
-                if r.price is None or r.size is None:
-                    raise AdapterError(f"partial row {r.id} without price or size", exchange=EXCHANGE, raw=frame,
-                                       symbol=symbol)
-                prices[(r.id, r.side)] = r.price
-                (bids if r.side == "Buy" else asks).append((r.price, r.size))
+            prices, bids, asks = id_keyed_rows(rows, "partial", EXCHANGE, frame, symbol)
             ts = iso_to_ns(rows[0].timestamp) if rows else 0
             staged.append((symbol, prices, BookSnapshot(symbol=symbol, bids=bids, asks=asks, ts_exchange_ns=ts,
                                                         ts_recv_ns=ts_recv_ns)))

@@ -18,6 +18,7 @@ from bookkeeper.errors import AdapterError
 from bookkeeper.events import BookDelta, BookSnapshot, MarketEvent, SnapshotSource, Trade, VenueNotice
 from bookkeeper.types import TradeSide
 
+from .._common import id_keyed_rows
 from .schemas import (
     Envelope,
     LegacyDelta,
@@ -134,15 +135,7 @@ class LegacyBooks:
         except _Errors as exc:
             raise AdapterError(f"bad snapshot data: {exc}", exchange=EXCHANGE, raw=frame, symbol=symbol) from None
         rows = data.order_book if isinstance(data, LegacyLinearSnapshot) else data
-        prices: dict[tuple[int, str], float] = {}
-        bids: list[tuple[float, float]] = []
-        asks: list[tuple[float, float]] = []
-        for r in rows:
-            if r.price is None or r.size is None:
-                raise AdapterError(f"snapshot row {r.id} without price or size", exchange=EXCHANGE, raw=frame,
-                                   symbol=symbol)
-            prices[(r.id, r.side)] = r.price
-            (bids if r.side == "Buy" else asks).append((r.price, r.size))
+        prices, bids, asks = id_keyed_rows(rows, "snapshot", EXCHANGE, frame, symbol)
         self._prices[symbol] = prices
         return BookSnapshot(symbol=symbol, bids=bids, asks=asks, seq=seq, ts_exchange_ns=ts, ts_recv_ns=ts_recv_ns)
 

@@ -1,55 +1,19 @@
-"""Deribit ``book.{instrument}.{interval}`` adapter (JSON-RPC 2.0 notifications)."""
+"""Deribit ``book.{instrument}.{interval}`` adapter (JSON-RPC 2.0 notifications).
+
+Stateless: every notification names its channel and instrument. REST books are refused
+(see :func:`.parse.parse_rest_snapshot`); the ping is ``public/test``, which also answers
+Deribit's heartbeat ``test_request``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from functools import partial
 
-from bookkeeper.capabilities import ExchangeCapabilities
-from bookkeeper.events import BookSnapshot, MarketEvent
-
+from .._common import FrameDecoder, VenueAdapter
 from . import spec
-from .parse import decode, parse_rest_snapshot
+from .parse import NO_REST, decode
 
-__all__ = ["DeribitAdapter", "DERIBIT"]
+__all__ = ["DERIBIT"]
 
-
-class _Decoder:
-    """Stateless: every Deribit notification names its channel and instrument."""
-
-    __slots__ = ()
-
-    def decode(self, frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:
-        return decode(frame, ts_recv_ns)
-
-
-class DeribitAdapter:
-    def __init__(self, name: str, capabilities: ExchangeCapabilities) -> None:
-        self.name = name
-        self.capabilities = capabilities
-
-    def new_decoder(self) -> _Decoder:
-        return _Decoder()
-
-    def parse_rest_snapshot(
-        self, body: bytes | str | Mapping[str, Any], *, symbol: str | None = None, url: str | None = None,
-        ts_recv_ns: int = 0,
-    ) -> BookSnapshot:
-        """Always raises :class:`~bookkeeper.errors.AdapterError`: see :func:`.parse.parse_rest_snapshot`."""
-        return parse_rest_snapshot(body, symbol)
-
-    # LiveSpec
-    def ws_url(self, base: str, symbols: Sequence[str]) -> str:
-        return spec.ws_url(base, symbols)
-
-    def subscribe_messages(self, symbols: Sequence[str], depth: int | None = None) -> list[str]:
-        return spec.subscribe_messages(symbols, depth)
-
-    def unsubscribe_messages(self, symbols: Sequence[str]) -> list[str]:
-        return spec.unsubscribe_messages(symbols)
-
-    def ping_message(self) -> str | None:
-        return spec.test_message()
-
-
-DERIBIT = DeribitAdapter("deribit", spec.CAPABILITIES)
+DERIBIT = VenueAdapter("deribit", spec.CAPABILITIES, decoder=partial(FrameDecoder, decode), no_rest=NO_REST,
+                       live=spec, ping=spec.test_message)

@@ -153,6 +153,10 @@ def decode(frame: bytes | str, ts_recv_ns: int) -> list[MarketEvent]:
     return []
 
 
+NO_REST = ("deribit REST order-book snapshots are not spliceable (exchange-protocols.md §9.2); "
+           "resubscribe for a WS snapshot")
+
+
 def parse_rest_snapshot(body: bytes | str | Mapping[str, Any], symbol: str | None = None) -> BookSnapshot:
     """Deribit REST books are deliberately not supported.
 
@@ -164,5 +168,4 @@ def parse_rest_snapshot(body: bytes | str | Mapping[str, Any], symbol: str | Non
     Raises:
         AdapterError: always.
     """
-    raise AdapterError("deribit REST order-book snapshots are not spliceable (exchange-protocols.md §9.2); "
-                       "resubscribe for a WS snapshot", exchange=EXCHANGE, raw=str(body)[:200], symbol=symbol)
+    raise AdapterError(NO_REST, exchange=EXCHANGE, raw=str(body)[:200], symbol=symbol)

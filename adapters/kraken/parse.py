@@ -27,6 +27,7 @@ import orjson
 from bookkeeper.errors import AdapterError
 from bookkeeper.events import BookDelta, BookSnapshot, Heartbeat, MarketEvent, SnapshotSource, Subscribed, VenueNotice
 
+from .._common import check_string_level, string_row
 from .schemas import BOOK_PREFIX, DEFAULT_DEPTH, V2_BOOK, V2_HEARTBEAT, V2_INSTRUMENT
 
 EXCHANGE = "kraken"
@@ -57,20 +58,14 @@ def parse_v1_levels(rows: Any, frame: Any, symbol: str | None) -> tuple[Levels, 
     raw: RawLevels = []
     newest = 0.0
     for row in rows:
-        if type(row) is not list or len(row) < 2:
-            raise _fail(f"bad level row {row!r}", frame, symbol)
-        px = row[0]
-        sz = row[1]
-        if type(px) is not str or type(sz) is not str:
-            raise _fail(f"level fields must be strings: {row!r}", frame, symbol)
+        px, sz = string_row(row, EXCHANGE, frame, symbol)
         try:
             p = float(px)
             s = float(sz)
             t = float(row[2]) if len(row) > 2 and type(row[2]) is str else 0.0
         except ValueError:
             raise _fail(f"bad level {row!r}", frame, symbol) from None
-        if not (0.0 < p < _MAX) or not (0.0 <= s < _MAX) or "_" in px or "_" in sz:
-            raise _fail(f"level out of range {row!r}", frame, symbol)
+        check_string_level(p, s, px, sz, row, EXCHANGE, frame, symbol)
         if t > newest and t < 1e11:
             newest = t
         out.append((p, s))

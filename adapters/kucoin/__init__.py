@@ -1,54 +1,17 @@
-"""KuCoin spot ``/market/level2`` adapter (exchange-protocols.md §10)."""
+"""KuCoin spot ``/market/level2`` adapter (exchange-protocols.md §10).
+
+Stateless: every frame names its symbol and sequence range.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from functools import partial
 
-from bookkeeper.capabilities import ExchangeCapabilities
-from bookkeeper.events import BookSnapshot, MarketEvent
-
+from .._common import FrameDecoder, VenueAdapter
 from . import spec
 from .parse import decode, parse_l2update, parse_rest_snapshot
 
-__all__ = ["KucoinAdapter", "KUCOIN", "parse_l2update"]
+__all__ = ["KUCOIN", "parse_l2update"]
 
-
-class _Decoder:
-    __slots__ = ()
-
-    def decode(self, frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:
-        return decode(frame, ts_recv_ns)
-
-
-class KucoinAdapter:
-    """KuCoin spot level-2 stream (stateless: every frame names its symbol and range)."""
-
-    def __init__(self, name: str, capabilities: ExchangeCapabilities) -> None:
-        self.name = name
-        self.capabilities = capabilities
-
-    def new_decoder(self) -> _Decoder:
-        return _Decoder()
-
-    def parse_rest_snapshot(
-        self, body: bytes | str | Mapping[str, Any], *, symbol: str | None = None, url: str | None = None,
-        ts_recv_ns: int = 0,
-    ) -> BookSnapshot:
-        return parse_rest_snapshot(body, symbol, url, ts_recv_ns)
-
-    # LiveSpec
-    def ws_url(self, base: str, symbols: Sequence[str]) -> str:
-        return spec.ws_url(base, symbols)
-
-    def subscribe_messages(self, symbols: Sequence[str], depth: int | None = None) -> list[str]:
-        return spec.subscribe_messages(symbols, depth)
-
-    def unsubscribe_messages(self, symbols: Sequence[str]) -> list[str]:
-        return spec.unsubscribe_messages(symbols)
-
-    def ping_message(self) -> str | None:
-        return spec.ping_message()
-
-
-KUCOIN = KucoinAdapter("kucoin", spec.CAPABILITIES)
+KUCOIN = VenueAdapter("kucoin", spec.CAPABILITIES, decoder=partial(FrameDecoder, decode), rest=parse_rest_snapshot,
+                      live=spec, ping=spec.ping_message)
