@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
+from importlib import import_module
 from typing import Any
 
 from .errors import IntegrityError
@@ -40,8 +41,11 @@ __all__ = ["L2Book"]
 
 _sp: Any = None
 if os.environ.get("BOOKKEEPER_PURE_PYTHON", "") in ("", "0"):
+    # import_module, not ``from . import _speedups``: the C module has no Python source, so
+    # import-linter would attribute a static import to the ``bookkeeper`` package itself.
+    # (_speedups is a leaf: it imports only zlib.)
     try:
-        from . import _speedups as _sp
+        _sp = import_module("bookkeeper._speedups")
     except ImportError:  # no compiler at install time: the pure-Python path below is used
         _sp = None
 #: True when the C accelerator is in use (tests may set ``bookkeeper.book._sp = None``).

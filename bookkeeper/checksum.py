@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from importlib import import_module
 from typing import Any
 from zlib import crc32
 
@@ -28,8 +29,8 @@ __all__ = ["okx_checksum", "kraken_checksum", "compute_checksum", "checksum_abse
 # Optional C accelerator (bookkeeper/_speedups.c); BOOKKEEPER_PURE_PYTHON=1 forces pure Python.
 _sp: Any = None
 if os.environ.get("BOOKKEEPER_PURE_PYTHON", "") in ("", "0"):
-    try:
-        from . import _speedups as _sp
+    try:  # import_module: see bookkeeper/book.py
+        _sp = import_module("bookkeeper._speedups")
     except ImportError:
         _sp = None
 
