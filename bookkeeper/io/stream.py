@@ -590,8 +590,8 @@ class StreamDriver:
                 self._run_actions(session, session.on_connection_gap(f"{notice.kind}: {notice.message}"))
         elif notice.kind == "test_request":
             # Deribit closes the connection unless a test_request is answered (public/test)
-            reply = getattr(self._adapter, "test_message", None) or getattr(self._spec, "ping_message", None)
-            message = reply() if callable(reply) else None
+            # (the venue's app-level ping is exactly that answer: Deribit's ping is public/test)
+            message = self._ping_message
             transport = self._transport
             if message and transport is not None:
                 self._spawn(transport.send(message))
