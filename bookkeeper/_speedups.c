@@ -14,7 +14,8 @@
  * level (target <= 200, met), top_raw(25) + okx_checksum 2.15 us (<= 3, met), pipeline 3.70x
  * ccxt (>= 5x: NOT met -- the typed decode alone is ~4 us of the ~10.6 us left), with a top-25
  * read 2.74x (>= 3x: not met), replay 4.50x (>= 4x, met). Pure Python: 324 ns, 5.2 us, 2.47x,
- * 1.79x, 4.11x. Details and commands: benchmarks/RESULTS.md.
+ * 1.79x, 4.11x. Second session (C Binance decoder, top_both): pipeline 4.23..4.37x (>= 5x still
+ * NOT met), with top-25 3.12..3.16x (met). Details and commands: benchmarks/RESULTS.md.
  *
  * What it does
  * ------------
@@ -31,6 +32,11 @@
  *       the bad one stay applied, as in Python. Returns None when all levels were applied.
  *   apply_levels_raw(...)  the same for books that keep the exchange strings.
  *   top_side(sizes, keys, n, negate)      best-first list of (price, size) tuples.
+ *   top_both(bsizes, bkeys, asizes, akeys, n)   L2Book.top(n) in one call (up to 64 keys per
+ *                         side are snapshotted on the C stack instead of in a sliced list).
+ *   binance_depth(frame, ts_recv_ns, BookDelta)  a strict-subset decoder of Binance depthUpdate
+ *                         frames for adapters/binance/parse.py (BookDelta, or None = "not
+ *                         handled": msgspec decides); see its section below.
  *   top_raw_side(raw, keys, n, negate)    best-first list of the stored raw tuples.
  *   okx_crc(bids, asks)   OKX/Bitget CRC32 (signed) of the top-25 interleaved raw strings, or
  *                         NotImplemented for inputs outside the fast path (non-ASCII text,
@@ -608,37 +614,41 @@ top_count(PyObject *keys, Py_ssize_t n)
     return n < len ? n : len;
 }
 
-PyDoc_STRVAR(top_side_doc,
-"top_side(sizes, keys, n, negate) -> list of (price, size), best first.\n\n"
-"Raises KeyError(price) for a key without a size, like ``sizes[p]``.");
+/* Up to TOP_STACK keys are snapshotted on the stack (INCREF'd) instead of in a new list. */
+#define TOP_STACK 64
 
+/* The best ``n`` levels of one side as a new list of (price, size) tuples, best first, exactly
+ * as ``[(p, sizes[p]) for p in keys[:-n-1:-1]]`` (asks: ``(-k, sizes[-k])``). The keys are
+ * snapshotted first, as the Python slice does, because a lookup may run Python code. */
 static PyObject *
-top_side(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+top_levels(PyObject *sizes, PyObject *keys, Py_ssize_t n, int negate)
 {
-    if (nargs != 4 || !PyDict_CheckExact(args[0]) || !PyList_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "top_side(dict, list, n, negate)");
-        return NULL;
-    }
-    PyObject *sizes = args[0], *keys = args[1];
-    Py_ssize_t n;
-    if (as_count(args[2], &n) < 0)
-        return NULL;
-    int negate = PyObject_IsTrue(args[3]);
-    if (negate < 0)
-        return NULL;
-    /* Snapshot the keys first, as the Python slice does. */
     Py_ssize_t m = top_count(keys, n);
     Py_ssize_t len = PyList_GET_SIZE(keys);
-    PyObject *sl = PyList_GetSlice(keys, len - m, len);
-    if (sl == NULL)
-        return NULL;
-    PyObject *out = PyList_New(m);
-    if (out == NULL) {
-        Py_DECREF(sl);
-        return NULL;
+    PyObject *stack[TOP_STACK];
+    PyObject **snap;
+    PyObject *sl = NULL;
+    if (m <= TOP_STACK) {
+        for (Py_ssize_t j = 0; j < m; j++) {
+            snap = &stack[j];
+            *snap = PyList_GET_ITEM(keys, len - 1 - j);  /* best first */
+            Py_INCREF(*snap);
+        }
+        snap = stack;
     }
+    else {
+        sl = PyList_GetSlice(keys, len - m, len);
+        if (sl == NULL)
+            return NULL;
+        /* reversed below: best first is index m - 1 - j of the slice */
+        snap = ((PyListObject *)sl)->ob_item;
+    }
+#define SNAP(j) (sl == NULL ? snap[(j)] : snap[m - 1 - (j)])
+    PyObject *out = PyList_New(m);
+    if (out == NULL)
+        goto error;
     for (Py_ssize_t j = 0; j < m; j++) {
-        PyObject *k = PyList_GET_ITEM(sl, m - 1 - j);
+        PyObject *k = SNAP(j);
         PyObject *p;
         if (negate) {
             p = negated(k);
@@ -666,12 +676,74 @@ top_side(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyTuple_SET_ITEM(t, 1, v);
         PyList_SET_ITEM(out, j, t);
     }
-    Py_DECREF(sl);
+#undef SNAP
+    if (sl == NULL) {
+        for (Py_ssize_t j = 0; j < m; j++)
+            Py_DECREF(stack[j]);
+    }
+    Py_XDECREF(sl);
     return out;
 error:
-    Py_DECREF(sl);
-    Py_DECREF(out);
+    if (sl == NULL) {
+        for (Py_ssize_t j = 0; j < m; j++)
+            Py_DECREF(stack[j]);
+    }
+    Py_XDECREF(sl);
+    Py_XDECREF(out);
     return NULL;
+}
+
+PyDoc_STRVAR(top_side_doc,
+"top_side(sizes, keys, n, negate) -> list of (price, size), best first.\n\n"
+"Raises KeyError(price) for a key without a size, like ``sizes[p]``.");
+
+static PyObject *
+top_side(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyDict_CheckExact(args[0]) || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "top_side(dict, list, n, negate)");
+        return NULL;
+    }
+    Py_ssize_t n;
+    if (as_count(args[2], &n) < 0)
+        return NULL;
+    int negate = PyObject_IsTrue(args[3]);
+    if (negate < 0)
+        return NULL;
+    return top_levels(args[0], args[1], n, negate);
+}
+
+PyDoc_STRVAR(top_both_doc,
+"top_both(bsizes, bkeys, asizes, akeys, n) -> (bids, asks): L2Book.top(n) in one call.");
+
+static PyObject *
+top_both(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyDict_CheckExact(args[0]) || !PyList_CheckExact(args[1])
+            || !PyDict_CheckExact(args[2]) || !PyList_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "top_both(dict, list, dict, list, n)");
+        return NULL;
+    }
+    Py_ssize_t n;
+    if (as_count(args[4], &n) < 0)
+        return NULL;
+    PyObject *b = top_levels(args[0], args[1], n, 0);
+    if (b == NULL)
+        return NULL;
+    PyObject *a = top_levels(args[2], args[3], n, 1);
+    if (a == NULL) {
+        Py_DECREF(b);
+        return NULL;
+    }
+    PyObject *out = PyTuple_New(2);
+    if (out == NULL) {
+        Py_DECREF(a);
+        Py_DECREF(b);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(out, 0, b);
+    PyTuple_SET_ITEM(out, 1, a);
+    return out;
 }
 
 PyDoc_STRVAR(top_raw_side_doc,
@@ -825,14 +897,497 @@ okx_crc(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLongLong(signed_value);
 }
 
+/* ------------------------------------------------------------------ Binance depthUpdate decoder */
+
+/* A strict-subset JSON reader for Binance ``depthUpdate`` frames (plain, or the combined-stream
+ * envelope ``{"stream":...,"data":{...}}``). It builds exactly what adapters/binance/parse.py's
+ * msgspec path builds -- a BookDelta with (float, float) tuples -- for frames in the subset, and
+ * answers None ("not handled") for anything else, so the msgspec path then returns the same
+ * event or raises the same AdapterError. The subset:
+ *   - bytes only; JSON whitespace anywhere JSON allows it;
+ *   - the DepthUpdate keys e, E, s, U, u, pu, b, a, each at most once (msgspec would keep the
+ *     last), all required ones present; other keys (T, COIN-M's ps) are skipped when their value
+ *     is a plain string or int, as msgspec ignores them; in the envelope, stream and data only;
+ *   - strings (e, s, stream) without escapes, control characters or non-ASCII bytes;
+ *   - ints (U, u, E, pu, T) as 1..18 plain digits without a leading zero (pu may be null);
+ *   - levels as ["<decimal>","<decimal>"], a decimal being digits with an optional fraction
+ *     (no sign, exponent, leading zero, "1." or ".5"), whose value is exactly representable as
+ *     mantissa / 10^k with mantissa <= 2^53 and k <= 22: then (double)mantissa / 1e k is the
+ *     correctly rounded value (Clinger's fast path), i.e. the same double msgspec and float()
+ *     give; and 0 < price < 1e15, 0 <= size < 1e15 (the schemas.Px / Sz bounds);
+ *   - u >= U (else the Python path raises its AdapterError) and E <= 9e12 (E * 10^6 fits).
+ * Zero sizes share one float object (a third of all levels are deletes); nothing observable
+ * depends on float identity. */
+
+typedef struct {
+    const char *p, *end;
+} Cur;
+
+#define DEC_OK 0
+#define DEC_NO 1   /* outside the subset: let msgspec decide */
+#define DEC_ERR -1 /* Python error set (MemoryError) */
+
+static const double POW10[23] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+static PyObject *g_delta_kwnames;  /* ("symbol", "bids", "asks", "first_seq", ...) */
+
+static inline void
+skip_ws(Cur *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t'))
+        c->p++;
+}
+
+static inline int
+expect(Cur *c, char ch)
+{
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A plain string (after skipping whitespace): *s / *n point into the frame. 0 ok, DEC_NO. */
+static inline int
+read_plain_string(Cur *c, const char **s, Py_ssize_t *n)
+{
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != '"')
+        return DEC_NO;
+    const char *q = ++c->p;
+    while (q < c->end) {
+        unsigned char ch = (unsigned char)*q;
+        if (ch == '"')
+            break;
+        if (ch == '\\' || ch < 0x20 || ch >= 0x80)
+            return DEC_NO;
+        q++;
+    }
+    if (q >= c->end)
+        return DEC_NO;
+    *s = c->p;
+    *n = q - c->p;
+    c->p = q + 1;
+    return DEC_OK;
+}
+
+/* 1..18 plain digits, no leading zero (except "0"). */
+static inline int
+read_uint(Cur *c, long long *out)
+{
+    skip_ws(c);
+    const char *q = c->p;
+    long long v = 0;
+    int nd = 0;
+    while (q < c->end && *q >= '0' && *q <= '9') {
+        v = v * 10 + (*q - '0');
+        q++;
+        if (++nd > 18)
+            return DEC_NO;
+    }
+    if (nd == 0 || (nd > 1 && *c->p == '0'))
+        return DEC_NO;
+    /* a number followed by '.', 'e' or 'E' is a float in JSON: not ours */
+    if (q < c->end && (*q == '.' || *q == 'e' || *q == 'E' || *q == '-' || *q == '+'))
+        return DEC_NO;
+    c->p = q;
+    *out = v;
+    return DEC_OK;
+}
+
+/* Eight ASCII digits at q (little-endian SWAR): their value, or -1 if any byte is not a digit. */
+static inline long long
+eight_digits(const char *q)
+{
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    return -1;  /* the digit-by-digit loop handles it */
+#endif
+    unsigned long long v;
+    memcpy(&v, q, 8);
+    if ((v & 0xF0F0F0F0F0F0F0F0ULL) != 0x3030303030303030ULL
+            || ((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) != 0x3030303030303030ULL)
+        return -1;
+    v -= 0x3030303030303030ULL;
+    v = (v * 10) + (v >> 8);
+    v = (((v & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32)))
+         + (((v >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32;
+    return (long long)v;
+}
+
+#define M_MAX_DIGIT ((~0ULL - 9) / 10)               /* m * 10 + 9 does not overflow */
+#define M_MAX_EIGHT ((~0ULL - 99999999) / 100000000)  /* m * 10^8 + 99999999 does not overflow */
+
+/* A quoted decimal "ddd[.ddd]" -> exact double (see the header comment). */
+static inline int
+read_decimal(Cur *c, double *out)
+{
+    skip_ws(c);
+    const char *q = c->p, *end = c->end;
+    if (q >= end || *q != '"')
+        return DEC_NO;
+    q++;
+    const char *int_start = q;
+    unsigned long long m = 0;  /* exact: every step is guarded against overflow */
+    while (q < end && *q >= '0' && *q <= '9') {
+        if (m > M_MAX_DIGIT)
+            return DEC_NO;
+        m = m * 10 + (unsigned)(*q - '0');
+        q++;
+    }
+    Py_ssize_t nint = q - int_start;
+    if (nint == 0 || (nint > 1 && *int_start == '0'))
+        return DEC_NO;
+    int frac = 0;
+    if (q < end && *q == '.') {
+        q++;
+        const char *fs = q;
+        long long e8;
+        /* Binance sends 8 decimals: take them eight at a time */
+        while (end - q >= 8 && (e8 = eight_digits(q)) >= 0) {
+            if (m > M_MAX_EIGHT)
+                return DEC_NO;
+            m = m * 100000000ULL + (unsigned long long)e8;
+            q += 8;
+        }
+        while (q < end && *q >= '0' && *q <= '9') {
+            if (m > M_MAX_DIGIT)
+                return DEC_NO;
+            m = m * 10 + (unsigned)(*q - '0');
+            q++;
+        }
+        frac = (int)(q - fs);
+        if (frac == 0)
+            return DEC_NO;
+    }
+    if (q >= end || *q != '"')
+        return DEC_NO;
+    while (frac > 0 && m > (1ULL << 53) && m % 10 == 0) {
+        m /= 10;
+        frac--;
+    }
+    if (m > (1ULL << 53) || frac > 22)
+        return DEC_NO;
+    *out = (double)m / POW10[frac];
+    c->p = q + 1;
+    return DEC_OK;
+}
+
+/* [["px","sz"], ...] -> new list of (float, float) tuples in *out. */
+static int
+read_levels(Cur *c, PyObject **out)
+{
+    if (!expect(c, '['))
+        return DEC_NO;
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return DEC_ERR;
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ']') {
+        c->p++;
+        *out = list;
+        return DEC_OK;
+    }
+    for (;;) {
+        double px, sz;
+        if (!expect(c, '[') || read_decimal(c, &px) != DEC_OK || !expect(c, ',')
+                || read_decimal(c, &sz) != DEC_OK || !expect(c, ']'))
+            goto no;
+        if (!(px > 0.0 && px < 1e15) || !(sz >= 0.0 && sz < 1e15))
+            goto no;
+        PyObject *t = PyTuple_New(2);
+        if (t == NULL)
+            goto err;
+        PyObject *pf = PyFloat_FromDouble(px);
+        if (pf == NULL) {
+            Py_DECREF(t);
+            goto err;
+        }
+        PyTuple_SET_ITEM(t, 0, pf);
+        PyObject *sf;
+        if (sz == 0.0) {  /* sz is +0.0 here: the decimal has no sign */
+            sf = g_zero;
+            Py_INCREF(sf);
+        }
+        else if ((sf = PyFloat_FromDouble(sz)) == NULL) {
+            Py_DECREF(t);
+            goto err;
+        }
+        PyTuple_SET_ITEM(t, 1, sf);
+        int rc = PyList_Append(list, t);
+        Py_DECREF(t);
+        if (rc < 0)
+            goto err;
+        skip_ws(c);
+        if (c->p < c->end && *c->p == ',') {
+            c->p++;
+            continue;
+        }
+        if (c->p < c->end && *c->p == ']') {
+            c->p++;
+            *out = list;
+            return DEC_OK;
+        }
+        goto no;
+    }
+no:
+    Py_DECREF(list);
+    return DEC_NO;
+err:
+    Py_DECREF(list);
+    return DEC_ERR;
+}
+
+typedef struct {
+    const char *sym;
+    Py_ssize_t sym_len;
+    long long U, u, E, pu;
+    int has_pu;  /* pu given as an int (0: absent or null) */
+    PyObject *bids, *asks;
+} Depth;
+
+enum { F_E = 1, F_S = 2, F_UU = 4, F_U = 8, F_B = 16, F_A = 32, F_EV = 64, F_PU = 128 };
+
+static inline int
+key_is(const char *k, Py_ssize_t n, const char *lit)
+{
+    Py_ssize_t m = (Py_ssize_t)strlen(lit);
+    return n == m && memcmp(k, lit, (size_t)m) == 0;
+}
+
+/* The depthUpdate object (cursor on its '{'). */
+static int
+read_depth(Cur *c, Depth *d)
+{
+    int seen = 0;
+    if (!expect(c, '{'))
+        return DEC_NO;
+    skip_ws(c);
+    if (c->p < c->end && *c->p == '}')
+        return DEC_NO;  /* required fields missing */
+    for (;;) {
+        const char *k;
+        Py_ssize_t kn;
+        int rc;
+        if (read_plain_string(c, &k, &kn) != DEC_OK || !expect(c, ':'))
+            return DEC_NO;
+        int f = 0;
+        if (kn == 1) {
+            switch (k[0]) {
+            case 'e': f = F_EV; break;
+            case 'E': f = F_E; break;
+            case 's': f = F_S; break;
+            case 'U': f = F_UU; break;
+            case 'u': f = F_U; break;
+            case 'b': f = F_B; break;
+            case 'a': f = F_A; break;
+            default: break;
+            }
+        }
+        else if (key_is(k, kn, "pu")) {
+            f = F_PU;
+        }
+        if (f == 0) {
+            /* A field DepthUpdate does not have (T, COIN-M's ps, ...): msgspec skips it. We
+             * skip a plain string or a plain int; any other value -> not ours. */
+            const char *s;
+            Py_ssize_t n;
+            long long t;
+            skip_ws(c);
+            rc = (c->p < c->end && *c->p == '"') ? read_plain_string(c, &s, &n) : read_uint(c, &t);
+            if (rc != DEC_OK)
+                return rc;
+            goto next;
+        }
+        if (seen & f)
+            return DEC_NO;  /* duplicate key: msgspec keeps the last one; not ours */
+        seen |= f;
+        switch (f) {
+        case F_EV: {
+            const char *s;
+            Py_ssize_t n;
+            rc = read_plain_string(c, &s, &n);
+            break;
+        }
+        case F_S:
+            rc = read_plain_string(c, &d->sym, &d->sym_len);
+            break;
+        case F_E:
+            rc = read_uint(c, &d->E);
+            break;
+        case F_UU:
+            rc = read_uint(c, &d->U);
+            break;
+        case F_U:
+            rc = read_uint(c, &d->u);
+            break;
+        case F_PU:
+            skip_ws(c);
+            if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0) {
+                c->p += 4;
+                rc = DEC_OK;
+            }
+            else {
+                rc = read_uint(c, &d->pu);
+                d->has_pu = 1;
+            }
+            break;
+        case F_B:
+            rc = read_levels(c, &d->bids);
+            break;
+        default: /* F_A */
+            rc = read_levels(c, &d->asks);
+            break;
+        }
+        if (rc != DEC_OK)
+            return rc;
+    next:
+        skip_ws(c);
+        if (c->p < c->end && *c->p == ',') {
+            c->p++;
+            continue;
+        }
+        if (c->p < c->end && *c->p == '}') {
+            c->p++;
+            break;
+        }
+        return DEC_NO;
+    }
+    if ((seen & (F_EV | F_S | F_UU | F_U | F_B | F_A)) != (F_EV | F_S | F_UU | F_U | F_B | F_A))
+        return DEC_NO;
+    return DEC_OK;
+}
+
+/* {"stream": "...", "data": {...}} in either order. */
+static int
+read_envelope(Cur *c, Depth *d)
+{
+    int seen = 0;
+    if (!expect(c, '{'))
+        return DEC_NO;
+    for (;;) {
+        const char *k;
+        Py_ssize_t kn;
+        int rc;
+        if (read_plain_string(c, &k, &kn) != DEC_OK || !expect(c, ':'))
+            return DEC_NO;
+        if (key_is(k, kn, "stream") && !(seen & 1)) {
+            const char *s;
+            Py_ssize_t n;
+            seen |= 1;
+            rc = read_plain_string(c, &s, &n);
+        }
+        else if (key_is(k, kn, "data") && !(seen & 2)) {
+            seen |= 2;
+            rc = read_depth(c, d);
+        }
+        else {
+            return DEC_NO;
+        }
+        if (rc != DEC_OK)
+            return rc;
+        skip_ws(c);
+        if (c->p < c->end && *c->p == ',') {
+            c->p++;
+            continue;
+        }
+        if (c->p < c->end && *c->p == '}') {
+            c->p++;
+            break;
+        }
+        return DEC_NO;
+    }
+    return seen == 3 ? DEC_OK : DEC_NO;
+}
+
+PyDoc_STRVAR(binance_depth_doc,
+"binance_depth(frame, ts_recv_ns, BookDelta) -> BookDelta | None\n\n"
+"Decode a Binance depthUpdate frame (bytes; plain or combined-stream envelope) into\n"
+"BookDelta(symbol=s, bids=b, asks=a, first_seq=U, last_seq=u, prev_seq=pu,\n"
+"ts_exchange_ns=E * 1_000_000, ts_recv_ns=ts_recv_ns), exactly as the msgspec path of\n"
+"adapters/binance/parse.py does; None when the frame is outside the fast subset (then the\n"
+"msgspec path decides, including every error).");
+
+static PyObject *
+binance_depth(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "binance_depth(frame, ts_recv_ns, BookDelta)");
+        return NULL;
+    }
+    PyObject *frame = args[0];
+    if (!PyBytes_CheckExact(frame))
+        Py_RETURN_NONE;
+    Py_ssize_t len = PyBytes_GET_SIZE(frame);
+    const char *buf = PyBytes_AS_STRING(frame);
+    Cur c = {buf, buf + len};
+    Depth d;
+    memset(&d, 0, sizeof d);
+    int rc;
+    /* parse.py picks the envelope decoder exactly when the frame starts with '{"stream"' */
+    if (len >= 9 && memcmp(buf, "{\"stream\"", 9) == 0)
+        rc = read_envelope(&c, &d);
+    else
+        rc = read_depth(&c, &d);
+    if (rc == DEC_OK) {
+        skip_ws(&c);
+        if (c.p != c.end)
+            rc = DEC_NO;  /* trailing bytes */
+    }
+    if (rc == DEC_OK && (d.u < d.U || d.E > 9000000000000LL))
+        rc = DEC_NO;
+    PyObject *result = NULL;
+    if (rc == DEC_OK) {
+        PyObject *vals[8] = {NULL};
+        vals[0] = PyUnicode_New(d.sym_len, 127);
+        if (vals[0] != NULL)
+            memcpy(PyUnicode_DATA(vals[0]), d.sym, (size_t)d.sym_len);
+        vals[1] = d.bids;
+        vals[2] = d.asks;
+        vals[3] = PyLong_FromLongLong(d.U);
+        vals[4] = PyLong_FromLongLong(d.u);
+        if (d.has_pu) {
+            vals[5] = PyLong_FromLongLong(d.pu);
+        }
+        else {
+            vals[5] = Py_None;
+            Py_INCREF(Py_None);
+        }
+        vals[6] = PyLong_FromLongLong(d.E * 1000000LL);
+        vals[7] = args[1];
+        if (vals[0] && vals[3] && vals[4] && vals[5] && vals[6])
+            result = PyObject_Vectorcall(args[2], vals, 0, g_delta_kwnames);
+        else
+            rc = DEC_ERR;
+        Py_XDECREF(vals[0]);
+        Py_XDECREF(vals[3]);
+        Py_XDECREF(vals[4]);
+        Py_XDECREF(vals[5]);
+        Py_XDECREF(vals[6]);
+    }
+    Py_XDECREF(d.bids);
+    Py_XDECREF(d.asks);
+    if (rc == DEC_ERR)
+        return NULL;
+    if (rc == DEC_NO)
+        Py_RETURN_NONE;
+    return result;  /* NULL if BookDelta raised */
+}
+
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef methods[] = {
     {"apply_levels", (PyCFunction)(void (*)(void))apply_levels, METH_FASTCALL, apply_levels_doc},
     {"apply_levels_raw", (PyCFunction)(void (*)(void))apply_levels_raw, METH_FASTCALL, apply_levels_raw_doc},
     {"top_side", (PyCFunction)(void (*)(void))top_side, METH_FASTCALL, top_side_doc},
+    {"top_both", (PyCFunction)(void (*)(void))top_both, METH_FASTCALL, top_both_doc},
     {"top_raw_side", (PyCFunction)(void (*)(void))top_raw_side, METH_FASTCALL, top_raw_side_doc},
     {"okx_crc", (PyCFunction)(void (*)(void))okx_crc, METH_FASTCALL, okx_crc_doc},
+    {"binance_depth", (PyCFunction)(void (*)(void))binance_depth, METH_FASTCALL, binance_depth_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -861,5 +1416,16 @@ PyInit__speedups(void)
     g_ask = PyUnicode_InternFromString("ask");
     if (g_zero == NULL || g_bid == NULL || g_ask == NULL)
         return NULL;
+    static const char *const kw[8] = {"symbol", "bids", "asks", "first_seq", "last_seq", "prev_seq",
+                                      "ts_exchange_ns", "ts_recv_ns"};
+    g_delta_kwnames = PyTuple_New(8);
+    if (g_delta_kwnames == NULL)
+        return NULL;
+    for (int i = 0; i < 8; i++) {
+        PyObject *name = PyUnicode_InternFromString(kw[i]);
+        if (name == NULL)
+            return NULL;
+        PyTuple_SET_ITEM(g_delta_kwnames, i, name);
+    }
     return PyModule_Create(&module);
 }

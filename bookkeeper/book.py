@@ -268,7 +268,7 @@ class L2Book:
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """The best ``n`` levels per side, best first."""
         if _sp is not None and type(n) is int:
-            return _sp.top_side(self._bids, self._bkeys, n, False), _sp.top_side(self._asks, self._akeys, n, True)
+            return _sp.top_both(self._bids, self._bkeys, self._asks, self._akeys, n)
         bs = self._bids
         as_ = self._asks
         bk = self._bkeys[: -n - 1 : -1] if n > 0 else []

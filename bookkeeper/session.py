@@ -308,27 +308,31 @@ class BookSession:
         return self._gap(d)
 
     def _apply(self, d: BookDelta) -> list[Action]:
+        # The steady-state hot path (every applied delta): locals instead of repeated
+        # attribute loads; the sequencer is only asked for ``local`` when per-level ids exist.
         bids = d.bids
         asks = d.asks
-        local = self._seq.local
-        if ((d.bid_seqs is not None or d.ask_seqs is not None) and local is not None
-                and d.first_seq is not None and d.first_seq <= local):
-            # Per-level ids (KuCoin): a message overlapping what is applied keeps only newer levels.
-            if d.bid_seqs is not None:
-                bids = [lv for lv, q in zip(bids, d.bid_seqs) if q > local]
-            if d.ask_seqs is not None:
-                asks = [lv for lv, q in zip(asks, d.ask_seqs) if q > local]
+        first = d.first_seq
+        if d.bid_seqs is not None or d.ask_seqs is not None:
+            local = self._seq.local
+            if local is not None and first is not None and first <= local:
+                # Per-level ids (KuCoin): a message overlapping what is applied keeps only newer levels.
+                if d.bid_seqs is not None:
+                    bids = [lv for lv, q in zip(bids, d.bid_seqs) if q > local]
+                if d.ask_seqs is not None:
+                    asks = [lv for lv, q in zip(asks, d.ask_seqs) if q > local]
+        book = self._book
+        last = d.last_seq
         try:
-            self._book.apply_delta(bids, asks, d.bids_raw, d.asks_raw)
+            book.apply_delta(bids, asks, d.bids_raw, d.asks_raw)
         except IntegrityError as exc:
             self._stats.invalid_inputs += 1
-            return self._recover(f"invalid delta: {exc}", AlertKind.INVALID_INPUT, d.last_seq)
-        self._seq.advance(d.first_seq, d.last_seq)
+            return self._recover(f"invalid delta: {exc}", AlertKind.INVALID_INPUT, last)
+        self._seq.advance(first, last)
         st = self._stats
         st.deltas_applied += 1
-        if d.last_seq is None and self._caps.sequence_model is not SequenceModel.NONE:
+        if last is None and self._caps.sequence_model is not SequenceModel.NONE:
             st.unsequenced += 1
-        book = self._book
         if self._truncate and self._depth:
             book.truncate(self._depth)
         if self._verify and not checksum_absent(self._checksum_kind, d.checksum):

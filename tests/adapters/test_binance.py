@@ -215,3 +215,13 @@ def test_bad_frames_in_a_binance_stream_are_parse_errors(tmp_path, spot4):
     r = replay_records(tmp_path, "binance", bad).as_json()
     assert r["parse_errors"] == 3 and r["ok"] is False
     assert r["messages"] == 265 + 3
+
+
+def test_depth_update_that_is_not_utf8_is_an_adapter_error() -> None:
+    from bookkeeper.errors import AdapterError
+
+    decoder = get_adapter("binance").new_decoder()
+    for frame in (b'{"e":"depthUpdate","s":"BTC\xff","U":1,"u":2,"b":[],"a":[]}',
+                  b'{"stream":"x","data":{"e":"depthUpdate","s":"\xc3","U":1,"u":2,"b":[],"a":[]}}'):
+        with pytest.raises(AdapterError):
+            decoder.decode(frame)

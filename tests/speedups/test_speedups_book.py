@@ -335,3 +335,17 @@ def test_missing_size_raises_the_same_key_error_on_both_paths(corrupt):
             return ("KeyError", exc.args)
     a, b = _both(run)
     assert a == b and a[1][0] == "KeyError"
+
+
+@pytest.mark.parametrize("n", [0, 1, 25, 63, 64, 65, 200, 10**30, -3])
+def test_top_reads_agree_beyond_the_stack_snapshot(n):
+    """top() snapshots up to 64 keys on the C stack and slices beyond: both agree with pure."""
+    bids = [(100.0 - i * 0.5, 1.0 + i) for i in range(150)]
+    asks = [(100.5 + i * 0.5, 2.0 + i) for i in range(150)]
+    books = []
+    for ctx in (pure, accelerated):
+        with ctx():
+            b = L2Book()
+            b.apply_snapshot(bids, asks)
+            books.append((b.top(n), b.bids(), b.asks()))
+    assert repr(books[0]) == repr(books[1])
