@@ -278,8 +278,12 @@ class VenueAdapter:
         no_rest: str = "",
         live: Dialogue | None = None,
         ping: str | Callable[[], str] | None = None,
+        fused: Callable[..., object] | None = None,
     ) -> None:
         self.name = name
+        #: the venue's fused decode + apply of the synced steady state (C accelerator), handed
+        #: to ``BookSession.apply_frame_fast`` by drivers; ``None`` when the venue has none
+        self.fused = fused
         self.capabilities = capabilities
         self._new_decoder = decoder
         self._rest = rest

@@ -10,8 +10,8 @@
 * ``CcxtHarness`` drives exactly what ccxt.pro's Binance class does per message
   (``handle_order_book`` -> nonce checks -> ``handle_order_book_message`` ->
   ``handle_deltas`` -> ``OrderBookSide.store``) with a stub client (no network).
-* ``OursHarness`` drives ``get_adapter("binance").new_decoder().decode()`` ->
-  ``BookSession.on_delta``.
+* ``OursHarness`` drives ``BookSession.apply_frame_fast`` (the fused C steady-state path, when
+  built) and otherwise ``get_adapter("binance").new_decoder().decode()`` -> ``BookSession.on_delta``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 from bisect import bisect_left
+from importlib import import_module
 from collections.abc import Callable
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def make_stream(stats: CaptureStats, n_msgs: int, seed: int, snapshot_levels: in
 
 # --------------------------------------------------------------------------- harnesses
 class OursHarness:
-    """bytes -> decoder.decode() -> BookSession.on_delta (the driver's per-frame work)."""
+    """bytes -> [session.apply_frame_fast, else] decoder.decode() -> BookSession.on_delta."""
 
     def __init__(self) -> None:
         from bookkeeper.adapters import get_adapter
@@ -187,6 +188,8 @@ class OursHarness:
         from bookkeeper.session import BookSession
 
         self.adapter = get_adapter("binance")
+        #: the fused steady-state path (``BookSession.apply_frame_fast``), None without the C accelerator
+        self.fused = import_module("bookkeeper.adapters.binance.parse").fused_depth
         self.BookSession = BookSession
         self.BookDelta = BookDelta
 
@@ -200,13 +203,29 @@ class OursHarness:
         assert session.state.name == "SYNCED", session.state
         return session, decoder
 
-    def feeder(self, session, decoder, read_top: int = 0) -> Callable[[list[bytes]], None]:
+    def feeder(self, session, decoder, read_top: int = 0, fused: bool = True) -> Callable[[list[bytes]], None]:
         decode = decoder.decode
         on_delta = session.on_delta
         BookDelta = self.BookDelta
         book = session.book
         top = book.top
+        fz = self.fused if fused else None
 
+        if fz is not None:
+            # The driver's steady state: the fused C path (decode + APPLY check + apply, no
+            # BookDelta) first; whenever it declines, the normal path decides.
+            fast = session.apply_frame_fast
+
+            def run(frames: list[bytes]) -> None:
+                for frame in frames:
+                    if not fast(frame, fz):
+                        for ev in decode(frame, 0):
+                            if type(ev) is BookDelta:
+                                if on_delta(ev):
+                                    raise AssertionError("unexpected actions")
+                    if read_top:
+                        top(read_top)
+            return run
         if read_top:
             def run(frames: list[bytes]) -> None:
                 for frame in frames:

@@ -5,8 +5,10 @@
 Both sides consume the SAME seeded stream of combined-stream ``depthUpdate`` frames, drawn
 from the distributions of the real capture (see the first printed line). Per message:
 
-* ours:  ``decoder.decode(frame)`` (msgspec typed decode -> ``BookDelta``) ->
-  ``BookSession.on_delta`` (sequence rule + apply to the always-sorted ``L2Book``);
+* ours:  ``BookSession.apply_frame_fast(frame, fused_depth)`` (the C accelerator's fused decode +
+  APPLY check + apply of the synced steady state, no ``BookDelta``), and for every frame it
+  declines ``decoder.decode(frame)`` (-> ``BookDelta``) -> ``BookSession.on_delta`` (sequence rule
+  + apply to the always-sorted ``L2Book``); variant "(info) ours w/o fused path" is the latter only;
 * ccxt:  ccxt's ws parser (``Client.receive``'s ``json_parser.loads``) ->
   ``binance.handle_order_book`` (market lookup, nonce checks, ``handle_order_book_message``
   -> ``handle_deltas`` -> ``OrderBookSide.store``) into ccxt's ``OrderBook``.
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "parse+seq+apply": (lambda: _ours(ours, snap_body, first, 0), lambda: _cc(cc, snap_body, first, 0, False)),
         "  + top-25 read": (lambda: _ours(ours, snap_body, first, 25), lambda: _cc(cc, snap_body, first, 25, False)),
         "ccxt via handle_message": (lambda: _ours(ours, snap_body, first, 0), lambda: _cc(cc, snap_body, first, 0, True)),
+        "(info) ours w/o fused path": (lambda: _ours(ours, snap_body, first, 0, False),
+                                       lambda: _cc(cc, snap_body, first, 0, False)),
     }
     results: dict[str, tuple[list[int], list[int]]] = {k: ([], []) for k in variants}
     for r in range(args.rounds):
@@ -95,9 +99,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     return out
 
 
-def _ours(h: OursHarness, body: bytes, first: bytes, top: int):
+def _ours(h: OursHarness, body: bytes, first: bytes, top: int, fused: bool = True):
     s, d = h.new_session(body, first)
-    return h.feeder(s, d, top)
+    return h.feeder(s, d, top, fused)
 
 
 def _cc(h: CcxtHarness, body: bytes, first: bytes, top: int, full: bool):

@@ -25,6 +25,7 @@ sends the book to RECOVERING, never silently repaired.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 from .actions import (
     Action,
@@ -120,7 +121,7 @@ class BookSession:
         "_symbol", "_caps", "_book", "_seq", "_state", "_buffer", "_epoch", "_pending",
         "_bridge_rule", "_snapshot_failures", "_depth", "_verify", "_max_failures",
         "_max_buffer", "_replay_available", "_last_plan", "_stats", "_checksum_kind",
-        "_truncate", "_answered_epoch",
+        "_truncate", "_answered_epoch", "_fast_model",
     )  # fmt: skip
 
     def __init__(
@@ -153,6 +154,11 @@ class BookSession:
         self._last_plan: RecoveryPlan | None = None
         self._stats = SessionStats()
         self._answered_epoch = -1
+        # apply_frame_fast's model code (0: never fast): sequenced by range or pointer, and
+        # nothing per delta beyond apply + crossed check (no checksum, no truncation).
+        model = capabilities.sequence_model
+        fast = 1 if model is SequenceModel.CONTIGUOUS_RANGE else 2 if model is SequenceModel.PREV_POINTER else 0
+        self._fast_model = 0 if self._verify or self._truncate else fast
 
     # ------------------------------------------------------------------ observers
     @property
@@ -269,6 +275,31 @@ class BookSession:
                 return []
             return self._gap(d)
         return self._buffer_delta(d)
+
+    def apply_frame_fast(self, frame: bytes, fused: Callable[..., object]) -> bool:
+        """Apply one raw frame in the SYNCED steady state without building a ``BookDelta``.
+
+        ``fused(frame, symbol, model, local, bsizes, bkeys, asizes, akeys)`` is a venue's fused
+        decode + apply (``adapters.binance.parse.fused_depth``). True: the frame's delta was
+        applied, exactly as ``on_delta(decode(frame))`` would have (which then returns no
+        actions). False: nothing was touched and the caller MUST take the normal path for this
+        frame (``decoder.decode()`` -> ``handle()``), which decides everything else: stale,
+        duplicate, gap, crossed, bad or foreign frames, every state but SYNCED. ``fused`` may
+        only answer the single APPLY case of :class:`~bookkeeper.sequencer.Sequencer`'s rule.
+        """
+        model = self._fast_model
+        if not model or self._state is not _SYNCED or self._bridge_rule is not None:
+            return False
+        book = self._book
+        if book._poisoned is not None or book._bids_raw is not None or book._asks_raw is not None:
+            return False
+        seq = self._seq
+        r = fused(frame, self._symbol, model, seq.local, book._bids, book._bkeys, book._asks, book._akeys)
+        if type(r) is not tuple:
+            return False
+        seq.advance(r[0], r[1])
+        self._stats.deltas_applied += 1
+        return True
 
     def _buffer_delta(self, d: BookDelta) -> list[Action]:
         actions: list[Action] = []

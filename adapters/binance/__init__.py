@@ -9,14 +9,14 @@ from bookkeeper.capabilities import ExchangeCapabilities
 
 from .._common import FrameDecoder, VenueAdapter
 from . import spec
-from .parse import decode, parse_depth_snapshot, parse_depth_update
+from .parse import decode, fused_depth, parse_depth_snapshot, parse_depth_update
 
 __all__ = ["BINANCE", "BINANCE_USDM", "BINANCE_COINM", "parse_depth_update"]
 
 
 def _binance(name: str, capabilities: ExchangeCapabilities) -> VenueAdapter:
     return VenueAdapter(name, capabilities, decoder=partial(FrameDecoder, decode, name),
-                        rest=partial(parse_depth_snapshot, exchange=name), live=spec)
+                        rest=partial(parse_depth_snapshot, exchange=name), live=spec, fused=fused_depth)
 
 
 BINANCE = _binance("binance", spec.SPOT_CAPABILITIES)

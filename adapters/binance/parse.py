@@ -8,6 +8,8 @@ frames Binance actually sends (bytes, no escapes, plain decimal strings) and bui
 ``BookDelta`` directly (~2x faster than msgspec + ``BookDelta``); it answers ``None`` for
 anything else and the msgspec path below decides, errors included
 (``tests/speedups/test_speedups_binance.py`` checks both against each other).
+``fused_depth`` is the accelerator's fused decode + apply of the synced steady state, for
+``BookSession.apply_frame_fast`` (``tests/speedups/test_fastpath.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ if os.environ.get("BOOKKEEPER_PURE_PYTHON", "") in ("", "0"):
         _fast_depth = import_module("bookkeeper._speedups").binance_depth
     except (ImportError, AttributeError):
         _fast_depth = None
+
+#: ``binance_depth_apply`` (the fused steady-state decode + apply for
+#: ``BookSession.apply_frame_fast``), or None without the accelerator.
+fused_depth: Any = None
+if _fast_depth is not None:
+    fused_depth = getattr(import_module("bookkeeper._speedups"), "binance_depth_apply", None)
 
 
 def parse_depth_update(frame: bytes | str, ts_recv_ns: int, exchange: str) -> BookDelta:

@@ -305,6 +305,10 @@ class StreamDriver:
         self._symbol_data_ns: dict[str, int] = {}
         self._symbol_progress_ns: dict[str, int] = {}
         self._symbol_wake = asyncio.Event()
+        #: fused fast path (see ``BookSession.apply_frame_fast``): the venue's C function, and
+        #: the session the last delta went to (reset on every connection)
+        self._fused = getattr(adapter, "fused", None)
+        self._fast: BookSession | None = None
         self._aux_tasks: set[asyncio.Task[None]] = set()
         self.connections = 0  #: connections opened so far
         self.attempts = 0  #: connection attempts so far (successful or not)
@@ -509,6 +513,7 @@ class StreamDriver:
         self._connected_ns = now
         self._healthy = False
         self._decoder = self._adapter.new_decoder()
+        self._fast = None
         self._keepalive = Keepalive(self._keepalive_policy, now_ns=now)
         rec = self._recovery
         if rec is not None:
@@ -645,6 +650,18 @@ class StreamDriver:
     def _on_frame(self, data: str | bytes, ts_recv_ns: int, mono_ns: int) -> None:
         ka = self._keepalive
         assert ka is not None and self._decoder is not None
+        fast = self._fast
+        if fast is not None:
+            # Synced steady state: the venue's fused decode + sequence check + apply (C
+            # accelerator) for the session the previous delta went to. It only ever answers
+            # "applied"; everything else (other symbols, gaps, other messages) goes the normal way.
+            if fast.apply_frame_fast(data if type(data) is bytes else data.encode(), self._fused):  # type: ignore[arg-type]
+                ka.on_data(mono_ns)
+                self._last_data_ns = mono_ns
+                self._symbol_data_ns[fast.symbol] = mono_ns
+                if self._on_update is not None:
+                    self._on_update(BookUpdate(symbol=fast.symbol, seq=fast.last_seq, ts_recv_ns=ts_recv_ns))
+                return
         if data == "pong" or data == b"pong":
             # OKX answers the text ping with the text pong (not JSON, so not for the decoder).
             ka.on_frame(mono_ns)
@@ -681,6 +698,8 @@ class StreamDriver:
                 if was_ws_snapshot:
                     self._note_ws_snapshot(session, actions)
                 self._run_actions(session, actions)
+            if self._fused is not None and type(event) is BookDelta:
+                self._fast = session
             if session.is_synced and isinstance(event, (BookDelta, BookSnapshot)) and self._on_update is not None:
                 self._on_update(BookUpdate(symbol=session.symbol, seq=session.last_seq, ts_recv_ns=ts_recv_ns,
                                            ts_exchange_ns=event.ts_exchange_ns))
