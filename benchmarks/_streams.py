@@ -30,7 +30,8 @@ from pathlib import Path
 
 import orjson
 
-FIXTURES = Path(os.environ.get("BOOKKEEPER_FIXTURES", "/work/shared/fixtures/real/binance"))
+# the repository's own copies of the real captures (same bytes, see fixtures/real/PROVENANCE.md)
+FIXTURES = Path(os.environ.get("BOOKKEEPER_FIXTURES", Path(__file__).resolve().parents[1] / "fixtures/real/binance"))
 CAPTURE = FIXTURES / "binance_spot_btcusdt_2024-08-08.hbt.txt.gz"
 CONTINUATION = FIXTURES / "binance_spot_btcusdt_2024-08-09.continuation.hbt.txt.gz"
 SYMBOL = "BTCUSDT"
