@@ -800,7 +800,8 @@ class StreamDriver:
                 log.warning("%s %s: HALTED: %s", venue, a.symbol, a.reason)  # type: ignore[union-attr]
             elif t is Alert:
                 assert isinstance(a, Alert)
-                log.warning("%s %s: %s: %s", venue, a.symbol, a.kind, a.reason)
+                reason = a.reason.removeprefix(f"{a.kind}: ")  # reasons often name their kind already
+                log.warning("%s %s: %s: %s", venue, a.symbol, a.kind, reason)
                 if a.kind is AlertKind.GAP:
                     if metrics is not None:
                         metrics.gaps.labels(exchange=venue, symbol=a.symbol).inc()
