@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -513,5 +513,3 @@ def _report(cfg: ChaosConfig, sim: SimExchange, feeds: dict[str, Feed], checker:
     }
     return out
 
-
-_ = defaultdict

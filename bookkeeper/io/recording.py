@@ -24,7 +24,6 @@ from __future__ import annotations
 import enum
 import gzip
 import heapq
-import io
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -278,5 +277,3 @@ class RecordingWriter:
         else:
             self._fh.flush()
 
-
-_ = io  # io is used in the doctest

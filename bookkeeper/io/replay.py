@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..actions import Alert, AlertKind, FetchSnapshot, Resubscribe
-from ..errors import AdapterError, BookkeeperError, UsageError
+from ..actions import Alert, FetchSnapshot, Resubscribe
+from ..errors import AdapterError, UsageError
 from ..events import BookDelta, BookSnapshot, BookTicker, CloseReason, StreamClosed, VenueNotice
 from ..ports import Adapter
 from ..session import BookSession
@@ -267,5 +267,3 @@ def stderr_progress() -> ProgressFn | None:
 
     return show
 
-
-_ = BookkeeperError, AlertKind
