@@ -114,9 +114,11 @@ key_of(PyObject *p, int mode)
     return PyNumber_Multiply(mode == KEY_MUL_POS ? g_one : g_minus_one, p);
 }
 
-/* bisect.bisect_right(list, x) with the same probes as CPython's _bisect. -1 on error. */
-static Py_ssize_t
-bisect_right(PyObject *list, PyObject *x)
+/* bisect.bisect_right (right=1) / bisect.bisect_left (right=0) of x in list, with the same
+ * probes and the same comparisons as CPython's _bisect (``x < item`` for right, ``item < x``
+ * for left). -1 on error. Inlined into the two wrappers below, so ``right`` is a constant. */
+static inline Py_ssize_t
+bisect_impl(PyObject *list, PyObject *x, const int right)
 {
     Py_ssize_t lo = 0, hi = PyList_GET_SIZE(list);
     int xf = PyFloat_CheckExact(x);
@@ -138,72 +140,38 @@ bisect_right(PyObject *list, PyObject *x)
                 PREFETCH(PyList_GET_ITEM(list, b_));
         }
         PyObject *item = PyList_GET_ITEM(list, mid);
-        int res;
+        int go_right;
         if (xf && PyFloat_CheckExact(item)) {
-            res = xd < PyFloat_AS_DOUBLE(item);
-            hi = res ? mid : hi;  /* branch-free: the last probes are unpredictable */
-            lo = res ? lo : mid + 1;
+            double id = PyFloat_AS_DOUBLE(item);
+            go_right = right ? !(xd < id) : (id < xd);
+            lo = go_right ? mid + 1 : lo;  /* branch-free: the last probes are unpredictable */
+            hi = go_right ? hi : mid;
             continue;
         }
-        else {
-            Py_INCREF(item);
-            res = PyObject_RichCompareBool(x, item, Py_LT);
-            Py_DECREF(item);
-            if (res < 0)
-                return -1;
-        }
-        if (res)
-            hi = mid;
-        else
+        Py_INCREF(item);
+        int res = right ? PyObject_RichCompareBool(x, item, Py_LT) : PyObject_RichCompareBool(item, x, Py_LT);
+        Py_DECREF(item);
+        if (res < 0)
+            return -1;
+        go_right = right ? !res : res;
+        if (go_right)
             lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
 
-/* bisect.bisect_left(list, x). -1 on error. */
+static Py_ssize_t
+bisect_right(PyObject *list, PyObject *x)
+{
+    return bisect_impl(list, x, 1);
+}
+
 static Py_ssize_t
 bisect_left(PyObject *list, PyObject *x)
 {
-    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(list);
-    int xf = PyFloat_CheckExact(x);
-    double xd = xf ? PyFloat_AS_DOUBLE(x) : 0.0;
-    while (lo < hi) {
-        Py_ssize_t mid = ((size_t)lo + hi) / 2;
-        if (mid >= PyList_GET_SIZE(list)) {
-            PyErr_SetString(PyExc_IndexError, "list index out of range");
-            return -1;
-        }
-        if (xf) {
-            /* A probe is a dependent chain (slot -> float object -> value). Start loading the
-             * objects of BOTH possible next probes now, so the next probe rarely waits. */
-            Py_ssize_t n_ = PyList_GET_SIZE(list);
-            Py_ssize_t a_ = ((size_t)lo + mid) / 2, b_ = ((size_t)mid + 1 + hi) / 2;
-            if (a_ < n_)
-                PREFETCH(PyList_GET_ITEM(list, a_));
-            if (b_ < n_)
-                PREFETCH(PyList_GET_ITEM(list, b_));
-        }
-        PyObject *item = PyList_GET_ITEM(list, mid);
-        int res;
-        if (xf && PyFloat_CheckExact(item)) {
-            res = PyFloat_AS_DOUBLE(item) < xd;
-            lo = res ? mid + 1 : lo;
-            hi = res ? hi : mid;
-            continue;
-        }
-        else {
-            Py_INCREF(item);
-            res = PyObject_RichCompareBool(item, x, Py_LT);
-            Py_DECREF(item);
-            if (res < 0)
-                return -1;
-        }
-        if (res)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return bisect_impl(list, x, 0);
 }
 
 /* ``d.pop(key, None)``: new reference to the value or to None; NULL on error. One lookup. */
