@@ -485,8 +485,9 @@ class BookSession:
                                         f"{self._buffer[0].first_seq}..{self._buffer[0].last_seq}"))
             actions.extend(self._start(self._plan("stale snapshot", allow_replay=False), None))
             return actions
+        was_resume = self._pending is _Pending.RESUME
         resumed = (
-            self._pending is _Pending.RESUME
+            was_resume
             and snap.seq is not None
             and snap.seq == self._seq.local
             and self._caps.sequence_model in (SequenceModel.CONTIGUOUS_RANGE, SequenceModel.PREV_POINTER)
@@ -515,7 +516,6 @@ class BookSession:
         self._buffer = []
         self._snapshot_failures = 0
         was = self._state
-        was_resume = self._pending is _Pending.RESUME
         self._pending = _Pending.NOTHING
         if self._verify and not checksum_absent(self._checksum_kind, snap.checksum):
             mismatch = self._verify_checksum(snap.checksum)  # type: ignore[arg-type]
@@ -624,10 +624,7 @@ class BookSession:
         if self._state is not _SYNCED:
             return []
         self._stats.gaps += 1
-        actions: list[Action] = [Alert(kind=AlertKind.GAP, symbol=self._symbol, reason=reason)]
-        self._bridge_rule = None
-        actions.extend(self._start(self._plan(reason, allow_replay=False), None))
-        return actions
+        return self._recover(reason, AlertKind.GAP, None)
 
     def on_stale(self, reason: str) -> list[Action]:
         """The driver's per-symbol timer fired: a synced book got no data for too long, or a

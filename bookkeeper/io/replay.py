@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ..actions import Alert, FetchSnapshot, Resubscribe
 from ..errors import AdapterError, UsageError
 from ..events import BookDelta, BookSnapshot, BookTicker, CloseReason, StreamClosed, VenueNotice
@@ -207,8 +209,7 @@ def replay(
                                                           f"{len(sessions)} instruments")
                         continue
                     symbol = next(iter(sessions))
-                    snap = BookSnapshot(**{f: getattr(snap, f) for f in snap.__struct_fields__ if f != "symbol"},
-                                        symbol=symbol)
+                    snap = msgspec.structs.replace(snap, symbol=symbol)
                 note(session_for(symbol).on_snapshot(snap))
             elif kind is RecordKind.OPEN:
                 opened += 1
