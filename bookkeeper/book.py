@@ -318,6 +318,15 @@ class L2Book:
             out[1, : len(asks)] = asks
         return out
 
+    def apply_frame(self, frame: bytes, fused: Any, symbol: str, model: int, local: int | None) -> object:
+        """Hand this book's containers to a venue's fused decode + apply (C accelerator, see
+        ``BookSession.apply_frame_fast``). Returns what ``fused`` returns — a ``(first, last)``
+        tuple when it applied the frame — or ``None`` when this book cannot take the fused path
+        (poisoned, or keeping exchange strings for a checksum)."""
+        if self._poisoned is not None or self._bids_raw is not None or self._asks_raw is not None:
+            return None
+        return fused(frame, symbol, model, local, self._bids, self._bkeys, self._asks, self._akeys)
+
     def equals(self, bids: Iterable[Level], asks: Iterable[Level]) -> bool:
         """True when the book holds exactly these levels (order-insensitive)."""
         return dict(bids) == self._bids and dict(asks) == self._asks

@@ -290,11 +290,8 @@ class BookSession:
         model = self._fast_model
         if not model or self._state is not _SYNCED or self._bridge_rule is not None:
             return False
-        book = self._book
-        if book._poisoned is not None or book._bids_raw is not None or book._asks_raw is not None:
-            return False
         seq = self._seq
-        r = fused(frame, self._symbol, model, seq.local, book._bids, book._bkeys, book._asks, book._akeys)
+        r = self._book.apply_frame(frame, fused, self._symbol, model, seq.local)
         if type(r) is not tuple:
             return False
         seq.advance(r[0], r[1])
