@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sortedcontainers import SortedDict
 
 from bookkeeper.actions import SyncState
 from bookkeeper.book import L2Book
@@ -16,6 +15,7 @@ from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceR
 from bookkeeper.errors import IntegrityError
 from bookkeeper.events import BookDelta, BookSnapshot, SnapshotSource
 from bookkeeper.session import BookSession
+from bookkeeper.testing.reference import SortedReferenceBook
 from bookkeeper.testing.strategies import book_ops, prices, raw_of, sizes
 
 SETTINGS = settings(max_examples=200, derandomize=True, deadline=None,
@@ -326,28 +326,6 @@ class DictModel:
         return sorted(self.asks.items())
 
 
-class SortedModel:
-    """The order reference: sortedcontainers.SortedDict per side."""
-
-    def __init__(self) -> None:
-        self.bids: SortedDict = SortedDict()
-        self.asks: SortedDict = SortedDict()
-
-    def apply(self, kind, bids, asks) -> None:
-        if kind == "snapshot":
-            self.bids.clear()
-            self.asks.clear()
-        for side, levels in ((self.bids, bids), (self.asks, asks)):
-            for p, s in levels:
-                if s == 0:
-                    side.pop(p, None)
-                else:
-                    side[p] = s
-
-    def top(self, n):
-        return list(reversed(self.bids.items()))[:n], list(self.asks.items())[:n]
-
-
 @SETTINGS
 @given(ops=book_ops(max_ops=40), n=st.integers(0, 12))
 @example(ops=[("delta", [(100.0, 0.0)], []), ("snapshot", [(100.0, 1.0)], [(100.0, 1.0)]),
@@ -355,7 +333,7 @@ class SortedModel:
 def test_book_matches_dict_and_sorteddict_models(ops, n):
     book = L2Book()
     ref = DictModel()
-    sref = SortedModel()
+    sref = SortedReferenceBook()
     for kind, bids, asks in ops:
         if kind == "snapshot":
             book.apply_snapshot(bids, asks)

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sortedcontainers import SortedDict
 
 import bookkeeper.book as book_mod
 from bookkeeper.book import L2Book
 from bookkeeper.errors import IntegrityError
+from bookkeeper.testing.reference import SortedReferenceBook
 from bookkeeper.testing.strategies import book_ops
 
 _speedups = pytest.importorskip("bookkeeper._speedups", reason="C accelerator not built")
@@ -176,31 +176,12 @@ def test_c_path_keeps_invariants_on_valid_input(seq, n):
                 book.check_integrity()
 
 
-class _Ref:
-    """dict + SortedDict reference (as in tests/core/test_book.py)."""
-
-    def __init__(self) -> None:
-        self.bids: SortedDict = SortedDict()
-        self.asks: SortedDict = SortedDict()
-
-    def apply(self, kind, bids, asks) -> None:
-        if kind == "snapshot":
-            self.bids.clear()
-            self.asks.clear()
-        for side, levels in ((self.bids, bids), (self.asks, asks)):
-            for p, s in levels:
-                if s == 0:
-                    side.pop(p, None)
-                else:
-                    side[p] = s
-
-
 @SETTINGS
 @given(ops_=book_ops(max_ops=40), n=st.integers(0, 12))
 def test_c_path_matches_reference_models(ops_, n):
     with accelerated():
         book = L2Book()
-        ref = _Ref()
+        ref = SortedReferenceBook()
         for kind, bids, asks in ops_:
             (book.apply_snapshot if kind == "snapshot" else book.apply_delta)(bids, asks)
             ref.apply(kind, bids, asks)
