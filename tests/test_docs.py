@@ -17,6 +17,8 @@ DOCTEST_MODULES = [
     "bookkeeper.sequencer",
     "bookkeeper.recovery",
     "bookkeeper.session",
+    "bookkeeper.view",
+    "bookkeeper.sim.venues",
     "bookkeeper.io.recording",
     "bookkeeper.adapters",
 ]

@@ -1,9 +1,9 @@
 """pytest plugin registered by bookkeeper (entry point ``pytest11``).
 
-Fixtures for users' test suites (see :mod:`bookkeeper.testing.sim`):
+Fixtures for users' test suites (see :mod:`bookkeeper.sim`):
 
 - ``sim_exchange``: an async factory; ``sim = await sim_exchange(venues=("binance",), seed=3)``
-  returns a started :class:`~bookkeeper.testing.sim.SimExchange` (all its fault controls
+  returns a started :class:`~bookkeeper.sim.SimExchange` (all its fault controls
   available) and stops it at teardown.
 
 Importing this module must never break pytest startup for suites that do not use it: the
@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bookkeeper.testing.sim import SimExchange
+    from bookkeeper.sim import SimExchange
 
 try:
     import pytest_asyncio
@@ -30,7 +30,7 @@ if pytest_asyncio is not None:
     @pytest_asyncio.fixture
     async def sim_exchange() -> AsyncIterator[Callable[..., Awaitable[SimExchange]]]:
         """Factory of started simulators: ``await sim_exchange(**SimExchange kwargs)``."""
-        from bookkeeper.testing.sim import SimExchange
+        from bookkeeper.sim import SimExchange
 
         started: list[SimExchange] = []
 

@@ -7,7 +7,7 @@ import pytest
 from bookkeeper.actions import SyncState
 from bookkeeper.apps.chaos import ALL_FAULTS, ConsistencyChecker, build_schedule
 from bookkeeper.io.stream import BookUpdate
-from bookkeeper.testing.sim import SimExchange
+from bookkeeper.sim import SimExchange
 
 
 def test_schedule_is_seeded_and_covers_every_applicable_kind() -> None:

@@ -15,7 +15,7 @@ from bookkeeper.io.feed import Feed
 from bookkeeper.io.records import RecordWriter
 from bookkeeper.io.stream import DriverConfig
 from bookkeeper.policy import BackoffPolicy, BreakerPolicy, KeepalivePolicy
-from bookkeeper.testing.sim import SimExchange
+from bookkeeper.sim import SimExchange
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,14 +16,14 @@ import bookkeeper
 
 PKG = Path(bookkeeper.__file__).parent
 CORE = ["types", "errors", "capabilities", "events", "actions", "book", "checksum", "sequencer", "recovery",
-        "session", "ports", "policy", "ledger"]
+        "session", "view", "ports", "policy", "ledger"]
 CORE_FILES = [PKG / f"{name}.py" for name in CORE if (PKG / f"{name}.py").exists()]
 THIRD_PARTY_ALLOWED = {"msgspec", "sortedcontainers"}
 #: Function-scoped (lazy) imports tolerated off the hot path, by (module, import). ``L2Book.to_numpy``
 #: imports numpy lazily by design; a *module-level* numpy import is still a failure.
 LAZY_ALLOWED = {("book", "numpy")}
 BANNED = {"asyncio", "time", "random", "ccxt", "websockets", "bookkeeper.io", "bookkeeper.adapters",
-          "bookkeeper.testing", "adapters"}
+          "bookkeeper.testing", "bookkeeper.sim", "adapters"}
 
 
 def _function_scoped(tree: ast.AST) -> set[int]:

@@ -13,7 +13,7 @@ from bookkeeper.io.records import RecordWriter
 from bookkeeper.io.rest import CcxtRestClient
 from bookkeeper.io.ws import Frame, WebsocketsTransport
 from bookkeeper.testing.clock import FakeClock
-from bookkeeper.testing.sim import SimExchange
+from bookkeeper.sim import SimExchange
 
 from io_support import AutoSleep, NotifyingList, Probe
 from test_driver import config

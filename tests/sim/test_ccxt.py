@@ -5,7 +5,7 @@ from __future__ import annotations
 import ccxt.async_support as ccxt
 import pytest
 
-from bookkeeper.testing.sim import SimExchange
+from bookkeeper.sim import SimExchange
 
 CASES = [
     ("binance", "BTC/USDT", "BTCUSDT", ["BTC/USDT", "ETH/USDT"]),

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from bookkeeper.testing.sim import DEFAULT_SYMBOLS, MarketEngine, kraken_timestamp, seq_from_timestamp
-from bookkeeper.testing.sim.engine import fixed, trim
+from bookkeeper.sim import DEFAULT_SYMBOLS, MarketEngine, kraken_timestamp, seq_from_timestamp
+from bookkeeper.sim.engine import fixed, trim
 from bookkeeper.types import Side
 
 BTC = DEFAULT_SYMBOLS["binance"][0]

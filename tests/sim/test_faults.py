@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from bookkeeper.testing.sim import FaultKind, FaultPlan, FaultSpec, SimExchange
+from bookkeeper.sim import FaultKind, FaultPlan, FaultSpec, SimExchange
 from sim_support import drain_until, http_get, recv_json, recv_text
 
 BTC_STREAM = "/stream?streams=btcusdt@depth@100ms"

@@ -7,7 +7,7 @@ import json
 
 from websockets.asyncio.client import connect
 
-from bookkeeper.testing.sim import SimExchange, serve
+from bookkeeper.sim import SimExchange, serve
 from sim_support import http_get, recv_text
 
 

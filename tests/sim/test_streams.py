@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bookkeeper.checksum import kraken_checksum, okx_checksum
-from bookkeeper.testing.sim import SimConfig, SimExchange, seq_from_timestamp
+from bookkeeper.sim import SimConfig, SimExchange, seq_from_timestamp
 from sim_support import RefBook, drain_until, http_get, kraken_levels, recv_json, recv_text
 
 

@@ -13,7 +13,7 @@ import re
 
 from websockets.asyncio.client import connect
 
-from bookkeeper.testing.sim import SimExchange
+from bookkeeper.sim import SimExchange
 from sim_support import drain_until, http_get, recv_json
 
 REAL_BINANCE_WS = json.loads(

@@ -1,38 +1,22 @@
-"""Local exchange simulator: real sockets on 127.0.0.1, real venue wire formats, seeded truth.
+"""Deprecated alias of :mod:`bookkeeper.sim` (the simulator moved there; kept importable for
+one release).
 
->>> from bookkeeper.testing.sim import SimExchange, FaultPlan, FaultKind  # doctest: +SKIP
->>> async with SimExchange(venues=("binance",), seed=1) as sim:          # doctest: +SKIP
-...     ex = ccxt.async_support.binance(sim.ccxt_config("binance"))
-...     await ex.load_markets()
-
-The simulator never imports ``bookkeeper.adapters``: it is an independent implementation of
-the venues' wire formats (exchange-protocols.md §3 Binance spot, §5 OKX, §7 Kraken v2), so
-running our adapters against it is a real test of them.
+``import bookkeeper.testing.sim`` and ``from bookkeeper.testing.sim.exchange import ...`` keep
+working: every module of :mod:`bookkeeper.sim` is registered under this name too, so both names
+refer to the *same* module objects (one ``SimExchange`` class, one ``FaultKind`` enum).
 """
 
-from .engine import (
-    DEFAULT_SYMBOLS,
-    ChangeSet,
-    MarketEngine,
-    SymbolSpec,
-    kraken_timestamp,
-    seq_from_timestamp,
-)
-from .exchange import VENUES, SimConfig, SimExchange, serve
-from .faults import FaultKind, FaultPlan, FaultSpec
+from __future__ import annotations
 
-__all__ = [
-    "ChangeSet",
-    "DEFAULT_SYMBOLS",
-    "FaultKind",
-    "FaultPlan",
-    "FaultSpec",
-    "MarketEngine",
-    "SimConfig",
-    "SimExchange",
-    "SymbolSpec",
-    "VENUES",
-    "kraken_timestamp",
-    "seq_from_timestamp",
-    "serve",
-]
+import importlib
+import sys
+
+import bookkeeper.sim as _sim
+from bookkeeper.sim import *  # noqa: F403  (the alias re-exports the whole public API)
+from bookkeeper.sim import __all__  # noqa: F401
+
+_DIALECT_MODULES = {target.split(":")[0] for target in _sim.DIALECTS.values()}
+for _module in ("config", "engine", "exchange", "faults", "server", "venues", *sorted(_DIALECT_MODULES)):
+    _module = _module.removeprefix(f"{_sim.__name__}.")
+    sys.modules[f"{__name__}.{_module}"] = importlib.import_module(f"{_sim.__name__}.{_module}")
+del _module

@@ -24,9 +24,9 @@ import http
 import logging
 import socket
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -35,18 +35,32 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .engine import ChangeSet, SymbolSpec
+from .config import SimConfig
+from .engine import ChangeSet, MarketEngine, SymbolSpec
 from .faults import FaultBudget, FaultKind
 
-if TYPE_CHECKING:
-    from .exchange import SimExchange
-
-__all__ = ["Frame", "ClientConn", "VenueServer", "RestResult", "json_response"]
+__all__ = ["Frame", "ClientConn", "SimHost", "VenueServer", "RestResult", "json_response"]
 
 logger = logging.getLogger("bookkeeper.sim")
 
 #: Outbound frames a slow client may have queued before it is cut off (bounded buffers).
 MAX_QUEUED_FRAMES = 20_000
+
+
+class SimHost(Protocol):
+    """What a venue server uses of the exchange that hosts it (``SimExchange`` implements it).
+
+    A protocol rather than an import of ``exchange``: the exchange imports its dialects, the
+    dialects import this module, and nothing imports back.
+    """
+
+    config: SimConfig
+    engine: MarketEngine
+
+    def notify(self) -> None: ...
+    def count_fault(self, kind: FaultKind, n: int = 1) -> None: ...
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+    def stale_seq(self, server: VenueServer, symbol: str) -> int: ...
 
 
 @dataclass(slots=True)
@@ -122,7 +136,7 @@ class ClientConn:
         """Queue a frame for the writer (never blocks; overflow cuts the client off)."""
         if self.queue.qsize() >= MAX_QUEUED_FRAMES:
             # A real venue disconnects a consumer that cannot keep up.
-            self.server.sim._spawn(self.ws.close(1008, "slow consumer"))
+            self.server.sim.spawn(self.ws.close(1008, "slow consumer"))
             return
         self.queue.put_nowait(frame)
 
@@ -139,7 +153,7 @@ class VenueServer:
 
     venue: ClassVar[str] = ""
 
-    def __init__(self, sim: SimExchange, specs: Sequence[SymbolSpec]) -> None:
+    def __init__(self, sim: SimHost, specs: Sequence[SymbolSpec]) -> None:
         self.sim = sim
         self.specs: dict[str, SymbolSpec] = {s.symbol: s for s in specs}
         self.budget = FaultBudget()
@@ -181,7 +195,7 @@ class VenueServer:
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 super().connection_made(transport)
                 if venue_server.budget.take(FaultKind.REFUSE):
-                    venue_server.sim._count(FaultKind.REFUSE)
+                    venue_server.sim.count_fault(FaultKind.REFUSE)
                     _reset(transport)
 
         server = await serve(
@@ -234,7 +248,7 @@ class VenueServer:
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         for kind, status in ((FaultKind.HTTP_429, 429), (FaultKind.HTTP_418, 418)):
             if self.budget.take(kind):
-                self.sim._count(kind)
+                self.sim.count_fault(kind)
                 retry = self.budget.params.get(kind, {}).get("retry_after_s", 1)
                 return json_response(status, self.rate_limit_body(status), {"Retry-After": str(retry)})
         if not upgrade:
@@ -252,7 +266,7 @@ class VenueServer:
             ip = peer[0] if peer else "?"
             live = sum(1 for c in self.conns if c.ip == ip)
             if live >= self.conn_limit:
-                self.sim._count(FaultKind.CONN_LIMIT)
+                self.sim.count_fault(FaultKind.CONN_LIMIT)
                 return json_response(429, {"error": "too many connections"}, {"Retry-After": "1"})
         return None
 
@@ -289,7 +303,7 @@ class VenueServer:
             self.conns.discard(conn)
             for task in conn.tasks:
                 task.cancel()
-            self.sim._notify()
+            self.sim.notify()
 
     def extra_tasks(self, conn: ClientConn) -> list[asyncio.Task[None]]:
         """Per-connection background tasks (pingers, heartbeats, keepalive watchdogs)."""
@@ -315,20 +329,20 @@ class VenueServer:
                     continue
                 budget = self.budget
                 if budget.take(FaultKind.DROP):
-                    self.sim._count(FaultKind.DROP)
+                    self.sim.count_fault(FaultKind.DROP)
                     self._processed(conn, frame)
                     continue
                 text = frame.text
                 if frame.corrupt is not None and budget.take(FaultKind.CORRUPT_CHECKSUM):
-                    self.sim._count(FaultKind.CORRUPT_CHECKSUM)
+                    self.sim.count_fault(FaultKind.CORRUPT_CHECKSUM)
                     text = frame.corrupt()
                 if conn.held is None and budget.take(FaultKind.REORDER):
-                    self.sim._count(FaultKind.REORDER)
+                    self.sim.count_fault(FaultKind.REORDER)
                     conn.held = Frame(text, frame.symbol, frame.seq, True)
                     continue
                 await ws.send(text)
                 if budget.take(FaultKind.DUPLICATE):
-                    self.sim._count(FaultKind.DUPLICATE)
+                    self.sim.count_fault(FaultKind.DUPLICATE)
                     await ws.send(text)
                 if conn.held is not None:
                     held, conn.held = conn.held, None
@@ -342,13 +356,25 @@ class VenueServer:
         if frame.symbol is not None and frame.seq is not None:
             if frame.seq > conn.processed.get(frame.symbol, -1):
                 conn.processed[frame.symbol] = frame.seq
-            self.sim._notify()
+            self.sim.notify()
 
     # -- publishing ---------------------------------------------------------------------
 
     def publish(self, symbol: str, batch: Sequence[ChangeSet]) -> None:  # pragma: no cover
         """Turn one interval's change sets into frames for the subscribers of ``symbol``."""
         raise NotImplementedError
+
+    def rest_book(self, symbol: str) -> tuple[int, Any, Any]:
+        """``(seq, bids, asks)`` a REST depth answer is taken at: the truth now, or ``lag`` ids
+        behind it when a ``stale_snapshot`` fault acts (counted). Levels as in
+        ``MarketEngine.units_at``."""
+        engine = self.sim.engine
+        seq = engine.seq(symbol)
+        if self.budget.take(FaultKind.STALE_SNAPSHOT):
+            self.sim.count_fault(FaultKind.STALE_SNAPSHOT)
+            seq = self.sim.stale_seq(self, symbol)
+        bids, asks = engine.units_at(symbol, seq)
+        return seq, bids, asks
 
     def subscribers(self, symbol: str) -> list[ClientConn]:
         return [c for c in self.conns if symbol in c.subs]
@@ -392,7 +418,7 @@ class VenueServer:
             else:
                 code = 1000 if kind is FaultKind.CLOSE_1000 else 1001
                 reason = "" if code == 1000 else "server shutting down"
-                self.sim._spawn(conn.ws.close(code, reason))
+                self.sim.spawn(conn.ws.close(code, reason))
         return len(conns)
 
 

@@ -35,7 +35,6 @@ from bookkeeper.checksum import kraken_checksum
 from bookkeeper.types import Side
 
 from ..engine import ChangeSet, SymbolSpec, fixed, kraken_timestamp
-from ..faults import FaultKind
 from ..server import ClientConn, Frame, RestResult, VenueServer
 
 __all__ = ["KrakenServer", "kraken_ids"]
@@ -264,12 +263,7 @@ class KrakenServer(VenueServer):
         if symbol is None:
             return RestResult(200, {"error": ["EQuery:Unknown asset pair"]})
         count = max(1, min(int(query.get("count", "100")), 500))
-        engine = self.sim.engine
-        seq = engine.seq(symbol)
-        if self.budget.take(FaultKind.STALE_SNAPSHOT):
-            self.sim._count(FaultKind.STALE_SNAPSHOT)
-            seq = self.sim.stale_seq(self, symbol)
-        bids, asks = engine.units_at(symbol, seq)
+        _, bids, asks = self.rest_book(symbol)
         spec = self.specs[symbol]
         pd, qd = spec.price_decimals, spec.qty_decimals
         ts = int(time.time())

@@ -29,7 +29,6 @@ from bookkeeper.checksum import okx_checksum
 from bookkeeper.types import Side
 
 from ..engine import ChangeSet, SymbolSpec, fixed, trim
-from ..faults import FaultKind
 from ..server import ClientConn, Frame, RestResult, VenueServer
 
 __all__ = ["OkxServer"]
@@ -205,12 +204,7 @@ class OkxServer(VenueServer):
         sz = int(query.get("sz", "1"))
         if sz > cap:
             return RestResult(200, {"code": "51000", "msg": "Parameter sz error", "data": []})
-        engine = self.sim.engine
-        seq = engine.seq(symbol)
-        if self.budget.take(FaultKind.STALE_SNAPSHOT):
-            self.sim._count(FaultKind.STALE_SNAPSHOT)
-            seq = self.sim.stale_seq(self, symbol)
-        bids, asks = engine.units_at(symbol, seq)
+        seq, bids, asks = self.rest_book(symbol)
         spec = self.specs[symbol]
         data = {
             "asks": [self._level(spec, p, q) for p, q in list(asks.items())[:sz]],

@@ -15,51 +15,30 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import replace
 from typing import Any
 
+from .config import SimConfig
 from .engine import DEFAULT_SYMBOLS, MarketEngine, SymbolSpec
-from .faults import FRAME_KINDS, FaultKind, FaultPlan, FaultSpec
+from .faults import FaultKind, FaultPlan, FaultSpec
 from .server import VenueServer
-from .venues.binance import BinanceServer
-from .venues.kraken import KrakenServer
-from .venues.okx import OkxServer
+from .venues import DIALECTS, get_dialect
 
 __all__ = ["SimConfig", "SimExchange", "serve", "VENUES"]
 
 logger = logging.getLogger("bookkeeper.sim")
 
-VENUES: Mapping[str, type[VenueServer]] = {
-    "binance": BinanceServer,
-    "okx": OkxServer,
-    "kraken": KrakenServer,
-}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimConfig:
-    """Timing and behaviour knobs (real-venue values in comments).
-
-    Attributes:
-        push_interval_s: engine interval and stream push period (Binance/OKX 0.1 s).
-        binance_ping_interval_s: server protocol ping period (Binance spot 20 s, §3.5).
-        okx_idle_timeout_s: close a connection whose client sent nothing for this long (30 s, §5.5).
-        okx_book_heartbeat_s: empty ``seqId == prevSeqId`` update after this long unchanged (~60 s, §5.2).
-        okx_checksum: send the real signed CRC32 instead of the 2026-06-23 pinned 0 (§5.3).
-        kraken_heartbeat_s: ``{"channel":"heartbeat"}`` period (~1 s, §7.5).
-        stale_lag: how many ids behind the truth a ``stale_snapshot`` answer is.
-        history: seqs kept for ``engine.book_at``.
-    """
-
-    push_interval_s: float = 0.05
-    binance_ping_interval_s: float = 20.0
-    okx_idle_timeout_s: float = 30.0
-    okx_book_heartbeat_s: float = 60.0
-    okx_checksum: bool = False
-    kraken_heartbeat_s: float = 1.0
-    stale_lag: int = 200
-    history: int = 10_000
+#: The venues the simulator speaks, from the one dialect registry (``bookkeeper.sim.venues``).
+VENUES: tuple[str, ...] = tuple(DIALECTS)
 
 
 def _default_spec(venue: str, symbol: str) -> SymbolSpec:
@@ -117,7 +96,7 @@ class SimExchange:
                 chosen = DEFAULT_SYMBOLS[v]
             specs[v] = [s if isinstance(s, SymbolSpec) else _default_spec(v, s) for s in chosen]
         self.engine = MarketEngine(seed, [s for v in venue_list for s in specs[v]], history=cfg.history)
-        self.servers: dict[str, VenueServer] = {v: VENUES[v](self, specs[v]) for v in venue_list}
+        self.servers: dict[str, VenueServer] = {v: get_dialect(v)(self, specs[v]) for v in venue_list}
         #: How many times each fault kind acted (see ``faults.py``).
         self.faults_injected: dict[str, int] = {k.value: 0 for k in FaultKind}
         self._changed = asyncio.Event()
@@ -132,14 +111,14 @@ class SimExchange:
         for venue, server in self.servers.items():
             await server.start(self._ports.get(venue, 0))
         self._started = True
-        self._spawn(self._push_loop())
+        self.spawn(self._push_loop())
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         for spec in self.fault_plan.faults:
             if spec.after_frames is not None:
                 self._frame_triggers.append(spec)
             else:
-                self._spawn(self._scheduled(spec, t0 + (spec.at_s or 0.0)))
+                self.spawn(self._scheduled(spec, t0 + (spec.at_s or 0.0)))
 
     async def stop(self) -> None:
         """Stop the push loop, the faults and the servers (idempotent)."""
@@ -241,7 +220,7 @@ class SimExchange:
                 server.publish(symbol, batch)
                 out[symbol] = self.engine.seq(symbol)
         self._check_frame_triggers()
-        self._notify()
+        self.notify()
         return out
 
     async def _push_loop(self) -> None:
@@ -256,7 +235,8 @@ class SimExchange:
 
     # -- waiting (no sleeps) ------------------------------------------------------------
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
+        """Wake every ``wait_for`` (the simulator's state changed)."""
         event, self._changed = self._changed, asyncio.Event()
         event.set()
 
@@ -301,11 +281,13 @@ class SimExchange:
 
     # -- faults -------------------------------------------------------------------------
 
-    def _count(self, kind: FaultKind, n: int = 1) -> None:
+    def count_fault(self, kind: FaultKind, n: int = 1) -> None:
+        """A fault of ``kind`` acted ``n`` times (``faults_injected``)."""
         self.faults_injected[kind.value] = self.faults_injected.get(kind.value, 0) + n
-        self._notify()
+        self.notify()
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task the simulator cancels when it stops."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -334,16 +316,16 @@ class SimExchange:
             if k in (FaultKind.ABORT, FaultKind.STALL, FaultKind.CLOSE_1000, FaultKind.CLOSE_1001):
                 n = server.apply_connection_fault(k, params)
                 if n:
-                    self._count(k, n)
+                    self.count_fault(k, n)
                 affected += n
             elif k is FaultKind.CONN_LIMIT:
                 server.conn_limit = params.get("max", 1)
             elif k is FaultKind.REFUSE and params.get("outage"):
                 await server.start_outage(kill_existing=params.get("kill_existing", True))
-                self._count(k)
+                self.count_fault(k)
                 affected += 1
                 if params.get("duration_s") is not None:
-                    self._spawn(self._end_outage_later(server, float(params["duration_s"])))
+                    self.spawn(self._end_outage_later(server, float(params["duration_s"])))
             else:
                 count = params.get("count", 1)
                 server.budget.arm(k, count, params)
@@ -419,7 +401,7 @@ class SimExchange:
                 due.append(spec)
         for spec in due:
             self._frame_triggers.remove(spec)
-            self._spawn(self._apply_spec(spec))
+            self.spawn(self._apply_spec(spec))
 
 
 async def serve(

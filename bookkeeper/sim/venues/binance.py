@@ -26,7 +26,6 @@ from websockets.exceptions import ConnectionClosed
 from bookkeeper.types import Side
 
 from ..engine import ChangeSet, SymbolSpec, fixed
-from ..faults import FaultKind
 from ..server import ClientConn, Frame, RestResult, VenueServer
 
 __all__ = ["BinanceServer"]
@@ -113,7 +112,7 @@ class BinanceServer(VenueServer):
             except (TimeoutError, ConnectionClosed):
                 continue
             conn.pongs += 1
-            self.sim._notify()
+            self.sim.notify()
 
     def publish(self, symbol: str, batch: Sequence[ChangeSet]) -> None:
         subs = self.subscribers(symbol)
@@ -164,12 +163,7 @@ class BinanceServer(VenueServer):
         if symbol not in self.specs:
             return RestResult(400, {"code": -1121, "msg": "Invalid symbol."})
         limit = min(int(query.get("limit", "100")), 5000)  # §3.4: larger values are capped
-        engine = self.sim.engine
-        seq = engine.seq(symbol)
-        if self.budget.take(FaultKind.STALE_SNAPSHOT):
-            self.sim._count(FaultKind.STALE_SNAPSHOT)
-            seq = self.sim.stale_seq(self, symbol)
-        bids, asks = engine.units_at(symbol, seq)
+        seq, bids, asks = self.rest_book(symbol)
         spec = self.specs[symbol]
         pd, qd = spec.price_decimals, spec.qty_decimals
         bid_items = list(reversed(bids.items()))[:limit]

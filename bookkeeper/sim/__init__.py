@@ -1,0 +1,42 @@
+"""Local exchange simulator: real sockets on 127.0.0.1, real venue wire formats, seeded truth.
+
+>>> from bookkeeper.sim import SimExchange, FaultPlan, FaultKind  # doctest: +SKIP
+>>> async with SimExchange(venues=("binance",), seed=1) as sim:          # doctest: +SKIP
+...     ex = ccxt.async_support.binance(sim.ccxt_config("binance"))
+...     await ex.load_markets()
+
+The simulator never imports ``bookkeeper.adapters``: it is an independent implementation of
+the venues' wire formats (exchange-protocols.md §3 Binance spot, §5 OKX, §7 Kraken v2), so
+running our adapters against it is a real test of them.
+"""
+
+from .config import SimConfig
+from .engine import (
+    DEFAULT_SYMBOLS,
+    ChangeSet,
+    MarketEngine,
+    SymbolSpec,
+    kraken_timestamp,
+    seq_from_timestamp,
+)
+from .exchange import VENUES, SimExchange, serve
+from .faults import FaultKind, FaultPlan, FaultSpec
+from .venues import DIALECTS, get_dialect
+
+__all__ = [
+    "ChangeSet",
+    "DEFAULT_SYMBOLS",
+    "DIALECTS",
+    "FaultKind",
+    "FaultPlan",
+    "FaultSpec",
+    "MarketEngine",
+    "SimConfig",
+    "SimExchange",
+    "SymbolSpec",
+    "VENUES",
+    "get_dialect",
+    "kraken_timestamp",
+    "seq_from_timestamp",
+    "serve",
+]

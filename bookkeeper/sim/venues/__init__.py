@@ -1,0 +1,45 @@
+"""The simulator's venue dialects: one registry, the only list of venues the simulator speaks.
+
+Each dialect is a :class:`~bookkeeper.sim.server.VenueServer` subclass in a module of this
+package. The CLI's choices, the chaos schedule and ``SimExchange`` all read :data:`DIALECTS`,
+so adding a dialect is one module plus one entry here. Dialects are imported lazily: a
+dialect module imports ``server`` (never ``exchange``), so there is no import cycle.
+
+>>> sorted(DIALECTS)
+['binance', 'kraken', 'okx']
+>>> get_dialect("okx").venue
+'okx'
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..server import VenueServer
+
+__all__ = ["DIALECTS", "get_dialect"]
+
+#: registry name (the same name as the venue's adapter) -> "module:class"
+DIALECTS: Mapping[str, str] = MappingProxyType({
+    "binance": "bookkeeper.sim.venues.binance:BinanceServer",
+    "okx": "bookkeeper.sim.venues.okx:OkxServer",
+    "kraken": "bookkeeper.sim.venues.kraken:KrakenServer",
+})
+
+
+def get_dialect(venue: str) -> type[VenueServer]:
+    """The server class that speaks ``venue``'s wire protocol.
+
+    Raises:
+        ValueError: the simulator has no dialect for ``venue`` (the message lists those it has).
+    """
+    target = DIALECTS.get(venue)
+    if target is None:
+        raise ValueError(f"the simulator has no dialect for {venue!r}; it speaks {', '.join(DIALECTS)}")
+    module, cls = target.split(":")
+    server: type[VenueServer] = getattr(importlib.import_module(module), cls)
+    return server
