@@ -20,15 +20,19 @@ from .engine import (
     seq_from_timestamp,
 )
 from .exchange import VENUES, SimExchange, serve
-from .faults import FaultKind, FaultPlan, FaultSpec
+from .faults import DEMO_KINDS, FAULTS, FaultInfo, FaultKind, FaultPlan, FaultScope, FaultSpec
 from .venues import DIALECTS, get_dialect
 
 __all__ = [
     "ChangeSet",
     "DEFAULT_SYMBOLS",
+    "DEMO_KINDS",
     "DIALECTS",
+    "FAULTS",
+    "FaultInfo",
     "FaultKind",
     "FaultPlan",
+    "FaultScope",
     "FaultSpec",
     "MarketEngine",
     "SimConfig",

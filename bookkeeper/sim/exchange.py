@@ -29,7 +29,7 @@ from typing import Any
 
 from .config import SimConfig
 from .engine import DEFAULT_SYMBOLS, MarketEngine, SymbolSpec
-from .faults import FaultKind, FaultPlan, FaultSpec
+from .faults import FAULTS, FaultKind, FaultPlan, FaultScope, FaultSpec
 from .server import VenueServer
 from .venues import DIALECTS, get_dialect
 
@@ -313,14 +313,15 @@ class SimExchange:
         k = FaultKind(kind)
         affected = 0
         for server in self._targets(venue):
-            if k in (FaultKind.ABORT, FaultKind.STALL, FaultKind.CLOSE_1000, FaultKind.CLOSE_1001):
+            scope = FAULTS[k].scope
+            if scope is FaultScope.CONNECTION:
                 n = server.apply_connection_fault(k, params)
                 if n:
                     self.count_fault(k, n)
                 affected += n
-            elif k is FaultKind.CONN_LIMIT:
+            elif scope is FaultScope.LIMIT:
                 server.conn_limit = params.get("max", 1)
-            elif k is FaultKind.REFUSE and params.get("outage"):
+            elif scope is FaultScope.ACCEPT and params.get("outage"):
                 await server.start_outage(kill_existing=params.get("kill_existing", True))
                 self.count_fault(k)
                 affected += 1

@@ -18,9 +18,13 @@ import enum
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-__all__ = ["FaultKind", "FaultSpec", "FaultPlan", "FaultBudget", "FRAME_KINDS", "HTTP_KINDS"]
+__all__ = [
+    "DEMO_KINDS", "FAULTS", "FRAME_KINDS", "HTTP_KINDS", "FaultBudget", "FaultInfo", "FaultKind", "FaultPlan",
+    "FaultScope", "FaultSpec",
+]
 
 
 class FaultKind(enum.StrEnum):
@@ -41,10 +45,58 @@ class FaultKind(enum.StrEnum):
     CONN_LIMIT = "conn_limit"
 
 
-FRAME_KINDS = frozenset(
-    {FaultKind.DROP, FaultKind.DUPLICATE, FaultKind.REORDER, FaultKind.CORRUPT_CHECKSUM}
-)
-HTTP_KINDS = frozenset({FaultKind.HTTP_429, FaultKind.HTTP_418})
+class FaultScope(enum.Enum):
+    """Where a fault acts, which decides how ``SimExchange.inject`` applies it."""
+
+    #: at once, on the live connections (``VenueServer.apply_connection_fault``)
+    CONNECTION = "connection"
+    #: armed for the next data frames a connection's writer sends
+    FRAME = "frame"
+    #: armed for the next HTTP requests / WebSocket upgrades
+    HTTP = "http"
+    #: armed for the next REST depth answers (``VenueServer.rest_book``)
+    REST = "rest"
+    #: armed for the next accepted TCP connections, or (``outage=True``) a closed listener
+    ACCEPT = "accept"
+    #: a per-IP connection cap (``max``)
+    LIMIT = "limit"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultInfo:
+    """One fault kind's entry in :data:`FAULTS`."""
+
+    scope: FaultScope
+    #: what a real network or venue does that this imitates (CLI help, README)
+    summary: str
+    #: part of ``bookkeeper demo``'s visible default mix
+    demo: bool = False
+
+
+#: The one registry of fault kinds: CLI choices, the chaos and demo schedules and the README
+#: list are derived from it. A new kind is an enum member, an entry here and its hook (where
+#: its scope acts: ``apply_connection_fault``, the frame writer, the HTTP gate, ``rest_book``).
+FAULTS: Mapping[FaultKind, FaultInfo] = MappingProxyType({
+    FaultKind.ABORT: FaultInfo(FaultScope.CONNECTION, "TCP abort without a close frame (the client sees 1006)",
+                               demo=True),
+    FaultKind.STALL: FaultInfo(FaultScope.CONNECTION, "silence: no data, no pongs (``duration_s``)", demo=True),
+    FaultKind.CLOSE_1000: FaultInfo(FaultScope.CONNECTION, "clean close with code 1000"),
+    FaultKind.CLOSE_1001: FaultInfo(FaultScope.CONNECTION, "server going away, close code 1001", demo=True),
+    FaultKind.HTTP_429: FaultInfo(FaultScope.HTTP, "HTTP 429 with Retry-After on a request or upgrade", demo=True),
+    FaultKind.HTTP_418: FaultInfo(FaultScope.HTTP, "HTTP 418 (IP ban after ignoring 429s) with Retry-After"),
+    FaultKind.DROP: FaultInfo(FaultScope.FRAME, "a data frame never sent", demo=True),
+    FaultKind.DUPLICATE: FaultInfo(FaultScope.FRAME, "a data frame sent twice", demo=True),
+    FaultKind.REORDER: FaultInfo(FaultScope.FRAME, "a data frame swapped with its successor", demo=True),
+    FaultKind.STALE_SNAPSHOT: FaultInfo(FaultScope.REST, "a REST snapshot ``lag`` ids behind the stream", demo=True),
+    FaultKind.CORRUPT_CHECKSUM: FaultInfo(FaultScope.FRAME, "a wrong checksum on a checksum-bearing frame",
+                                          demo=True),
+    FaultKind.REFUSE: FaultInfo(FaultScope.ACCEPT, "connection refused (``outage=True``: listener closed)"),
+    FaultKind.CONN_LIMIT: FaultInfo(FaultScope.LIMIT, "per-IP connection cap (``max``)"),
+})
+FRAME_KINDS = frozenset(k for k, info in FAULTS.items() if info.scope is FaultScope.FRAME)
+HTTP_KINDS = frozenset(k for k, info in FAULTS.items() if info.scope is FaultScope.HTTP)
+#: ``bookkeeper demo``'s visible default mix, in registry order
+DEMO_KINDS: tuple[FaultKind, ...] = tuple(k for k, info in FAULTS.items() if info.demo)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
