@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgspec
 import orjson
@@ -16,6 +17,20 @@ from bookkeeper.events import BookSnapshot, MarketEvent
 from bookkeeper.ports import Decoder
 
 _MAX = 1e15  # no real price or size is this large; anything above is a corrupt frame
+#: Sequence ids are signed 64-bit on every venue (Binance, OKX, Gate, KuCoin, Bybit... all
+#: document int64/long): anything above is a corrupt frame, and must never reach a book, where
+#: one huge id would make every later real delta look stale.
+SEQ_MAX = (1 << 63) - 1
+#: A msgspec field type for sequence ids (the same bound, checked in C while decoding).
+SeqId = Annotated[int, msgspec.Meta(ge=0, le=SEQ_MAX)]
+#: Millisecond timestamps above this (year ~2286 in ms) are corrupt; the ns value stays int64.
+_MS_MAX = 10**13
+
+
+def _r(value: Any) -> str:
+    """A bounded ``repr`` for error messages: a value from a hostile frame may be nested a
+    thousand deep (plain ``repr`` would raise ``RecursionError``) or megabytes long."""
+    return reprlib.repr(value)
 
 
 def loads(frame: bytes | str, exchange: str) -> Any:
@@ -38,9 +53,9 @@ def level(px: Any, sz: Any, exchange: str, raw: Any = b"") -> tuple[float, float
         p = float(px)
         s = float(sz)
     except (TypeError, ValueError):
-        raise AdapterError(f"bad level [{px!r}, {sz!r}]", exchange=exchange, raw=raw) from None
+        raise AdapterError(f"bad level [{_r(px)}, {_r(sz)}]", exchange=exchange, raw=raw) from None
     if not (0.0 < p < _MAX) or not (0.0 <= s < _MAX):
-        raise AdapterError(f"level out of range [{px!r}, {sz!r}]", exchange=exchange, raw=raw)
+        raise AdapterError(f"level out of range [{_r(px)}, {_r(sz)}]", exchange=exchange, raw=raw)
     return p, s
 
 
@@ -51,7 +66,7 @@ def levels(rows: Any, exchange: str, raw: Any = b"") -> list[tuple[float, float]
     out = []
     for row in rows:
         if not isinstance(row, (list, tuple)) or len(row) < 2:
-            raise AdapterError(f"bad level row {row!r}", exchange=exchange, raw=raw)
+            raise AdapterError(f"bad level row {_r(row)}", exchange=exchange, raw=raw)
         out.append(level(row[0], row[1], exchange, raw))
     return out
 
@@ -66,30 +81,74 @@ def decimal_from_wire(text: Any, exchange: str, raw: Any = b"") -> Decimal:
     try:
         value = Decimal(str(text))
     except (InvalidOperation, ValueError):
-        raise AdapterError(f"bad decimal {text!r}", exchange=exchange, raw=raw) from None
+        raise AdapterError(f"bad decimal {_r(text)}", exchange=exchange, raw=raw) from None
     if not value.is_finite():
-        raise AdapterError(f"non-finite decimal {text!r}", exchange=exchange, raw=raw)
+        raise AdapterError(f"non-finite decimal {_r(text)}", exchange=exchange, raw=raw)
     return value
 
 
-def ms_to_ns(ms: Any) -> int:
-    """Milliseconds (int, float or numeric string) to integer nanoseconds; 0 when absent."""
+def ms_to_ns(ms: Any, exchange: str = "?", raw: Any = b"") -> int:
+    """Milliseconds (int, float or numeric string) to integer nanoseconds; 0 when absent or
+    not a number (as before: a missing or odd timestamp is informative only).
+
+    Raises:
+        AdapterError: a number that is infinite or beyond year ~2286 (``1e308``: multiplied to
+            ns it overflows, or becomes an absurd timestamp).
+    """
     if ms is None:
         return 0
     if isinstance(ms, int) and not isinstance(ms, bool):
+        if not -_MS_MAX < ms < _MS_MAX:
+            raise AdapterError(f"timestamp out of range: {ms!r}", exchange=exchange, raw=raw)
         return ms * 1_000_000  # exact: no float round trip
     try:
         v = float(ms)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
-    return int(v * 1_000_000) if math.isfinite(v) else 0
+    if math.isnan(v):
+        return 0
+    if not -_MS_MAX < v < _MS_MAX:  # inf, 1e308: int(v * 1e6) would raise OverflowError
+        raise AdapterError(f"timestamp out of range: {ms!r}", exchange=exchange, raw=raw)
+    return int(v * 1_000_000)
 
 
-def seq_int(value: Any, name: str, exchange: str, raw: Any = b"") -> int:
-    """A sequence id that must be an int (not bool, not float, not a string)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise AdapterError(f"{name} must be an integer, got {value!r}", exchange=exchange, raw=raw)
+def seq_int(value: Any, name: str, exchange: str, raw: Any = b"", symbol: str | None = None) -> int:
+    """A sequence id: an int (not bool, not float, not a string) in ``0..2**63-1``.
+
+    Raises:
+        AdapterError: any other value (a corrupt ``u=2**70`` must never reach a book).
+    """
+    if type(value) is not int or not 0 <= value <= SEQ_MAX:
+        raise AdapterError(f"{name} must be an integer in 0..2**63-1, got {_r(value)}", exchange=exchange, raw=raw,
+                           symbol=symbol)
     return value
+
+
+def untyped_error(exc: Exception, exchange: str, raw: Any, symbol: str | None = None) -> AdapterError:
+    """The :class:`AdapterError` that replaces any other exception a parser let out.
+
+    ``RecursionError`` from JSON nested ~1000 deep, ``TypeError`` from an unhashable field
+    used as a key, ``OverflowError`` from a huge float...: whatever a malformed frame makes a
+    parser raise, the caller sees one typed error naming the original type (and chained to it
+    with ``from``), so a driver that catches ``AdapterError`` never dies on a frame.
+    """
+    text = str(exc)
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return AdapterError(f"malformed frame ({type(exc).__name__}: {text})", exchange=exchange, raw=_excerpt(raw),
+                        symbol=symbol)
+
+
+def _excerpt(raw: Any) -> Any:
+    """Bytes/str as they are (``AdapterError`` keeps 200 characters); anything else (a
+    mapping handed to a REST parser) via a bounded ``repr``: ``str()`` of a 1000-deep dict
+    would itself raise ``RecursionError``."""
+    if isinstance(raw, (bytes, bytearray, str)):
+        return raw[:400]
+    try:
+        return reprlib.repr(raw)
+    except Exception:  # noqa: BLE001 - an excerpt must never fail; the error is already being raised
+        return f"<{type(raw).__name__}>"
 
 
 def typed_decoder(type_: Any) -> msgspec.json.Decoder:
@@ -105,11 +164,11 @@ def string_row(row: Any, exchange: str, frame: Any, symbol: str | None) -> tuple
         AdapterError: the row is not a list of at least two strings.
     """
     if type(row) is not list or len(row) < 2:
-        raise AdapterError(f"bad level row {row!r}", exchange=exchange, raw=frame, symbol=symbol)
+        raise AdapterError(f"bad level row {_r(row)}", exchange=exchange, raw=frame, symbol=symbol)
     px = row[0]
     sz = row[1]
     if type(px) is not str or type(sz) is not str:
-        raise AdapterError(f"level fields must be strings: {row!r}", exchange=exchange, raw=frame, symbol=symbol)
+        raise AdapterError(f"level fields must be strings: {_r(row)}", exchange=exchange, raw=frame, symbol=symbol)
     return px, sz
 
 
@@ -122,7 +181,7 @@ def check_string_level(p: float, s: float, px: str, sz: str, row: Any, exchange:
         AdapterError: NaN/inf, negative size, non-positive price or absurdly large values.
     """
     if not (0.0 < p < _MAX) or not (0.0 <= s < _MAX) or "_" in px or "_" in sz:
-        raise AdapterError(f"level out of range {row!r}", exchange=exchange, raw=frame, symbol=symbol)
+        raise AdapterError(f"level out of range {_r(row)}", exchange=exchange, raw=frame, symbol=symbol)
 
 
 def string_levels(rows: Any, exchange: str, frame: Any,
@@ -143,7 +202,7 @@ def string_levels(rows: Any, exchange: str, frame: Any,
             p = float(px)
             s = float(sz)
         except ValueError:
-            raise AdapterError(f"bad level {row!r}", exchange=exchange, raw=frame, symbol=symbol) from None
+            raise AdapterError(f"bad level {_r(row)}", exchange=exchange, raw=frame, symbol=symbol) from None
         check_string_level(p, s, px, sz, row, exchange, frame, symbol)
         out.append((p, s))
         raw.append((px, sz))
@@ -162,7 +221,7 @@ def ms_ts_ns(v: Any, exchange: str, frame: Any, symbol: str | None) -> int:
         return int(v) * 1_000_000
     if type(v) is int and 0 <= v < 10**16:
         return v * 1_000_000
-    raise AdapterError(f"bad ts {v!r}", exchange=exchange, raw=frame, symbol=symbol)
+    raise AdapterError(f"bad ts {_r(v)}", exchange=exchange, raw=frame, symbol=symbol)
 
 
 def id_keyed_rows(rows: Any, what: str, exchange: str, frame: Any, symbol: str | None
@@ -192,16 +251,33 @@ class FrameDecoder:
     ``args`` is whatever the venue's ``decode`` needs besides the frame: nothing for stateless
     venues, the registry name, or a per-connection memory (BitMEX ``L2Tables``). Build one
     per connection (``functools.partial(FrameDecoder, decode, ...)`` is a decoder factory).
+
+    This is the ONE place where a parser's stray exception becomes typed: ``decode`` lets
+    :class:`AdapterError` through and turns any other ``Exception`` (never ``BaseException``:
+    ``CancelledError``/``KeyboardInterrupt`` pass untouched) into an ``AdapterError`` chained
+    to it, so one malformed frame can never kill a driver. ``try`` costs nothing in 3.11 until
+    something raises. :meth:`VenueAdapter.new_decoder` names the venue (``exchange``).
     """
 
-    __slots__ = ("_decode", "_args")
+    __slots__ = ("_args", "_decode", "_exchange")
 
-    def __init__(self, decode: Callable[..., list[MarketEvent]], *args: Any) -> None:
+    def __init__(self, decode: Callable[..., list[MarketEvent]], *args: Any, exchange: str = "?") -> None:
         self._decode = decode
         self._args = args
+        self._exchange = exchange
 
     def decode(self, frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:
-        return self._decode(frame, ts_recv_ns, *self._args)
+        """Translate one frame (see :meth:`bookkeeper.ports.Decoder.decode`).
+
+        Raises:
+            AdapterError: the frame is malformed, whatever the parser raised.
+        """
+        try:
+            return self._decode(frame, ts_recv_ns, *self._args)
+        except AdapterError:
+            raise
+        except Exception as exc:
+            raise untyped_error(exc, self._exchange, frame) from exc
 
 
 def stateful_decoder(decode: Callable[..., list[MarketEvent]], state: Callable[[], Any]) -> Callable[[], FrameDecoder]:
@@ -223,11 +299,16 @@ def okx_style_book_push(obj: dict[str, Any], arg: dict[str, Any], actions: tuple
         raise AdapterError("book push without instId", exchange=exchange, raw=frame)
     action = obj.get("action")
     if action not in actions:
-        raise AdapterError(f"bad action {action!r}", exchange=exchange, raw=frame, symbol=symbol)
+        raise AdapterError(f"bad action {_r(action)}", exchange=exchange, raw=frame, symbol=symbol)
     data = obj.get("data")
     if type(data) is not list:
         raise AdapterError("data must be a list", exchange=exchange, raw=frame, symbol=symbol)
     return symbol, action, data
+
+
+def _call_decode(frame: bytes | str, ts_recv_ns: int, decoder: Decoder) -> list[MarketEvent]:
+    """A third-party decoder object behind a :class:`FrameDecoder` (so it gets the guard too)."""
+    return decoder.decode(frame, ts_recv_ns)
 
 
 class RestParser(Protocol):
@@ -295,8 +376,16 @@ class VenueAdapter:
         return f"<VenueAdapter {self.name!r}>"
 
     def new_decoder(self, **options: Any) -> Decoder:
-        """A fresh decoder for one connection (or one recorded session)."""
-        return self._new_decoder(**options)
+        """A fresh decoder for one connection (or one recorded session).
+
+        Its ``decode`` raises only :class:`AdapterError` on a malformed frame (see
+        :class:`FrameDecoder`, which every venue's decoder is, or is wrapped in).
+        """
+        decoder = self._new_decoder(**options)
+        if not isinstance(decoder, FrameDecoder):
+            decoder = FrameDecoder(_call_decode, decoder)
+        decoder._exchange = self.name
+        return decoder
 
     def parse_rest_snapshot(
         self, body: bytes | str | Mapping[str, Any], *, symbol: str | None = None, url: str | None = None,
@@ -304,8 +393,13 @@ class VenueAdapter:
     ) -> BookSnapshot:
         """See :meth:`bookkeeper.ports.Adapter.parse_rest_snapshot`."""
         if self._rest is None:
-            raise AdapterError(self._no_rest, exchange=self.name, raw=str(body)[:200], symbol=symbol)
-        return self._rest(body, symbol=symbol, url=url, ts_recv_ns=ts_recv_ns)
+            raise AdapterError(self._no_rest, exchange=self.name, raw=_excerpt(body), symbol=symbol)
+        try:
+            return self._rest(body, symbol=symbol, url=url, ts_recv_ns=ts_recv_ns)
+        except AdapterError:
+            raise
+        except Exception as exc:
+            raise untyped_error(exc, self.name, body, symbol) from exc
 
 
 class _LiveVenueAdapter(VenueAdapter):

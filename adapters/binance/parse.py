@@ -27,7 +27,7 @@ from bookkeeper.errors import AdapterError
 from bookkeeper.events import BookDelta, BookSnapshot, BookTicker, MarketEvent, SnapshotSource, Subscribed, Trade
 from bookkeeper.types import TradeSide
 
-from .._common import level, loads, ms_to_ns
+from .._common import level, loads, ms_to_ns, seq_int
 from .schemas import CombinedDepth, DepthSnapshot, DepthUpdate
 
 _combined = msgspec.json.Decoder(CombinedDepth, strict=False)
@@ -95,7 +95,7 @@ def parse_message(obj: Any, frame: bytes | str, ts_recv_ns: int, exchange: str) 
         try:
             bid = level(data["b"], data["B"], exchange, frame)
             ask = level(data["a"], data["A"], exchange, frame)
-            return [BookTicker(symbol=str(data["s"]), seq=int(data["u"]), bid_price=bid[0], bid_size=bid[1],
+            return [BookTicker(symbol=str(data["s"]), seq=seq_int(data["u"], "u", exchange, frame), bid_price=bid[0], bid_size=bid[1],
                                ask_price=ask[0], ask_size=ask[1], ts_recv_ns=ts_recv_ns)]
         except (KeyError, TypeError, ValueError) as exc:
             raise AdapterError(f"bad bookTicker: {exc}", exchange=exchange, raw=frame) from None
@@ -104,7 +104,7 @@ def parse_message(obj: Any, frame: bytes | str, ts_recv_ns: int, exchange: str) 
             return [Trade(symbol=str(data["s"]), trade_id=str(data.get("t", data.get("a"))),
                           price=Decimal(str(data["p"])), qty=Decimal(str(data["q"])),
                           side=TradeSide.SELL if data.get("m") else TradeSide.BUY,
-                          ts_exchange_ns=ms_to_ns(data.get("T")), ts_recv_ns=ts_recv_ns)]
+                          ts_exchange_ns=ms_to_ns(data.get("T"), exchange, frame), ts_recv_ns=ts_recv_ns)]
         except (KeyError, ArithmeticError, ValueError) as exc:
             raise AdapterError(f"bad trade: {exc}", exchange=exchange, raw=frame) from None
     if "result" in obj and "id" in obj:
@@ -138,7 +138,7 @@ def parse_depth_snapshot(
         raise AdapterError(f"bad depth snapshot: {exc}", exchange=exchange, raw=str(body)) from None
     sym = symbol or symbol_from_url(url) or ""
     return BookSnapshot(symbol=sym, bids=snap.bids, asks=snap.asks, seq=snap.lastUpdateId,
-                        source=SnapshotSource.REST, ts_exchange_ns=ms_to_ns(snap.T or snap.E),
+                        source=SnapshotSource.REST, ts_exchange_ns=ms_to_ns(snap.T or snap.E, exchange, str(body)[:200]),
                         ts_recv_ns=ts_recv_ns)
 
 

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import msgspec
 
+from .._common import SEQ_MAX, SeqId
+
 Px = Annotated[float, msgspec.Meta(gt=0.0, lt=1e15)]
 Sz = Annotated[float, msgspec.Meta(ge=0.0, lt=1e15)]
 
@@ -21,12 +23,12 @@ Sz = Annotated[float, msgspec.Meta(ge=0.0, lt=1e15)]
 class DepthUpdate(msgspec.Struct):
     e: str
     s: str
-    U: int
-    u: int
+    U: SeqId
+    u: SeqId
     b: list[tuple[Px, Sz]]
     a: list[tuple[Px, Sz]]
     E: int = 0
-    pu: int | None = None  # futures only
+    pu: Annotated[int, msgspec.Meta(ge=-1, le=SEQ_MAX)] | None = None  # futures only
 
 
 class CombinedDepth(msgspec.Struct):
@@ -37,7 +39,7 @@ class CombinedDepth(msgspec.Struct):
 class DepthSnapshot(msgspec.Struct):
     """REST ``GET /api/v3/depth`` (spot) / ``/fapi/v1/depth`` / ``/dapi/v1/depth``."""
 
-    lastUpdateId: int
+    lastUpdateId: SeqId
     bids: list[tuple[Px, Sz]]
     asks: list[tuple[Px, Sz]]
     E: int = 0

@@ -83,7 +83,13 @@ def decode(frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:
     if "event" in obj:
         return parse_event(obj)
     arg = obj.get("arg")
-    if type(arg) is not dict or arg.get("channel") not in BOOK_CHANNELS:
+    if type(arg) is not dict:
+        return []
+    channel = arg.get("channel")
+    if channel is not None and type(channel) is not str:
+        # an unhashable value (``[1]``) would make the set lookup raise TypeError
+        raise _fail(f"arg.channel must be a string, got {type(channel).__name__}", frame)
+    if channel not in BOOK_CHANNELS:
         return []  # ticker, trade, candles ...
     symbol, action, data = okx_style_book_push(obj, arg, (ACTION_SNAPSHOT, ACTION_UPDATE), EXCHANGE, frame)
     return [parse_book_entry(e, action, symbol, frame, ts_recv_ns) for e in data]

@@ -23,9 +23,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from .._common import SeqId
+
 Px = Annotated[float, msgspec.Meta(gt=0.0, lt=1e15)]
 Sz = Annotated[float, msgspec.Meta(ge=0.0, lt=1e15)]
-Id = Annotated[int, msgspec.Meta(ge=0)]
+Id = SeqId  # 0..2**63-1
 
 
 class Envelope(msgspec.Struct, kw_only=True):
@@ -35,7 +37,7 @@ class Envelope(msgspec.Struct, kw_only=True):
     type: str | None = None
     ts: int = 0
     data: msgspec.Raw = msgspec.Raw()  # empty Raw = absent (Raw cannot be in a union)
-    cross_seq: int | None = None  # legacy
+    cross_seq: SeqId | None = None  # legacy
     timestamp_e6: int | None = None  # legacy
     op: str | None = None
     success: bool | None = None

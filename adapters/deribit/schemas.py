@@ -25,9 +25,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from .._common import SeqId
+
 Px = Annotated[float, msgspec.Meta(gt=0.0, lt=1e15)]
 Sz = Annotated[float, msgspec.Meta(ge=0.0, lt=1e15)]
-ChangeId = Annotated[int, msgspec.Meta(ge=0)]
+ChangeId = SeqId  # 0..2**63-1
 Action = Literal["new", "change", "delete"]
 
 

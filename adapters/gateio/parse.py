@@ -28,12 +28,12 @@ from .schemas import SPOT_OBU, TICKER_CHANNELS, UPDATE_CHANNELS
 _MAX_SEQ = 1 << 63
 
 
-def ms_to_ns(ms: Any) -> int:
+def ms_to_ns(ms: Any, exchange: str = "gateio", raw: Any = b"") -> int:
     """Integer milliseconds convert exactly (``_common.ms_to_ns`` goes through float and is
     off by up to ~100 ns at today's epoch); other forms fall back to it."""
     if isinstance(ms, int) and not isinstance(ms, bool):
         return ms * 1_000_000 if 0 <= ms < _MAX_SEQ // 1_000_000 else 0
-    return _ms_to_ns_float(ms)
+    return _ms_to_ns_float(ms, exchange, raw)
 
 
 def _err(msg: str, exchange: str, raw: Any, symbol: str | None = None) -> AdapterError:
@@ -86,7 +86,7 @@ def parse_update(res: Mapping[str, Any], frame: bytes | str, ts_recv_ns: int, ex
     bids = _levels(res.get("b", []), exchange, frame, sym)
     asks = _levels(res.get("a", []), exchange, frame, sym)
     return BookDelta(symbol=sym, bids=bids, asks=asks, first_seq=first, last_seq=last,
-                     ts_exchange_ns=ms_to_ns(res.get("t")), ts_recv_ns=ts_recv_ns)
+                     ts_exchange_ns=ms_to_ns(res.get("t"), exchange, frame), ts_recv_ns=ts_recv_ns)
 
 
 def parse_obu(res: Mapping[str, Any], frame: bytes | str, ts_recv_ns: int, exchange: str) -> BookDelta | BookSnapshot:
@@ -104,7 +104,7 @@ def parse_obu(res: Mapping[str, Any], frame: bytes | str, ts_recv_ns: int, excha
     last = _seq(res.get("u"), "u", exchange, frame, sym)
     bids = _levels(res.get("b", []), exchange, frame, sym)
     asks = _levels(res.get("a", []), exchange, frame, sym)
-    ts = ms_to_ns(res.get("t"))
+    ts = ms_to_ns(res.get("t"), exchange, frame)
     full = res.get("full", False)
     if full is True:
         return BookSnapshot(symbol=sym, bids=bids, asks=asks, seq=last, source=SnapshotSource.WS,
@@ -147,6 +147,9 @@ def parse_message(obj: Any, frame: bytes | str, ts_recv_ns: int, exchange: str) 
     if not isinstance(obj, dict):
         raise _err("frame is not a JSON object", exchange, frame)
     channel = obj.get("channel")
+    if channel is not None and type(channel) is not str:
+        # an unhashable value (``[...]``) would make the set lookups below raise TypeError
+        raise _err(f"channel must be a string, got {type(channel).__name__}", exchange, frame)
     event = obj.get("event")
     error = obj.get("error")
     if error:
@@ -214,8 +217,8 @@ def parse_rest_snapshot(
     asks = _levels(obj.get("asks"), exchange, str(body), sym)
     cur = obj.get("current")
     if seconds_clock:
-        ts = ms_to_ns(cur * 1000) if isinstance(cur, (int, float)) and not isinstance(cur, bool) else 0
+        ts = ms_to_ns(cur * 1000, exchange, body) if isinstance(cur, (int, float)) and not isinstance(cur, bool) else 0
     else:
-        ts = ms_to_ns(cur)
+        ts = ms_to_ns(cur, exchange, body)
     return BookSnapshot(symbol=sym, bids=bids, asks=asks, seq=seq, source=SnapshotSource.REST, ts_exchange_ns=ts,
                         ts_recv_ns=ts_recv_ns)

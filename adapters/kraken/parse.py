@@ -27,7 +27,7 @@ import orjson
 from bookkeeper.errors import AdapterError
 from bookkeeper.events import BookDelta, BookSnapshot, Heartbeat, MarketEvent, SnapshotSource, Subscribed, VenueNotice
 
-from .._common import check_string_level, string_row
+from .._common import FrameDecoder, check_string_level, string_row
 from .schemas import BOOK_PREFIX, DEFAULT_DEPTH, V2_BOOK, V2_HEARTBEAT, V2_INSTRUMENT
 
 EXCHANGE = "kraken"
@@ -188,8 +188,8 @@ def _precision(value: Any) -> int | None:
     return None
 
 
-class KrakenDecoder:
-    """Decoder for one Kraken spot connection (v1 or v2), or one recorded session.
+class KrakenState:
+    """What one Kraken spot connection (v1 or v2) remembers, and its frame parser.
 
     Args:
         precisions: ``{symbol: (price_decimals, qty_decimals)}`` for the v2 checksum text
@@ -198,7 +198,7 @@ class KrakenDecoder:
             Kraken's own default).
     """
 
-    __slots__ = ("_precisions", "_depths", "_default_depth", "_channels")
+    __slots__ = ("_channels", "_default_depth", "_depths", "_precisions")
 
     def __init__(self, precisions: Mapping[str, tuple[int, int]] | None = None, depth: int | None = None) -> None:
         self._precisions: dict[str, tuple[int, int]] = dict(precisions or {})
@@ -211,7 +211,7 @@ class KrakenDecoder:
         """The v2 precisions known so far (a copy)."""
         return dict(self._precisions)
 
-    def decode(self, frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:
+    def parse(self, frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:
         """Translate one frame.
 
         Raises:
@@ -299,8 +299,10 @@ class KrakenDecoder:
     def _v2_book(self, frame: bytes | str) -> list[MarketEvent]:
         try:
             obj = json.loads(frame, parse_float=Decimal, parse_constant=_reject_constant)
-        except (ValueError, TypeError) as exc:
-            raise _fail(f"invalid JSON: {exc}", frame) from None
+        except (ValueError, TypeError, RecursionError) as exc:
+            # RecursionError: orjson accepts nesting up to 1024 levels, the stdlib parser
+            # gives up earlier (~990), so a frame nested in between reaches this line.
+            raise _fail(f"invalid JSON: {type(exc).__name__}: {exc}", frame) from None
         kind = obj.get("type")
         data = obj.get("data")
         if kind not in ("snapshot", "update") or type(data) is not list:
@@ -325,6 +327,31 @@ class KrakenDecoder:
                 out.append(BookDelta(symbol=sym, bids=bids, asks=asks, checksum=checksum, bids_raw=bids_raw,
                                      asks_raw=asks_raw, ts_exchange_ns=ts))
         return out
+
+
+def _parse(frame: bytes | str, ts_recv_ns: int, state: KrakenState) -> list[MarketEvent]:
+    return state.parse(frame, ts_recv_ns)
+
+
+class KrakenDecoder(FrameDecoder):
+    """Decoder for one Kraken spot connection (v1 or v2), or one recorded session: a
+    :class:`FrameDecoder` (so any stray exception becomes :class:`AdapterError`) over one
+    :class:`KrakenState`.
+
+    Args:
+        precisions: ``{symbol: (price_decimals, qty_decimals)}`` for the v2 checksum text.
+        depth: the v2 book depth subscribed, when the subscribe ack is not seen.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, precisions: Mapping[str, tuple[int, int]] | None = None, depth: int | None = None) -> None:
+        super().__init__(_parse, KrakenState(precisions, depth), exchange=EXCHANGE)
+
+    @property
+    def precisions(self) -> dict[str, tuple[int, int]]:
+        """The v2 precisions known so far (a copy)."""
+        return self._args[0].precisions
 
 
 # ---------------------------------------------------------------------------------- REST

@@ -23,12 +23,12 @@ EXCHANGE = "kucoin"
 _MAX_SEQ = 1 << 63
 
 
-def ms_to_ns(ms: Any) -> int:
+def ms_to_ns(ms: Any, raw: Any = b"") -> int:
     """Integer milliseconds convert exactly (``_common.ms_to_ns`` goes through float and is
     off by up to ~100 ns at today's epoch); other forms fall back to it."""
     if isinstance(ms, int) and not isinstance(ms, bool):
         return ms * 1_000_000 if 0 <= ms < _MAX_SEQ // 1_000_000 else 0
-    return _ms_to_ns_float(ms)  # KuCoin ids are int64
+    return _ms_to_ns_float(ms, EXCHANGE, raw)  # KuCoin ids are int64
 
 
 def _seq(value: Any, name: str, raw: Any, symbol: str | None) -> int:
@@ -106,6 +106,9 @@ def parse_message(obj: Any, frame: bytes | str, ts_recv_ns: int) -> list[MarketE
     if not isinstance(obj, dict):
         raise AdapterError("frame is not a JSON object", exchange=EXCHANGE, raw=frame)
     kind = obj.get("type")
+    if kind is not None and type(kind) is not str:
+        # an unhashable value (``[1]``) would make ``kind in CONTROL_TYPES`` raise TypeError
+        raise AdapterError(f"frame has no string type: {type(kind).__name__}", exchange=EXCHANGE, raw=frame)
     if kind == "message":
         if obj.get("subject") == L2_SUBJECT:
             return [parse_l2update(obj, frame, ts_recv_ns)]

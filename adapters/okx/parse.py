@@ -148,6 +148,9 @@ def decode(frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:
     if type(arg) is not dict:
         return []
     channel = arg.get("channel")
+    if channel is not None and type(channel) is not str:
+        # an unhashable value (``[]``) would make the set lookups below raise TypeError
+        raise _fail(f"arg.channel must be a string, got {type(channel).__name__}", frame)
     if channel in BOOK_CHANNELS:
         symbol, action, data = okx_style_book_push(obj, arg, (ACTION_SNAPSHOT, ACTION_UPDATE), EXCHANGE, frame)
         return [parse_book_entry(e, action, symbol, frame, ts_recv_ns) for e in data]
@@ -202,7 +205,7 @@ def parse_rest_books(
     seq = entry.get("seqId")
     if isinstance(seq, str) and seq.isdigit():
         seq = int(seq)  # ccxt hands the body through as parsed JSON; be lenient on the spelling
-    if seq is not None and (type(seq) is not int or seq < 0):
+    if seq is not None and (type(seq) is not int or not 0 <= seq < _SEQ_MAX):
         raise _fail(f"bad seqId {seq!r}", str(body)[:200], sym)
     return BookSnapshot(symbol=sym, bids=bids, asks=asks, seq=seq, bids_raw=bids_raw, asks_raw=asks_raw,
                         source=SnapshotSource.REST, ts_exchange_ns=_ts_ns(entry.get("ts"), body, sym),
