@@ -25,11 +25,13 @@
  * against each other (tests/speedups/).
  *
  *   apply_levels(bsizes, bkeys, bids, asizes, akeys, asks)
- *       The loop of L2Book.apply_delta (book without exchange strings), level by level exactly
- *       as the Python code: ``s > 0.0`` -> set (insort the key if the price is new);
- *       ``s == 0.0`` -> delete if present; otherwise (negative, NaN) stop and return
- *       ``(side, price, size)`` so Python poisons the book with the same message. Levels before
- *       the bad one stay applied, as in Python. Returns None when all levels were applied.
+ *       The loops of L2Book.apply_delta (book without exchange strings), exactly as the Python
+ *       code: bids and asks that are not a list or tuple are listed first; then EVERY level of
+ *       both sides is checked (``0.0 < p < inf and 0.0 <= s < inf``) before any is
+ *       applied, and the first bad one is returned as ``(side, price, size)`` with nothing
+ *       touched, so Python poisons the book with the same message; then level by level:
+ *       ``s > 0.0`` -> set (insort the key if the price is new); ``s == 0.0`` -> delete if
+ *       present. Returns None when all levels were applied.
  *   apply_levels_raw(...)  the same for books that keep the exchange strings.
  *   top_side(sizes, keys, n, negate)      best-first list of (price, size) tuples.
  *   top_both(bsizes, bkeys, asizes, akeys, n)   L2Book.top(n) in one call (up to 64 keys per
@@ -303,6 +305,79 @@ list_delete(PyObject *list, Py_ssize_t i)
     return 0;
 }
 
+static PyObject *g_inf;    /* float("inf") */
+
+/* ``0.0 < p < inf and 0.0 <= s < inf`` evaluated exactly as Python does (same comparisons, same
+ * order, same exceptions); on two exact floats, on the C doubles (NaN fails every comparison).
+ * Returns 1 valid, 0 invalid, -1 error. */
+static int
+level_ok(PyObject *p, PyObject *s)
+{
+    if (PyFloat_CheckExact(p) && PyFloat_CheckExact(s)) {
+        double dp = PyFloat_AS_DOUBLE(p), ds = PyFloat_AS_DOUBLE(s);
+        return dp > 0.0 && dp < Py_HUGE_VAL && ds >= 0.0 && ds < Py_HUGE_VAL;
+    }
+    int r = PyObject_RichCompareBool(g_zero, p, Py_LT);
+    if (r <= 0)
+        return r;
+    r = PyObject_RichCompareBool(p, g_inf, Py_LT);
+    if (r <= 0)
+        return r;
+    r = PyObject_RichCompareBool(g_zero, s, Py_LE);
+    if (r <= 0)
+        return r;
+    return PyObject_RichCompareBool(s, g_inf, Py_LT);
+}
+
+/* ``levels if type(levels) in (list, tuple) else list(levels)``: a new reference. */
+static PyObject *
+as_sequence(PyObject *levels)
+{
+    if (PyList_CheckExact(levels) || PyTuple_CheckExact(levels)) {
+        Py_INCREF(levels);
+        return levels;
+    }
+    return PySequence_List(levels);
+}
+
+/* ``for p, s in levels: if not level_ok(p, s): bad`` over a list or tuple. Returns 0 all valid,
+ * 1 bad level (*bad = (p, s)), -1 error. */
+static int
+validate_side(PyObject *levels, PyObject **bad)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(levels);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(levels, i);
+        Py_INCREF(item);
+        PyObject *p, *s;
+        int owned = unpack2(item, &p, &s);
+        if (owned < 0) {
+            Py_DECREF(item);
+            return -1;
+        }
+        int ok = level_ok(p, s);
+        if (ok == 0)
+            *bad = PyTuple_Pack(2, p, s);
+        if (owned) {
+            Py_DECREF(p);
+            Py_DECREF(s);
+        }
+        Py_DECREF(item);
+        if (ok < 0)
+            return -1;
+        if (ok == 0)
+            return *bad == NULL ? -1 : 1;
+        /* the list may have been changed by a comparison: re-read its size */
+        n = PySequence_Fast_GET_SIZE(levels);
+    }
+    return 0;
+}
+
+/* List both sides (when needed) and validate them, bids first. Returns 0 ok (*bl, *al are new
+ * references), 1 bad level (*result = (side, p, s)), -1 error. */
+static int
+prepare_sides(PyObject *bids, PyObject *asks, PyObject **bl, PyObject **al, PyObject **result);
+
 typedef struct {
     PyObject *sizes, *keys, *raw, *texts;
     int mode;
@@ -499,6 +574,38 @@ bad_result(PyObject *side, PyObject *bad)
     return out;
 }
 
+static int
+prepare_sides(PyObject *bids, PyObject *asks, PyObject **bl, PyObject **al, PyObject **result)
+{
+    PyObject *bad = NULL;
+    *bl = *al = NULL;
+    if ((*bl = as_sequence(bids)) == NULL || (*al = as_sequence(asks)) == NULL)
+        goto error;
+    int rc = validate_side(*bl, &bad);
+    if (rc == 1) {
+        *result = bad_result(g_bid, bad);
+        goto rejected;
+    }
+    if (rc < 0)
+        goto error;
+    rc = validate_side(*al, &bad);
+    if (rc == 1) {
+        *result = bad_result(g_ask, bad);
+        goto rejected;
+    }
+    if (rc < 0)
+        goto error;
+    return 0;
+rejected:
+    Py_CLEAR(*bl);
+    Py_CLEAR(*al);
+    return *result == NULL ? -1 : 1;
+error:
+    Py_CLEAR(*bl);
+    Py_CLEAR(*al);
+    return -1;
+}
+
 PyDoc_STRVAR(apply_levels_doc,
 "apply_levels(bsizes, bkeys, bids, asizes, akeys, asks) -> None | (side, price, size)\n\n"
 "The level loop of L2Book.apply_delta (no exchange strings). Returns the first bad level.");
@@ -510,17 +617,24 @@ apply_levels(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "apply_levels expects 6 arguments");
         return NULL;
     }
-    PyObject *bad = NULL;
-    int rc = apply_side(args[0], args[1], args[2], KEY_SAME, NULL, NULL, &bad);
+    PyObject *bids, *asks, *result = NULL, *bad = NULL;
+    int rc = prepare_sides(args[2], args[5], &bids, &asks, &result);
+    if (rc != 0)
+        return rc < 0 ? NULL : result;
+    rc = apply_side(args[0], args[1], bids, KEY_SAME, NULL, NULL, &bad);
+    if (rc == 1)
+        result = bad_result(g_bid, bad);
+    else if (rc == 0) {
+        rc = apply_side(args[3], args[4], asks, KEY_NEG, NULL, NULL, &bad);
+        if (rc == 1)
+            result = bad_result(g_ask, bad);
+    }
+    Py_DECREF(bids);
+    Py_DECREF(asks);
     if (rc < 0)
         return NULL;
     if (rc == 1)
-        return bad_result(g_bid, bad);
-    rc = apply_side(args[3], args[4], args[5], KEY_NEG, NULL, NULL, &bad);
-    if (rc < 0)
-        return NULL;
-    if (rc == 1)
-        return bad_result(g_ask, bad);
+        return result;
     Py_RETURN_NONE;
 }
 
@@ -536,17 +650,24 @@ apply_levels_raw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "apply_levels_raw expects 10 arguments");
         return NULL;
     }
-    PyObject *bad = NULL;
-    int rc = apply_side(args[0], args[1], args[3], KEY_MUL_POS, args[2], args[4], &bad);
+    PyObject *bids, *asks, *result = NULL, *bad = NULL;
+    int rc = prepare_sides(args[3], args[8], &bids, &asks, &result);
+    if (rc != 0)
+        return rc < 0 ? NULL : result;
+    rc = apply_side(args[0], args[1], bids, KEY_MUL_POS, args[2], args[4], &bad);
+    if (rc == 1)
+        result = bad_result(g_bid, bad);
+    else if (rc == 0) {
+        rc = apply_side(args[5], args[6], asks, KEY_MUL_NEG, args[7], args[9], &bad);
+        if (rc == 1)
+            result = bad_result(g_ask, bad);
+    }
+    Py_DECREF(bids);
+    Py_DECREF(asks);
     if (rc < 0)
         return NULL;
     if (rc == 1)
-        return bad_result(g_bid, bad);
-    rc = apply_side(args[5], args[6], args[8], KEY_MUL_NEG, args[7], args[9], &bad);
-    if (rc < 0)
-        return NULL;
-    if (rc == 1)
-        return bad_result(g_ask, bad);
+        return result;
     Py_RETURN_NONE;
 }
 
@@ -1634,6 +1755,9 @@ PyInit__speedups(void)
     if (g_crc32 == NULL)
         return NULL;
     g_zero = PyFloat_FromDouble(0.0);
+    g_inf = PyFloat_FromDouble(Py_HUGE_VAL);
+    if (g_inf == NULL)
+        return NULL;
     g_one = PyFloat_FromDouble(1.0);
     g_minus_one = PyFloat_FromDouble(-1.0);
     if (g_one == NULL || g_minus_one == NULL)

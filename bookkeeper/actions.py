@@ -32,14 +32,24 @@ class PlanKind(enum.StrEnum):
 
 
 class AlertKind(enum.StrEnum):
+    """What an :class:`Alert` reports (the values are written to logs and records)."""
+
     GAP = "gap"
+    #: the venue's checksum, or its own snapshot at the book's id, disagrees with the book
     CHECKSUM_MISMATCH = "checksum_mismatch"
     CROSSED = "crossed"
     INVALID_INPUT = "invalid_input"
+    #: a snapshot older than what it must replace (buffered deltas, or a synced book): not applied
     STALE_SNAPSHOT = "stale_snapshot"
     BUFFER_FULL = "buffer_full"
     TICKER_MISMATCH = "ticker_mismatch"
     STALE_STREAM = "stale_stream"
+    #: a snapshot without a sequence id on a stream whose splice needs one: refused
+    UNBRIDGEABLE_SNAPSHOT = "unbridgeable_snapshot"
+    #: a synced book's last id is ahead of the venue (a run of newer deltas all judged stale)
+    LOCAL_AHEAD = "local_ahead"
+    #: a monotonic-id venue's own snapshot went back in ids (a venue restart): applied
+    SEQ_RESTART = "seq_restart"
 
 
 class FetchSnapshot(msgspec.Struct, frozen=True, kw_only=True):

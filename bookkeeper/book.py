@@ -20,10 +20,16 @@ key lists, with the same semantics (tests/speedups/ checks both paths against ea
 ``BOOKKEEPER_PURE_PYTHON=1`` in the environment at import time forces the pure-Python path.
 
 A level's exchange strings are kept (``*_raw`` dicts) only for checksum venues, so checksums
-are computed from the venue's own text. A size of ``0`` deletes (tested with ``== 0``); a
-negative or NaN size is impossible input: the book poisons itself and raises
-:class:`~bookkeeper.errors.IntegrityError` until it is reset with a snapshot. A crossed book
-is *reported* by :meth:`is_crossed`, never silently uncrossed.
+are computed from the venue's own text. A size of ``0`` deletes (tested with ``== 0``).
+
+Validation: a level is valid when ``0 < price < inf`` and ``0 <= size < inf`` (so NaN, infinite,
+negative and, for prices, zero are impossible input). Every level of a delta or snapshot is
+checked *before* anything is changed: a rejected input changes no level, and the book poisons
+itself and raises :class:`~bookkeeper.errors.IntegrityError` (refusing further deltas until a
+valid snapshot), because a book that skipped an update can no longer be trusted. Within one
+snapshot a price listed twice takes its *later* entry, so a later ``0`` deletes it (the rule of
+a delta, and of :class:`bookkeeper.testing.reference.SortedReferenceBook`). A crossed book is
+*reported* by :meth:`is_crossed`, never silently uncrossed.
 """
 
 from __future__ import annotations
@@ -50,6 +56,26 @@ if os.environ.get("BOOKKEEPER_PURE_PYTHON", "") in ("", "0"):
         _sp = None
 #: True when the C accelerator is in use (tests may set ``bookkeeper.book._sp = None``).
 ACCELERATED = _sp is not None
+
+_INF = float("inf")
+
+
+def _snapshot_side(levels: Iterable[Level]) -> dict[float, float]:
+    """The levels a snapshot of ``levels`` holds: later entries win, size 0 deletes."""
+    out: dict[float, float] = {}
+    for p, s in levels:
+        if s == 0.0:
+            out.pop(p, None)
+        else:
+            out[p] = s
+    return out
+
+
+def _bad_level(side: str, p: object, s: object, where: str) -> str:
+    """The poisoning message for a level that failed ``0 < p < inf and 0 <= s < inf``."""
+    if not 0.0 < p < _INF:  # type: ignore[operator]
+        return f"bad {side} price {p!r} (size {s!r}){where}"
+    return f"bad {side} size {s!r} at {p!r}{where}"
 
 
 class L2Book:
@@ -93,37 +119,38 @@ class L2Book:
         bids_raw: Sequence[RawLevel] | None = None,
         asks_raw: Sequence[RawLevel] | None = None,
     ) -> None:
-        """Replace the whole book. Zero-size levels in a snapshot are skipped.
+        """Replace the whole book (and lift any poisoning).
+
+        A zero size deletes, as in a delta: a price listed twice takes its later entry, so
+        ``[(100.0, 1.0), (100.0, 0.0)]`` leaves no level at 100.
 
         Raises:
-            IntegrityError: a size is negative or not a number (the book stays empty and
-                poisoned).
+            IntegrityError: a price is not finite and > 0, or a size is not finite and >= 0.
+                No level is changed; the book is poisoned until a valid snapshot.
         """
-        self.clear()
         bsz: dict[float, float] = {}
         asz: dict[float, float] = {}
         braw: dict[float, RawLevel] | None = {} if bids_raw is not None else None
         araw: dict[float, RawLevel] | None = {} if asks_raw is not None else None
-        for i, (p, s) in enumerate(bids):
-            if s > 0.0:
-                bsz[p] = s
-                if braw is not None:
-                    braw[p] = bids_raw[i]  # type: ignore[index]
-            elif not s == 0.0:
-                self._poison(f"bad bid size {s!r} at {p!r} in snapshot")
-        for i, (p, s) in enumerate(asks):
-            if s > 0.0:
-                asz[p] = s
-                if araw is not None:
-                    araw[p] = asks_raw[i]  # type: ignore[index]
-            elif not s == 0.0:
-                self._poison(f"bad ask size {s!r} at {p!r} in snapshot")
+        for side, levels, sizes, raw, texts in (("bid", bids, bsz, braw, bids_raw), ("ask", asks, asz, araw, asks_raw)):
+            for i, (p, s) in enumerate(levels):
+                if not (0.0 < p < _INF and 0.0 <= s < _INF):
+                    self._poison(_bad_level(side, p, s, " in snapshot"))
+                if s == 0.0:
+                    sizes.pop(p, None)
+                    if raw is not None:
+                        raw.pop(p, None)
+                else:
+                    sizes[p] = s
+                    if raw is not None:
+                        raw[p] = texts[i]  # type: ignore[index]
         self._bids = bsz
         self._asks = asz
         self._bkeys = sorted(bsz)
         self._akeys = sorted([-p for p in asz])
         self._bids_raw = braw
         self._asks_raw = araw
+        self._poisoned = None
 
     def apply_delta(
         self,
@@ -135,8 +162,10 @@ class L2Book:
         """Apply absolute level sizes; ``0`` deletes (deleting an absent level is a no-op).
 
         Raises:
-            IntegrityError: the book is poisoned, or a size is negative / NaN (the book is
-                then poisoned: it refuses further deltas until :meth:`apply_snapshot`).
+            IntegrityError: the book is poisoned, or a price is not finite and > 0, or a size
+                is not finite and >= 0. Every level is checked before any is applied: a
+                rejected delta changes nothing, and the book is then poisoned (it refuses
+                further deltas until :meth:`apply_snapshot`).
         """
         if self._poisoned is not None:
             raise IntegrityError(f"book is poisoned: {self._poisoned}", reason=self._poisoned)
@@ -147,9 +176,21 @@ class L2Book:
         if _sp is not None:
             bad = _sp.apply_levels(self._bids, self._bkeys, bids, self._asks, self._akeys, asks)
             if bad is not None:
-                self._poison(f"bad {bad[0]} size {bad[2]!r} at {bad[1]!r}")
+                self._poison(_bad_level(bad[0], bad[1], bad[2], ""))
             return
-        # Hot path: one loop per side, no per-level calls but the C bisect helpers.
+        # Validate every level first (levels are walked twice, so iterators are listed once),
+        # then one loop per side with no per-level calls but the C bisect helpers.
+        if type(bids) is not list and type(bids) is not tuple:
+            bids = list(bids)
+        if type(asks) is not list and type(asks) is not tuple:
+            asks = list(asks)
+        inf = _INF
+        for p, s in bids:
+            if not (0.0 < p < inf and 0.0 <= s < inf):
+                self._poison(_bad_level("bid", p, s, ""))
+        for p, s in asks:
+            if not (0.0 < p < inf and 0.0 <= s < inf):
+                self._poison(_bad_level("ask", p, s, ""))
         sizes = self._bids
         keys = self._bkeys
         for p, s in bids:
@@ -160,8 +201,8 @@ class L2Book:
             elif s == 0.0:
                 if sizes.pop(p, None) is not None:
                     del keys[bisect_left(keys, p)]
-            else:
-                self._poison(f"bad bid size {s!r} at {p!r}")
+            else:  # only a size whose comparisons changed since they were checked
+                self._poison(_bad_level("bid", p, s, ""))
         sizes = self._asks
         keys = self._akeys
         for p, s in asks:
@@ -173,7 +214,7 @@ class L2Book:
                 if sizes.pop(p, None) is not None:
                     del keys[bisect_left(keys, -p)]
             else:
-                self._poison(f"bad ask size {s!r} at {p!r}")
+                self._poison(_bad_level("ask", p, s, ""))
 
     def _apply_raw(
         self,
@@ -182,19 +223,31 @@ class L2Book:
         bids_raw: Sequence[RawLevel] | None,
         asks_raw: Sequence[RawLevel] | None,
     ) -> None:
-        if self._bids_raw is None:
-            self._bids_raw = {}
-        if self._asks_raw is None:
-            self._asks_raw = {}
+        # The raw dicts are created (a book keeps text from now on) only once the delta is
+        # accepted: a rejected delta changes nothing.
+        braw: dict[float, RawLevel] = {} if self._bids_raw is None else self._bids_raw
+        araw: dict[float, RawLevel] = {} if self._asks_raw is None else self._asks_raw
         if _sp is not None:
-            bad = _sp.apply_levels_raw(self._bids, self._bkeys, self._bids_raw, bids, bids_raw,
-                                       self._asks, self._akeys, self._asks_raw, asks, asks_raw)
+            bad = _sp.apply_levels_raw(self._bids, self._bkeys, braw, bids, bids_raw,
+                                       self._asks, self._akeys, araw, asks, asks_raw)
             if bad is not None:
-                self._poison(f"bad size {bad[2]!r} at {bad[1]!r}")
+                self._poison(_bad_level(bad[0], bad[1], bad[2], ""))
+            self._bids_raw = braw
+            self._asks_raw = araw
             return
-        for sizes, keys, raw, levels, texts, sign in (
-            (self._bids, self._bkeys, self._bids_raw, bids, bids_raw, 1.0),
-            (self._asks, self._akeys, self._asks_raw, asks, asks_raw, -1.0),
+        if type(bids) is not list and type(bids) is not tuple:
+            bids = list(bids)
+        if type(asks) is not list and type(asks) is not tuple:
+            asks = list(asks)
+        for side, levels in (("bid", bids), ("ask", asks)):
+            for p, s in levels:
+                if not (0.0 < p < _INF and 0.0 <= s < _INF):
+                    self._poison(_bad_level(side, p, s, ""))
+        self._bids_raw = braw
+        self._asks_raw = araw
+        for side, sizes, keys, raw, levels, texts, sign in (
+            ("bid", self._bids, self._bkeys, braw, bids, bids_raw, 1.0),
+            ("ask", self._asks, self._akeys, araw, asks, asks_raw, -1.0),
         ):
             for i, (p, s) in enumerate(levels):
                 if s > 0.0:
@@ -210,7 +263,7 @@ class L2Book:
                         del keys[bisect_left(keys, sign * p)]
                     raw.pop(p, None)
                 else:
-                    self._poison(f"bad size {s!r} at {p!r}")
+                    self._poison(_bad_level(side, p, s, ""))
 
     def truncate(self, depth: int) -> None:
         """Keep only the best ``depth`` levels per side (for venues that send no deletes for
@@ -328,8 +381,9 @@ class L2Book:
         return fused(frame, symbol, model, local, self._bids, self._bkeys, self._asks, self._akeys)
 
     def equals(self, bids: Iterable[Level], asks: Iterable[Level]) -> bool:
-        """True when the book holds exactly these levels (order-insensitive)."""
-        return dict(bids) == self._bids and dict(asks) == self._asks
+        """True when the book holds exactly the levels a snapshot of ``bids``/``asks`` would
+        (order-insensitive; a price listed twice takes its later entry, size 0 deletes)."""
+        return _snapshot_side(bids) == self._bids and _snapshot_side(asks) == self._asks
 
     def check_integrity(self) -> None:
         """Verify every structural invariant; used by tests after every step.

@@ -23,6 +23,10 @@ from .types import Level, RawLevel, TradeSide
 
 
 class SnapshotSource(enum.Enum):
+    """Where a snapshot came from. ``WS``: pushed on the stream, in order with its deltas.
+    ``REST`` / ``REPLAY``: fetched out of band (a REST answer, a journal), so it is placed
+    among the deltas only by its sequence id."""
+
     WS = "ws"
     REST = "rest"
     REPLAY = "replay"

@@ -17,7 +17,9 @@ NONE              always (no ids: only checksums or snapshots can detect drift)
 ================  =====================================================================
 
 A delta without ids on a sequenced stream (old captures) is applied unchecked and counted
-by the session as unsequenced. The missed-count estimate for a gap is in *ids*, the only
+by the session as unsequenced. ``previous`` (the id before the last applied delta) lets the
+session tell an ordinary late delta (at or below it) from a venue that has moved on while a
+corrupt id applied last keeps ``local`` ahead of it (see ``BookSession``'s stale-run rule). The missed-count estimate for a gap is in *ids*, the only
 unit every venue shares (Binance counts book changes, OKX messages).
 """
 
@@ -54,12 +56,13 @@ class Sequencer:
     6
     """
 
-    __slots__ = ("_model", "_local", "_last_first", "check")
+    __slots__ = ("_model", "_local", "_last_first", "_prev", "check")
 
     def __init__(self, model: SequenceModel) -> None:
         self._model = model
         self._local: int | None = None
         self._last_first: int | None = None
+        self._prev: int | None = None
         self.check = {
             SequenceModel.CONTIGUOUS_RANGE: self._check_range,
             SequenceModel.PREV_POINTER: self._check_pointer,
@@ -76,14 +79,27 @@ class Sequencer:
         """The last applied id (``None`` before the first snapshot)."""
         return self._local
 
+    @property
+    def previous(self) -> int | None:
+        """``local`` as it was before the last applied delta (the snapshot's id right after a
+        snapshot; ``None`` when unknown).
+
+        >>> s = Sequencer(SequenceModel.MONOTONIC_ONLY); s.reset(100); s.advance(None, 105)
+        >>> s.previous, s.local
+        (100, 105)
+        """
+        return self._prev
+
     def reset(self, seq: int | None) -> None:
         """Set ``local`` (after a snapshot at ``seq``)."""
         self._local = seq
         self._last_first = None
+        self._prev = seq
 
     def advance(self, first: int | None, last: int | None) -> None:
         """Record that a delta covering ``first..last`` was applied."""
         if last is not None:
+            self._prev = self._local
             self._local = last
             self._last_first = first
 

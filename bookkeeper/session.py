@@ -11,7 +11,8 @@ States (legal transitions in :data:`TRANSITIONS`; anything else raises ``Invalid
 
     UNSYNCED ──first delta (REST venue)──▶ AWAITING_SNAPSHOT ──snapshot spliced──▶ SYNCED
     UNSYNCED ──WS snapshot──────────────────────────────────────────────────────▶ SYNCED
-    SYNCED ──gap / checksum mismatch / crossed / bad input / disconnect──▶ RECOVERING
+    SYNCED ──gap / checksum mismatch / crossed / bad input / disconnect / snapshot diverged
+             at the same id / snapshot without the id it needs / local id ahead──▶ RECOVERING
     RECOVERING ──resume proven / replay closed the gap / snapshot spliced──▶ SYNCED
     any ──breaker open, snapshot attempts exhausted──▶ HALTED ──operator reset──▶ UNSYNCED
 
@@ -19,7 +20,28 @@ While not SYNCED, deltas are buffered (bounded) for the splice. After a disconne
 sequenced stream first tries to *resume*: if the first delta on the new connection still
 chains to the last applied id, nothing was missed and no snapshot is taken. Only a SYNCED
 book is valid to read; a crossed book or a checksum mismatch is reported (``Alert``) and
-sends the book to RECOVERING, never silently repaired.
+sends the book to RECOVERING, never silently repaired. Input the book rejects (a NaN,
+infinite, negative or zero price, a bad size) changes no level and starts a recovery.
+
+A synced book never moves back silently:
+
+- A REST answer counts only for the newest request (its ``epoch``), once. A snapshot that
+  syncs the book (a WS one that beat the REST answer) retires the outstanding request: its
+  late answer is ignored (``stale_epochs``); :attr:`BookSession.awaited_epoch` tells the
+  driver which fetch still matters.
+- On a stream with ids, a snapshot older than a SYNCED book's last id is not applied
+  (``stale_snapshots`` + ``Alert``: a late REST answer, a capture replayed twice); one at the
+  same id must hold the same levels, or the book diverged (``diverged`` + ``Alert`` +
+  recovery). One exception: a monotonic-id venue's own WS snapshot that is newer in exchange
+  time than the last snapshot applied is the venue restarting its ids (Bybit ``u = 1``):
+  applied, counted (``seq_restarts``) and alerted.
+- A snapshot without an id where the splice rule needs one (a REST snapshot always; a WS
+  snapshot once the stream has shown ids) cannot be bridged: refused
+  (``unbridgeable_snapshots`` + ``Alert``, book untouched) and the next rung is planned.
+- A synced book that keeps judging stale deltas newer than the id it held before its last
+  applied delta (:data:`STALE_RUN_LIMIT` in a row, none applied) holds a corrupt id ahead of
+  the venue: ``Alert(LOCAL_AHEAD)`` and recovery, instead of dropping every later delta.
+  Ordinary late copies are at or below that id and never count.
 """
 
 from __future__ import annotations
@@ -47,7 +69,7 @@ from .events import BookDelta, BookSnapshot, BookTicker, SnapshotSource, StreamC
 from .recovery import RecoveryPlan, SpliceOutcome, bridges, is_stale, plan_recovery, splice
 from .sequencer import SeqVerdict, Sequencer
 
-__all__ = ["BookSession", "SessionStats", "TRANSITIONS"]
+__all__ = ["BookSession", "SessionStats", "STALE_RUN_LIMIT", "TRANSITIONS"]
 
 S = SyncState
 #: Every legal state change (h11-style table). Same-state "changes" are not transitions.
@@ -66,6 +88,14 @@ _SYNCED = SyncState.SYNCED
 _CHECKSUM_DEPTH = 25
 #: deltas buffered without the promised WS snapshot before a REST snapshot is requested
 _WS_SNAPSHOT_GRACE = 50
+#: Default ``max_stale_run``: consecutive deltas judged stale although newer than the id the
+#: book held before its last applied delta (none applied meanwhile) after which a synced book's
+#: last id is taken to be corrupt and ahead of the venue. A real late copy is at or below that
+#: id, so no real capture counts a single one (tests/adapters), and a reordered pair counts
+#: one; 10 is ~1 s of a 100 ms stream — a frozen book must not be served for long.
+STALE_RUN_LIMIT = 10
+#: splice rules that can only place a snapshot by its id
+_ID_RULES = frozenset({SpliceRule.RANGE_NEXT, SpliceRule.RANGE_AT, SpliceRule.PREV_BRACKET, SpliceRule.PREV_EXACT})
 
 
 class _Pending(enum.Enum):
@@ -83,7 +113,7 @@ class SessionStats:
         "checksums_verified", "checksum_mismatches", "crossed", "invalid_inputs", "unsequenced",
         "buffered", "buffer_overflows", "stale_snapshots", "stale_epochs", "bridged",
         "resumes", "replays", "resubscribes", "rest_snapshots", "halts", "diverged",
-        "ticker_checks", "ticker_mismatches",
+        "ticker_checks", "ticker_mismatches", "unbridgeable_snapshots", "local_ahead", "seq_restarts",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -103,6 +133,11 @@ class BookSession:
         verify_checksums: compare the venue's checksum after every delta that carries one.
         max_snapshot_failures: stale or failed snapshots in a row before HALTED.
         replay_available: a journal or redundant line can serve missed ids (rung 2).
+        depth: the subscribed depth (for venues that truncate, see ``truncate_to_depth``).
+        max_stale_run: see :data:`STALE_RUN_LIMIT`.
+
+    Raises:
+        ValueError: ``max_stale_run`` < 1.
 
     >>> from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
     >>> caps = ExchangeCapabilities(venue="demo", sequence_model=SequenceModel.CONTIGUOUS_RANGE,
@@ -121,7 +156,8 @@ class BookSession:
         "_symbol", "_caps", "_book", "_seq", "_state", "_buffer", "_epoch", "_pending",
         "_bridge_rule", "_snapshot_failures", "_depth", "_verify", "_max_failures",
         "_max_buffer", "_replay_available", "_last_plan", "_stats", "_checksum_kind",
-        "_truncate", "_answered_epoch", "_fast_model",
+        "_truncate", "_answered_epoch", "_fast_model", "_has_ids", "_max_stale_run", "_stale_run",
+        "_stale_mark", "_snapshot_ts",
     )  # fmt: skip
 
     def __init__(
@@ -133,7 +169,10 @@ class BookSession:
         max_snapshot_failures: int = 5,
         replay_available: bool = False,
         depth: int | None = None,
+        max_stale_run: int = STALE_RUN_LIMIT,
     ) -> None:
+        if max_stale_run < 1:
+            raise ValueError(f"max_stale_run must be >= 1, not {max_stale_run}")
         self._symbol = symbol
         self._caps = capabilities
         self._book = L2Book()
@@ -154,6 +193,11 @@ class BookSession:
         self._last_plan: RecoveryPlan | None = None
         self._stats = SessionStats()
         self._answered_epoch = -1
+        self._has_ids = capabilities.sequence_model is not SequenceModel.NONE
+        self._max_stale_run = max_stale_run
+        self._stale_run = 0  # counted stale deltas since deltas_applied was _stale_mark
+        self._stale_mark = -1
+        self._snapshot_ts = 0  # ts_exchange_ns of the last snapshot applied
         # apply_frame_fast's model code (0: never fast): sequenced by range or pointer, and
         # nothing per delta beyond apply + crossed check (no checksum, no truncation).
         model = capabilities.sequence_model
@@ -191,6 +235,19 @@ class BookSession:
     @property
     def epoch(self) -> int:
         """The tag of the newest snapshot request; older answers are ignored."""
+        return self._epoch
+
+    @property
+    def awaited_epoch(self) -> int | None:
+        """The epoch of the REST snapshot request whose answer is still wanted, or ``None``.
+
+        A fetch in flight for any other epoch is useless (its answer would only be counted as
+        ``stale_epochs``): a driver may cancel it. ``None`` once the newest request was
+        answered or failed, or a snapshot synced the book first (a WS snapshot that beat the
+        REST answer), and while HALTED.
+        """
+        if self._state is SyncState.HALTED or self._epoch == 0 or self._answered_epoch == self._epoch:
+            return None
         return self._epoch
 
     @property
@@ -245,6 +302,9 @@ class BookSession:
                 return self._apply(d)
             if v is _STALE:
                 self._stats.stale_dropped += 1
+                floor = self._seq.previous
+                if floor is not None and d.last_seq > floor:  # type: ignore[operator]  # STALE has ids
+                    return self._stale_run_step(d)
                 return []
             if v is _DUP:
                 self._stats.duplicates += 1
@@ -297,6 +357,24 @@ class BookSession:
         seq.advance(r[0], r[1])
         self._stats.deltas_applied += 1
         return True
+
+    def _stale_run_step(self, d: BookDelta) -> list[Action]:
+        """A stale delta that is newer than the id held before the last applied delta: the
+        venue has moved past that id while our last id stays ahead. One such delta is a late
+        copy; ``max_stale_run`` in a row with none applied means our last id is corrupt (e.g.
+        ``u = 2**70`` on a monotonic venue) and every later delta would be dropped."""
+        st = self._stats
+        if self._stale_mark != st.deltas_applied:  # a delta applied since: a new run
+            self._stale_mark = st.deltas_applied
+            self._stale_run = 0
+        self._stale_run += 1
+        if self._stale_run < self._max_stale_run:
+            return []
+        self._stale_run = 0
+        st.local_ahead += 1
+        reason = (f"local id {self._seq.local} is ahead of the venue: {self._max_stale_run} deltas in a row "
+                  f"newer than {self._seq.previous} judged stale (last {d.last_seq})")
+        return self._recover(reason, AlertKind.LOCAL_AHEAD, d.last_seq)
 
     def _buffer_delta(self, d: BookDelta) -> list[Action]:
         actions: list[Action] = []
@@ -460,17 +538,39 @@ class BookSession:
     def on_snapshot(self, snap: BookSnapshot, *, epoch: int | None = None) -> list[Action]:
         """Feed a snapshot (WS-pushed, or the REST answer to ``FetchSnapshot(epoch)``).
 
-        A REST answer tagged with an older epoch than the newest request is ignored.
+        Args:
+            snap: the snapshot.
+            epoch: the request it answers (``None``: not an answer, e.g. WS-pushed or replayed).
+
+        Returns:
+            The actions it caused. Nothing happens for an answer to an older request, a second
+            answer to the newest, or one retired by a snapshot that synced the book first
+            (``stale_epochs``). A snapshot that would move a SYNCED book back, or that has no
+            id where the splice needs one, is not applied (see the module docstring).
         """
         st = self._stats
         if self._state is SyncState.HALTED:
             return []
-        if epoch is not None and (epoch != self._epoch or epoch == self._answered_epoch):
-            st.stale_epochs += 1  # an answer to an older request, or a second answer to this one
-            return []
+        if epoch is not None:
+            if epoch != self._epoch or epoch == self._answered_epoch:
+                st.stale_epochs += 1  # an older request's answer, a second answer, or retired
+                return []
+            self._answered_epoch = epoch  # answered, whatever becomes of it
         rest = snap.source is not SnapshotSource.WS
         rule = self._caps.splice_rule if rest else self._caps.ws_splice_rule
         actions: list[Action] = []
+        if snap.seq is None:
+            if rule in _ID_RULES and (rest or self._stream_has_ids()):
+                return self._refuse_unbridgeable(snap, rule)
+        elif self._state is _SYNCED and self._has_ids:
+            local = self._seq.local
+            if local is not None and snap.seq <= local:
+                refused = self._old_snapshot(snap, rest, local)
+                if refused is not None:
+                    return refused
+                st.seq_restarts += 1
+                actions.append(Alert(kind=AlertKind.SEQ_RESTART, symbol=self._symbol, seq=snap.seq,
+                                     reason=f"the venue's ids restarted: snapshot {snap.seq} after {local}"))
         result = splice(rule, snap.seq, self._buffer)
         if result.outcome is SpliceOutcome.STALE_SNAPSHOT:
             st.stale_snapshots += 1
@@ -501,8 +601,7 @@ class BookSession:
             actions.extend(self._recover(f"invalid snapshot: {exc}", AlertKind.INVALID_INPUT, snap.seq))
             return actions
         st.snapshots += 1
-        if epoch is not None:
-            self._answered_epoch = epoch
+        self._snapshot_ts = snap.ts_exchange_ns
         if snap.depth is not None:
             self._depth = snap.depth
         if self._truncate and self._depth:
@@ -525,6 +624,9 @@ class BookSession:
             actions.extend(self._recover(f"crossed snapshot: bid {self._book.best_bid()} >= ask "
                                          f"{self._book.best_ask()}", AlertKind.CROSSED, snap.seq))
             return actions
+        # The book is synced by this snapshot: an outstanding REST request (a WS snapshot beat
+        # its answer) is retired, so that older answer can never rewind the book.
+        self._answered_epoch = self._epoch
         if was is _SYNCED:
             pass  # a venue-pushed snapshot mid-stream replaces the book (OKX, Bybit)
         else:
@@ -546,6 +648,50 @@ class BookSession:
                 continue
             actions.extend(self.on_delta(d))
         return actions
+
+    def _stream_has_ids(self) -> bool:
+        """True when this stream has shown sequence ids (applied or buffered)."""
+        if self._seq.local is not None:
+            return True
+        return any(d.last_seq is not None or d.prev_seq is not None for d in self._buffer)
+
+    def _refuse_unbridgeable(self, snap: BookSnapshot, rule: SpliceRule) -> list[Action]:
+        """A snapshot without an id where ``rule`` places snapshots by id: splicing it would
+        apply every buffered delta unchecked (they may be older or leave a gap). Refused; a
+        failed snapshot attempt; the next rung (a resubscribe where the venue pushes one)."""
+        self._stats.unbridgeable_snapshots += 1
+        self._snapshot_failures += 1
+        self._bridge_rule = None
+        reason = (f"{snap.source.value} snapshot without a sequence id cannot be bridged "
+                  f"({rule.value} splice needs one)")
+        actions: list[Action] = [Alert(kind=AlertKind.UNBRIDGEABLE_SNAPSHOT, symbol=self._symbol, reason=reason)]
+        actions.extend(self._start(self._plan(reason, allow_replay=False), None))
+        return actions
+
+    def _old_snapshot(self, snap: BookSnapshot, rest: bool, local: int) -> list[Action] | None:
+        """A snapshot at or below a SYNCED book's last id: the actions refusing it, or ``None``
+        when it must be applied (a monotonic-id venue restarting its ids)."""
+        st = self._stats
+        seq = snap.seq
+        if seq == local:
+            if self._book.equals(snap.bids, snap.asks):
+                st.stale_snapshots += 1
+                return [Alert(kind=AlertKind.STALE_SNAPSHOT, symbol=self._symbol, seq=seq,
+                              reason=f"snapshot at the synced book's own id {seq} (same levels): not applied")]
+            st.diverged += 1
+            return self._recover(f"book diverged from the venue's snapshot at the same id {seq}",
+                                 AlertKind.CHECKSUM_MISMATCH, seq)
+        # Older. On a sequenced stream the venue pushes snapshots only on subscribe, so this is
+        # late (a REST answer, a capture replayed twice). A monotonic-id venue may restart its
+        # ids and push its book (Bybit u = 1, exchange-protocols.md §6.2): its own WS snapshot
+        # is a restart unless it is no newer in exchange time than the last snapshot applied.
+        ts = snap.ts_exchange_ns
+        if (not rest and self._caps.sequence_model is SequenceModel.MONOTONIC_ONLY
+                and not (ts and ts <= self._snapshot_ts)):
+            return None
+        st.stale_snapshots += 1
+        return [Alert(kind=AlertKind.STALE_SNAPSHOT, symbol=self._symbol, seq=seq,
+                      reason=f"snapshot {seq} is older than the synced book ({local}): not applied")]
 
     def on_ticker(self, t: BookTicker) -> list[Action]:
         """Cross-check the top of book with a venue ticker at the same id."""
@@ -581,9 +727,14 @@ class BookSession:
         return actions
 
     def on_snapshot_failed(self, epoch: int, reason: str) -> list[Action]:
-        """The REST request for ``epoch`` failed (after the driver's own retries)."""
-        if epoch != self._epoch or self._state is SyncState.HALTED:
+        """The REST request for ``epoch`` failed (after the driver's own retries).
+
+        Ignored (``[]``) unless ``epoch`` is :attr:`awaited_epoch`: an older request, or one
+        retired because a snapshot synced the book first, no longer matters.
+        """
+        if epoch != self._epoch or epoch == self._answered_epoch or self._state is SyncState.HALTED:
             return []
+        self._answered_epoch = epoch
         self._snapshot_failures += 1
         return self._start(self._plan(f"snapshot failed: {reason}", allow_replay=False), None)
 
@@ -660,6 +811,7 @@ class BookSession:
         self._snapshot_failures = 0
         self._bridge_rule = None
         self._pending = _Pending.NOTHING
+        self._snapshot_ts = 0
         self._to(SyncState.UNSYNCED, "operator reset", actions)
         return actions
 

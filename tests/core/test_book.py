@@ -226,11 +226,12 @@ def test_bad_size_in_raw_path_poisons_book():
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan")])
-def test_bad_snapshot_size_leaves_book_empty_and_poisoned(bad):
+def test_bad_snapshot_size_leaves_book_unchanged_and_poisoned(bad):
+    # [harden] a rejected input changes no level (it used to empty the book).
     book = make_book([(100.0, 1.0)], [(101.0, 1.0)])
     with pytest.raises(IntegrityError):
         book.apply_snapshot([(99.0, 1.0)], [(102.0, bad)])
-    assert len(book) == 0
+    assert (book.bids(), book.asks()) == ([(100.0, 1.0)], [(101.0, 1.0)])
     assert book.poisoned is not None
     with pytest.raises(IntegrityError):
         book.apply_delta([(98.0, 1.0)], [])

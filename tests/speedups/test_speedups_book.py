@@ -214,8 +214,10 @@ def test_bad_size_poisons_with_the_same_message_on_both_paths(bad):
                 book.apply_delta([(99.0, 2.0), (98.0, bad), (97.0, 1.0)], [(102.0, 1.0)])
             msgs.append((str(exc.value), book.bids(), book.asks(), book.poisoned))
     assert msgs[0] == msgs[1]
-    assert msgs[0][1] == [(100.0, 1.0), (99.0, 2.0)]  # levels before the bad one stay applied
-    assert msgs[0][2] == [(101.0, 1.0)]  # the asks were never reached
+    # [harden] every level is checked before any is applied: the rejected delta changed nothing
+    # (levels before the bad one used to stay applied).
+    assert msgs[0][1] == [(100.0, 1.0)]
+    assert msgs[0][2] == [(101.0, 1.0)]
 
 
 def test_unpack_errors_match_python():
