@@ -13,7 +13,7 @@ import orjson
 
 from bookkeeper.capabilities import ExchangeCapabilities
 from bookkeeper.errors import AdapterError
-from bookkeeper.events import BookSnapshot, MarketEvent
+from bookkeeper.events import BookSnapshot, MarketEvent, VenueNotice
 from bookkeeper.ports import Decoder
 
 _MAX = 1e15  # no real price or size is this large; anything above is a corrupt frame
@@ -360,6 +360,7 @@ class VenueAdapter:
         live: Dialogue | None = None,
         ping: str | Callable[[], str] | None = None,
         fused: Callable[..., object] | None = None,
+        reply: Callable[[VenueNotice], str | None] | None = None,
     ) -> None:
         self.name = name
         #: the venue's fused decode + apply of the synced steady state (C accelerator), handed
@@ -371,6 +372,7 @@ class VenueAdapter:
         self._no_rest = no_rest or f"{name} REST order books are not supported; resubscribe instead"
         self._live = live
         self._ping = ping
+        self._reply = reply
 
     def __repr__(self) -> str:
         return f"<VenueAdapter {self.name!r}>"
@@ -421,3 +423,7 @@ class _LiveVenueAdapter(VenueAdapter):
 
     def ping_message(self) -> str | None:
         return self._ping() if callable(self._ping) else self._ping
+
+    def reply_to(self, notice: VenueNotice) -> str | None:
+        """The frame that answers ``notice`` (Deribit's ``test_request``), or ``None``."""
+        return self._reply(notice) if self._reply is not None else None

@@ -164,10 +164,28 @@ class Subscribed(msgspec.Struct, frozen=True, kw_only=True):
     depth: int | None = None
 
 
-class VenueNotice(msgspec.Struct, frozen=True, kw_only=True):
-    """A venue control message worth logging (errors, rate limits, shutdown warnings)."""
+class NoticeKind(enum.StrEnum):
+    """What a venue control message means to the connection (values are logged)."""
 
-    kind: str
+    #: the venue refused something (a subscription, a request); logged
+    ERROR = "error"
+    #: informational (maintenance, shutdown warnings); logged
+    NOTICE = "notice"
+    #: the venue closes the connection unless it is answered (Deribit ``test_request``):
+    #: the adapter's ``reply_to`` says with what
+    TEST_REQUEST = "test_request"
+    #: the connection's own sequence skipped (Coinbase Advanced Trade ``sequence_num``):
+    #: every book on the connection may have missed a delta
+    CONNECTION_GAP = "connection_gap"
+    #: the connection's own sequence repeated or went back
+    CONNECTION_OUT_OF_ORDER = "connection_out_of_order"
+
+
+class VenueNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """A venue control message worth logging or answering (errors, shutdown warnings,
+    test requests, the connection's own sequence breaking)."""
+
+    kind: NoticeKind
     message: str
     symbol: str | None = None
 

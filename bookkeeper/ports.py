@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .capabilities import ExchangeCapabilities
-from .events import BookSnapshot, MarketEvent
+from .events import BookSnapshot, MarketEvent, VenueNotice
 
 
 @runtime_checkable
@@ -75,4 +75,9 @@ class LiveSpec(Protocol):
 
     def ping_message(self) -> str | None:
         """The app-level ping frame, or ``None`` where protocol pings suffice."""
+        ...
+
+    def reply_to(self, notice: VenueNotice) -> str | None:
+        """The frame that answers a venue control message (Deribit's ``test_request``), or
+        ``None`` when it needs no answer."""
         ...

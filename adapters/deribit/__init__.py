@@ -16,4 +16,4 @@ from .parse import NO_REST, decode
 __all__ = ["DERIBIT"]
 
 DERIBIT = VenueAdapter("deribit", spec.CAPABILITIES, decoder=partial(FrameDecoder, decode), no_rest=NO_REST,
-                       live=spec, ping=spec.test_message)
+                       live=spec, ping=spec.test_message, reply=spec.reply_to)

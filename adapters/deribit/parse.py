@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from bookkeeper.errors import AdapterError
-from bookkeeper.events import BookDelta, BookSnapshot, Heartbeat, MarketEvent, Subscribed, Trade, VenueNotice
+from bookkeeper.events import BookDelta, BookSnapshot, Heartbeat, MarketEvent, NoticeKind, Subscribed, Trade, VenueNotice
 from bookkeeper.types import TradeSide
 
 from .schemas import BookData, Envelope, GroupedBookData, HeartbeatParams, Notification, RpcError, TradeData
@@ -146,7 +146,7 @@ def decode(frame: bytes | str, ts_recv_ns: int) -> list[MarketEvent]:
             # Deribit closes the connection unless a ``public/test`` answers this (§9.5);
             # the notice tells the driver to send spec.test_message().
             return [Heartbeat(ts_recv_ns=ts_recv_ns),
-                    VenueNotice(kind="test_request", message="answer with public/test")]
+                    VenueNotice(kind=NoticeKind.TEST_REQUEST, message="answer with public/test")]
         return [Heartbeat(ts_recv_ns=ts_recv_ns)]
     if method is None and env.id is not None:
         return _response(env, frame)

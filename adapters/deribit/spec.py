@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import orjson
 
 from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
+from bookkeeper.events import NoticeKind, VenueNotice
 
 HEARTBEAT_INTERVAL_S = 10  # Deribit's minimum
 
@@ -64,3 +65,9 @@ def unsubscribe_messages(symbols: Sequence[str], interval: str = "100ms") -> lis
 def test_message(request_id: int = 9) -> str:
     """The answer to a ``test_request`` heartbeat (also usable as an app-level ping)."""
     return _rpc("public/test", {}, request_id)
+
+
+def reply_to(notice: VenueNotice) -> str | None:
+    """Deribit closes a connection whose ``test_request`` heartbeat goes unanswered: the
+    answer is ``public/test`` (Deribit API, "public/set_heartbeat")."""
+    return test_message() if notice.kind is NoticeKind.TEST_REQUEST else None
