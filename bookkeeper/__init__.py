@@ -1,70 +1,66 @@
 """bookkeeper: keep a trading bot's local order books correct across WebSocket disconnects.
 
-The core is sans-I/O: :class:`BookSession` (per venue/symbol/channel) is fed normalized
-events from a venue adapter and returns actions; drivers in :mod:`bookkeeper.io` execute
-them. See README.md for the quick start.
+The public API, in three groups (everything else lives in its submodule and is importable
+from there, e.g. ``bookkeeper.events.Trade`` or ``bookkeeper.recovery.splice``):
+
+- **Run live books**: :class:`Feed` (one venue, many symbols; defaults to the real venue,
+  point it at :mod:`bookkeeper.sim` in tests), :class:`DriverConfig` (backoff, breaker,
+  keepalive), :class:`BookView` (what ``feed.book()`` returns: read-only, refuses reads unless
+  SYNCED), :class:`BookUpdate`, :class:`SyncState`, :class:`StateChanged`, :class:`Alert` /
+  :class:`AlertKind`, :class:`PlanKind`, :class:`CloseReason`.
+- **Build on the sans-I/O core** (adapters, replays, your own driver): :class:`BookSession`,
+  :class:`L2Book`, :class:`ExchangeCapabilities` with :class:`SequenceModel`,
+  :class:`SpliceRule`, :class:`ChecksumKind`, and the events :class:`BookDelta`,
+  :class:`BookSnapshot`, :class:`BookTicker`, :class:`SnapshotSource`; :func:`get_adapter`.
+- **Errors**: one root, :class:`BookkeeperError` (the tree is drawn in :mod:`bookkeeper.errors`).
+
+``Feed``, ``DriverConfig``, ``BookUpdate`` and ``get_adapter`` are imported lazily, so
+``import bookkeeper`` stays free of asyncio, websockets and ccxt for users of the core.
+See README.md for the quick start.
 """
 
 from __future__ import annotations
 
-from .actions import (
-    Action,
-    Alert,
-    AlertKind,
-    FetchSnapshot,
-    Halt,
-    PlanKind,
-    ReplayDeltas,
-    Resubscribe,
-    StateChanged,
-    SyncState,
-)
+from typing import TYPE_CHECKING
+
+from .actions import Alert, AlertKind, PlanKind, StateChanged, SyncState
 from .book import L2Book
 from .capabilities import ChecksumKind, ExchangeCapabilities, SequenceModel, SpliceRule
-from .checksum import kraken_checksum, okx_checksum
 from .errors import (
     AdapterError,
     BookkeeperError,
     ConnectionLost,
-    CrossedBook,
     ExchangeRejected,
     IntegrityError,
     InvalidEvent,
     InvalidState,
-    NegativePosition,
     RateLimited,
     RequestTimeout,
     TransportError,
     UsageError,
 )
-from .events import (
-    BookDelta,
-    BookSnapshot,
-    BookTicker,
-    CloseReason,
-    Fill,
-    Heartbeat,
-    SnapshotSource,
-    StreamClosed,
-    StreamOpened,
-    Subscribed,
-    Tick,
-    Trade,
-    VenueNotice,
-)
-from .recovery import RecoveryPlan, plan_recovery, splice
-from .sequencer import Sequencer, SeqVerdict
-from .session import BookSession, SessionStats
-from .types import InstrumentKey, Side, TradeSide
+from .events import BookDelta, BookSnapshot, BookTicker, CloseReason, SnapshotSource
+from .session import BookSession
+from .view import BookView
+
+if TYPE_CHECKING:  # the lazy names, for type checkers and IDEs
+    from .adapters import get_adapter
+    from .io.feed import Feed
+    from .io.stream import BookUpdate, DriverConfig
 
 __version__ = "0.1.0"
 
-_LAZY = {"Feed": "bookkeeper.io.feed", "DriverConfig": "bookkeeper.io.stream"}
+_LAZY = {
+    "Feed": "bookkeeper.io.feed",
+    "DriverConfig": "bookkeeper.io.stream",
+    "BookUpdate": "bookkeeper.io.stream",
+    "get_adapter": "bookkeeper.adapters",
+}
 
 
 def __getattr__(name: str) -> object:
-    """``Feed`` and ``DriverConfig`` live in the I/O layer; importing them lazily keeps
-    ``import bookkeeper`` free of asyncio, websockets and ccxt for users of the core."""
+    """The lazy names live in the I/O layer and the adapter registry; importing them on first
+    use keeps ``import bookkeeper`` free of asyncio, websockets and ccxt."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'bookkeeper' has no attribute {name!r}")
@@ -72,14 +68,20 @@ def __getattr__(name: str) -> object:
 
     return getattr(importlib.import_module(module), name)
 
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
-    "Action", "AdapterError", "Alert", "AlertKind", "BookDelta", "BookSession", "BookSnapshot", "DriverConfig", "Feed",
-    "BookTicker", "BookkeeperError", "ChecksumKind", "CloseReason", "ConnectionLost", "CrossedBook",
-    "ExchangeCapabilities", "ExchangeRejected", "FetchSnapshot", "Fill", "Halt", "Heartbeat",
-    "InstrumentKey", "IntegrityError", "InvalidEvent", "InvalidState", "L2Book", "NegativePosition",
-    "PlanKind", "RateLimited", "RecoveryPlan", "ReplayDeltas", "RequestTimeout", "Resubscribe",
-    "SeqVerdict", "SequenceModel", "Sequencer", "SessionStats", "Side", "SnapshotSource",
-    "SpliceRule", "StateChanged", "StreamClosed", "StreamOpened", "Subscribed", "SyncState", "Tick",
-    "Trade", "TradeSide", "TransportError", "UsageError", "VenueNotice", "__version__",
-    "kraken_checksum", "okx_checksum", "plan_recovery", "splice",
+    # live books
+    "Feed", "DriverConfig", "BookView", "BookUpdate", "SyncState", "StateChanged", "Alert", "AlertKind",
+    "PlanKind", "CloseReason",
+    # the sans-I/O core
+    "BookSession", "L2Book", "ExchangeCapabilities", "SequenceModel", "SpliceRule", "ChecksumKind",
+    "BookDelta", "BookSnapshot", "BookTicker", "SnapshotSource", "get_adapter",
+    # errors
+    "BookkeeperError", "InvalidEvent", "InvalidState", "IntegrityError", "AdapterError", "TransportError",
+    "ConnectionLost", "RequestTimeout", "RateLimited", "ExchangeRejected", "UsageError",
+    "__version__",
 ]  # fmt: skip

@@ -1,7 +1,9 @@
 """The ``bookkeeper`` command line.
 
-Exit status: 0 success; 1 verification failed (the report says which check); 2 usage error
-or unreadable input (a clear message on stderr, never a traceback).
+Exit status: 0 success; 1 verification failed (the report says which check: for ``replay`` a
+checksum mismatch, gap, crossed book, parse error, divergence, ticker mismatch, a book not
+synced at the end, or input that is not the venue's); 2 usage error or unreadable input (a
+clear message on stderr naming the file and line, never a traceback).
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("replay", help="verify a recorded session offline",
                        description="Replay recorded exchange frames through the venue adapter and the book "
-                                   "state machine; report checksums, gaps, crossed books and parse errors.")
+                                   "state machine; report checksums, gaps, crossed books, parse errors, "
+                                   "divergences, ticker mismatches and frames the venue does not recognize.")
     r.add_argument("--venue", required=True, choices=VENUES, metavar="VENUE",
                    help="one of: " + ", ".join(VENUES))
-    r.add_argument("files", nargs="+", metavar="FILE", help="recording files of one session (gzip ok)")
+    r.add_argument("files", nargs="+", metavar="FILE", help="recording files of one session (gzip ok; - reads standard input)")
     r.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 
     d = sub.add_parser("demo", help="run the ingest against the embedded simulator with faults",
@@ -56,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "until Ctrl-C.")
     s.add_argument("--venue", action="append", choices=SIM_VENUES, metavar="VENUE",
                    help="venue to serve (repeatable; default all): " + ", ".join(SIM_VENUES))
-    s.add_argument("--port", type=int, default=0, help="first port (0 = ephemeral)")
+    s.add_argument("--port", type=_port, default=0,
+                   help="first port (0 = ephemeral); venue i listens on PORT + i, so all must be <= 65535")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--faults", type=_fault_list, default=None, metavar="KIND,...",
                    help="inject these fault kinds at random (seeded)")
@@ -81,6 +85,19 @@ def _positive(text: str) -> float:
     return value
 
 
+_MAX_PORT = 65535
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= _MAX_PORT:
+        raise argparse.ArgumentTypeError(f"must be 0..{_MAX_PORT}: {text!r}")
+    return value
+
+
 def _fault_list(text: str) -> tuple[str, ...]:
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
     bad = [k for k in kinds if k not in FAULT_KINDS]
@@ -91,18 +108,23 @@ def _fault_list(text: str) -> tuple[str, ...]:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from bookkeeper.adapters import get_adapter
+    from bookkeeper.adapters import VENUES, get_adapter
 
     from .io.replay import format_table, replay, stderr_progress
 
     progress = None if args.json else stderr_progress()
-    report = replay(get_adapter(args.venue), args.files, progress=progress)
+    others = [get_adapter(v) for v in VENUES if v != args.venue]
+    report = replay(get_adapter(args.venue), args.files, progress=progress, alternatives=others)
     if progress is not None:
         sys.stderr.write("\n")
     if args.json:
         sys.stdout.write(orjson.dumps(report.as_json()).decode() + "\n")
     else:
         print(format_table(report))
+    problem = report.input_problem
+    if problem is not None:
+        # stdout may be a JSON pipe: the likely mix-up is also said where a person looks
+        print(f"bookkeeper replay: {problem}", file=sys.stderr)
     return 0 if report.ok else 1
 
 
@@ -111,7 +133,7 @@ def _run_chaos(cfg: object, *, json_out: bool, view_title: str) -> int:
     import logging
     import signal
 
-    from .apps.chaos import run_chaos
+    from .apps.chaos import run_chaos, run_failed
     from .apps.view import RecentLog, TerminalView, format_summary
 
     live = sys.stdout.isatty() and not json_out
@@ -149,12 +171,20 @@ def _run_chaos(cfg: object, *, json_out: bool, view_title: str) -> int:
         sys.stdout.write(orjson.dumps(report).decode() + "\n")
     else:
         print(format_summary(report))
-    return 0 if report["mismatches"] == 0 and report["final_consistent"] else 1
+    for venue, why in report.get("driver_failures", {}).items():
+        print(f"{view_title}: {venue} feed died: {why}", file=sys.stderr)
+    if report.get("seq_rewinds"):
+        print(f"{view_title}: {report['seq_rewinds']} synced book(s) went back in sequence id: "
+              f"{report.get('seq_rewind_samples', [])[:3]}", file=sys.stderr)
+    return 1 if run_failed(report) else 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .apps.chaos import DEMO_FAULTS, ChaosConfig
+    from .io.records import check_writable
 
+    if args.records is not None:
+        check_writable(args.records)  # UsageError (exit 2, one line) before anything starts
     cfg = ChaosConfig(venues=SIM_VENUES, seed=args.seed, duration_s=args.duration, faults=DEMO_FAULTS,
                       fault_rate_per_s=0.6, records_path=args.records)
     return _run_chaos(cfg, json_out=args.json, view_title="bookkeeper demo")
@@ -162,7 +192,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_chaos(args: argparse.Namespace) -> int:
     from .apps.chaos import ALL_FAULTS, ChaosConfig
+    from .io.records import check_writable
 
+    if args.records is not None:
+        check_writable(args.records)  # UsageError (exit 2, one line) before anything starts
     cfg = ChaosConfig(venues=(args.venue,), seed=args.seed, duration_s=args.duration,
                       faults=args.faults or ALL_FAULTS, outage=args.outage, records_path=args.records)
     return _run_chaos(cfg, json_out=args.json, view_title=f"bookkeeper chaos {args.venue}")
@@ -174,6 +207,11 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     from .testing.sim import FaultPlan, serve
 
     venues = tuple(dict.fromkeys(args.venue or SIM_VENUES))
+    last = args.port + len(venues) - 1
+    if args.port and last > _MAX_PORT:
+        # serve() puts venue i on port + i: refuse here, not with a traceback from the bind
+        raise UsageError(f"argument --port: {len(venues)} venues need ports {args.port}..{last}, "
+                         f"beyond {_MAX_PORT}; use a port <= {_MAX_PORT - len(venues) + 1} or 0")
     plan = None
     if args.faults:
         plan = FaultPlan.random(args.seed, args.faults, rate_per_s=args.fault_rate, duration_s=24 * 3600.0,

@@ -32,6 +32,7 @@ bookkeeper.errors.InvalidState: BTCUSDT book is recovering, not synced
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from .actions import SyncState
@@ -163,6 +164,15 @@ class BookView:
             InvalidState: the book is not SYNCED.
         """
         return bool(self._book().is_crossed())
+
+    def equals(self, bids: Iterable[Level], asks: Iterable[Level]) -> bool:
+        """True when the book holds exactly these levels (order-insensitive) — what a test
+        suite asserts against its simulator's truth.
+
+        Raises:
+            InvalidState: the book is not SYNCED.
+        """
+        return bool(self._book().equals(bids, asks))
 
     @property
     def bid_count(self) -> int:

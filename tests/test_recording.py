@@ -176,16 +176,19 @@ def test_real_capture_survives_a_round_trip(tmp_path):
 
 def test_recording_without_header_is_rejected_while_reading(tmp_path):
     p = write(tmp_path / "x.bkrec.jsonl", b'{"ts":1,"dir":"in","url":null,"data":"{}"}\n')
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match=f"{p}: line 1: missing bookkeeper-recording header"):
         list(read_file(p))
 
 
 @pytest.mark.parametrize("line", [b'{"ts":1,"url":null,"data":"x"}', b'{"ts":1,"dir":"sideways","data":"x"}',
                                   b'{"dir":"in","data":"x"}'])
-def test_malformed_recording_line_is_a_value_error(tmp_path, line):
-    p = write(tmp_path / "x.bkrec.jsonl", b'{"format":"bookkeeper-recording","version":1,"venue":"x"}\n' + line)
-    with pytest.raises(ValueError):
+def test_malformed_recording_line_names_the_file_and_line(tmp_path, line):
+    header = b'{"format":"bookkeeper-recording","version":1,"venue":"x"}\n'
+    good = b'{"ts":1,"dir":"in","url":null,"data":"{}"}\n'
+    p = write(tmp_path / "x.bkrec.jsonl", header + good + b"\n" + line)
+    with pytest.raises(UsageError, match=f"{p}: line 4: bad bookkeeper-recording line") as err:
         list(read_file(p))
+    assert err.value.line == 4 and err.value.path == str(p)
 
 
 # ---------------------------------------------------------------- merging
@@ -254,7 +257,82 @@ def corrupt_deflate(tmp_path: Path) -> Path:
 
 def test_damaged_gzip_body_is_a_usage_error(tmp_path):
     from bookkeeper.adapters import get_adapter
+
     from bookkeeper.io.replay import replay
 
     with pytest.raises(UsageError):
         replay(get_adapter("kucoin"), [corrupt_deflate(tmp_path)])
+
+
+# ---------------------------------------------------------------- where: file, line, stdin
+def test_records_carry_their_line(tmp_path):
+    recs = list(read_file(write(tmp_path / "s.cfcap.txt", CFCAP)))
+    # line 1 is the configuration line; every record knows the line it came from
+    assert [r.line for r in recs] == [2, 3, 4, 5, 6]
+    jl = list(read_file(write(tmp_path / "m.jsonl", b'{"a":1}\n\n{"a":2}\n')))
+    assert [r.line for r in jl] == [1, 3]
+
+
+def test_line_is_not_part_of_a_records_identity():
+    assert Record(1, RecordKind.RECV, b"x", None, 0, 10) == Record(1, RecordKind.RECV, b"x", None, 0)
+
+
+def test_malformed_cfcap_line_names_file_and_line(tmp_path):
+    p = write(tmp_path / "s.cfcap.txt", CFCAP + b"wss://x ?? 1.5: junk\n")
+    with pytest.raises(UsageError, match=f"cannot read {p}: line 7: unrecognised cfcap line"):
+        list(read_file(p))
+
+
+def test_truncated_gzip_names_file_and_the_line_where_it_ends(tmp_path):
+    text = b"".join(b'%d.5: {"n":%d}\n' % (1619378326 + i, i) for i in range(20000))
+    data = gzip.compress(text)
+    p = write(tmp_path / "t.cfcap.txt.gz", data[: len(data) // 2])
+    got = []
+    with pytest.raises(UsageError, match=f"cannot read {p}: line ") as err:
+        for r in read_file(p):
+            got.append(r)
+    assert err.value.line == len(got) + 1  # the first line that could not be read
+    assert 1000 < len(got) < 20000
+
+
+def test_a_directory_is_not_a_missing_file(tmp_path):
+    with pytest.raises(UsageError, match=f"{tmp_path}: is a directory"):
+        read_records([tmp_path])
+    with pytest.raises(UsageError, match="is a directory"):
+        detect_format(tmp_path)
+
+
+class _Stdin:
+    def __init__(self, data: bytes, chunk: int = 1) -> None:
+        self.buffer = _Trickle(data, chunk)
+
+
+class _Trickle(io.RawIOBase):
+    """A pipe that hands out ``chunk`` bytes per read (the worst case for sniffing)."""
+
+    def __init__(self, data: bytes, chunk: int) -> None:
+        self._data, self._chunk = data, chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        n = min(len(b), self._chunk, len(self._data))
+        b[:n] = self._data[:n]
+        self._data = self._data[n:]
+        return n
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("content", [CFCAP, HBT, b'{"a":1}\n{"a":2}\n'], ids=["cfcap", "hbt", "jsonl"])
+def test_dash_is_stdin_in_any_format(tmp_path, monkeypatch, gz, content):
+    monkeypatch.setattr("sys.stdin", _Stdin(gzip.compress(content) if gz else content))
+    from_stdin = list(read_records(["-"]))
+    from_file = list(read_file(write(tmp_path / "noname", content)))
+    assert from_stdin == from_file and from_stdin
+
+
+def test_stdin_of_unknown_format_is_a_usage_error(monkeypatch):
+    monkeypatch.setattr("sys.stdin", _Stdin(b"hello world\n"))
+    with pytest.raises(UsageError, match="<stdin>: unknown recording format"):
+        read_records(["-"])

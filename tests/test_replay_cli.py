@@ -20,7 +20,8 @@ KUCOIN = [REAL / "kucoin/kucoin_spot_level2_2021-04-25.ws.cfcap.txt.gz",
 GATE = [REAL / "gateio/gateio_spot_order_book_update_2021-04-22.ws.cfcap.txt.gz",
         REAL / "gateio/gateio_spot_order_book_update_2021-04-22.rest_order_book.cfcap.txt.gz"]
 INT_KEYS = ("messages", "instruments", "snapshots", "deltas_applied", "stale_dropped", "checksums_verified",
-            "checksum_mismatches", "gaps", "crossed", "parse_errors")
+            "checksum_mismatches", "gaps", "crossed", "parse_errors", "diverged", "ticker_mismatches", "unrecognized",
+            "unsynced_instruments")
 
 
 def cli(*args: object) -> subprocess.CompletedProcess[str]:

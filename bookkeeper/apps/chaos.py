@@ -13,6 +13,11 @@ book's last sequence id (for Kraken, which has no ids, at the engine id encoded 
 timestamp; Kraken books hold only the subscribed depth, so the truth is cut to it). A check
 never trusts the client: the truth comes from the engine that generated the stream.
 
+Alongside, at every update of a SYNCED book the checker asserts its sequence id never goes
+backwards (per symbol, within one synced period and across periods; Kraken has no ids and is
+skipped): a rewind is a failure (``seq_rewinds``) even when the rewound book happens to equal
+the truth at its id. A feed whose driver task died is a failure too (``driver_failures``).
+
 At the end the engine is paused and the run waits until every book is synced and equal to
 the current truth (``final_consistent``). With ``outage=True`` the simulator refuses every
 connection for a stretch in the middle, so the circuit breaker must open and the reconnect
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bookkeeper.actions import StateChanged, SyncState
+from bookkeeper.errors import InvalidState
 from bookkeeper.io.feed import Feed
 from bookkeeper.io.records import RecordWriter
 from bookkeeper.io.stream import BookUpdate, DriverConfig
@@ -38,7 +44,8 @@ from bookkeeper.policy import BackoffPolicy, BreakerPolicy, KeepalivePolicy
 from bookkeeper.testing.sim import FaultKind, SimConfig, SimExchange
 from bookkeeper.testing.sim.engine import KRAKEN_EPOCH
 
-__all__ = ["ChaosConfig", "ConsistencyChecker", "run_chaos", "ALL_FAULTS", "DEMO_FAULTS", "SUPPORTED_VENUES"]
+__all__ = ["ChaosConfig", "ConsistencyChecker", "run_chaos", "run_failed", "ALL_FAULTS", "DEMO_FAULTS",
+           "SUPPORTED_VENUES"]
 
 SUPPORTED_VENUES = ("binance", "okx", "kraken")
 ALL_FAULTS: tuple[str, ...] = tuple(k.value for k in FaultKind)
@@ -94,16 +101,44 @@ class ChaosConfig:
 
 
 class ConsistencyChecker:
-    """Compares synced local books with the engine's truth at the same stream point."""
+    """Compares synced local books with the engine's truth at the same stream point, and
+    checks that a synced book's sequence id never goes backwards."""
 
     def __init__(self, sim: SimExchange, *, min_interval_s: float = 0.05) -> None:
         self._sim = sim
         self._min_interval_s = min_interval_s
         self._last: dict[str, float] = {}
+        #: per ``venue:symbol``: the highest sequence id a SYNCED book has shown (kept across
+        #: synced periods: a resync may move forward, never back)
+        self._high_seq: dict[str, int] = {}
         self.checks = 0
         self.mismatches = 0
         self.skipped = 0
+        self.seq_rewinds = 0
         self.mismatch_samples: list[str] = []
+        self.rewind_samples: list[str] = []
+
+    def check_seq(self, venue: str, symbol: str, seq: int | None) -> bool:
+        """Note the sequence id of a SYNCED book; a rewind counts in :attr:`seq_rewinds`.
+
+        Args:
+            venue, symbol: the book.
+            seq: its last applied id (``None`` on venues without ids: nothing to check).
+
+        Returns:
+            False when ``seq`` is below an id this book already showed while synced.
+        """
+        if seq is None:
+            return True
+        key = f"{venue}:{symbol}"
+        high = self._high_seq.get(key)
+        if high is not None and seq < high:
+            self.seq_rewinds += 1
+            if len(self.rewind_samples) < 10:
+                self.rewind_samples.append(f"{key}: synced at seq {seq} after having been synced at {high}")
+            return False
+        self._high_seq[key] = seq
+        return True
 
     def truth_seq(self, venue: str, update: BookUpdate) -> int | None:
         if update.seq is not None:
@@ -113,12 +148,14 @@ class ConsistencyChecker:
         return None
 
     def check(self, feed: Feed, venue: str, update: BookUpdate, *, force: bool = False) -> bool | None:
-        """Compare now; returns None when no comparison was possible."""
+        """Compare now; returns None when no comparison was possible. Every call on a SYNCED
+        book also checks that its sequence id did not go backwards (:meth:`check_seq`)."""
+        if feed.state(update.symbol) is not SyncState.SYNCED:
+            return None
+        self.check_seq(venue, update.symbol, update.seq)
         now = time.monotonic()
         key = f"{venue}:{update.symbol}"
         if not force and now - self._last.get(key, 0.0) < self._min_interval_s:
-            return None
-        if feed.state(update.symbol) is not SyncState.SYNCED:
             return None
         seq = self.truth_seq(venue, update)
         engine = self._sim.engine
@@ -388,13 +425,25 @@ async def run_chaos(cfg: ChaosConfig, *, view: ViewFn | None = None, view_interv
         finally:
             for t in tasks:
                 t.cancel()
-            for f in feeds.values():
-                await f.close()
+            driver_failures: dict[str, str] = {}
+            for venue, f in feeds.items():
+                try:
+                    await f.close()
+                except InvalidState as exc:  # the driver task died: a failure of the run, reported
+                    driver_failures[venue] = f"{type(exc.__cause__).__name__}: {exc.__cause__}"
             # the breaker counts its openings, so one look at the end sees every one
             breaker_opened = any(f.driver.breaker.opens for f in feeds.values())
         report = _report(cfg, sim, feeds, checker, records, tracker, attempts, breaker_opened, final, started)
         report["books"] = final_books
+        report["driver_failures"] = driver_failures
     return report
+
+
+def run_failed(report: dict[str, Any]) -> bool:
+    """Whether a chaos/demo report is a failure: a mismatch, a book not consistent at the
+    end, a synced book whose sequence id went backwards, or a feed whose driver died."""
+    return bool(report["mismatches"] or not report["final_consistent"] or report.get("seq_rewinds")
+                or report.get("driver_failures"))
 
 
 async def _settle(sim: SimExchange, feeds: dict[str, Feed], checker: ConsistencyChecker, timeout_s: float) -> None:
@@ -404,6 +453,8 @@ async def _settle(sim: SimExchange, feeds: dict[str, Feed], checker: Consistency
     while time.monotonic() < deadline:
         if _all_consistent(sim, feeds, checker, count=False):
             return
+        if any(f.failure is not None for f in feeds.values()):
+            return  # a dead feed never converges: no point waiting out the timeout
         sim.push(updates=1)  # keep deltas flowing: a book waiting for a bridge needs one
         await asyncio.sleep(0.25)
 
@@ -412,9 +463,11 @@ def _all_consistent(sim: SimExchange, feeds: dict[str, Feed], checker: Consisten
     ok = True
     for venue, feed in feeds.items():
         for sym in feed.symbols:
-            if feed.state(sym) is not SyncState.SYNCED:
+            if feed.state(sym) is not SyncState.SYNCED or feed.failure is not None:
                 ok = False
                 continue
+            if count:
+                checker.check_seq(venue, sym, feed.last_seq(sym))
             depth = _KRAKEN_DEPTH if venue == "kraken" else None
             bids, asks = sim.engine.book(sym, depth=depth)
             equal = feed.book(sym).equals(bids, asks)
@@ -481,6 +534,8 @@ def _report(cfg: ChaosConfig, sim: SimExchange, feeds: dict[str, Feed], checker:
         },
         "checks": checker.checks,
         "mismatches": checker.mismatches,
+        # a SYNCED book whose sequence id went backwards (a failure, like a mismatch)
+        "seq_rewinds": checker.seq_rewinds,
         "final_consistent": final,
         "time_to_consistent_ms": _summary(ttc),
         # time_to_consistent = waiting for a connection (backoff, Retry-After, outage) + work
@@ -502,6 +557,9 @@ def _report(cfg: ChaosConfig, sim: SimExchange, feeds: dict[str, Feed], checker:
         "not_applicable": sorted(k for k in requested if not set(cfg.venues) & APPLICABLE.get(k, set(cfg.venues))),
         "backoff": {"base_s": cfg.backoff.base_s, "cap_s": cfg.backoff.cap_s, "jitter": cfg.backoff.jitter},
         "mismatch_samples": checker.mismatch_samples,
+        "seq_rewind_samples": checker.rewind_samples,
+        # venue -> what killed its feed's driver task ({}: none died)
+        "driver_failures": {},
         "books": {f"{v}:{sym}": {"state": str(s.state), "last_seq": s.last_seq}
                   for v, f in feeds.items() for sym, s in f.driver.sessions.items()},
     }

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections import deque
+from decimal import Decimal
 from typing import Any, TextIO
 
-__all__ = ["TerminalView", "RecentLog", "format_summary"]
+__all__ = ["TerminalView", "RecentLog", "format_summary", "format_number"]
 
 
 class RecentLog(logging.Handler):
@@ -22,14 +24,42 @@ class RecentLog(logging.Handler):
         self.lines.append(self.format(record)[:160])
 
 
+def format_number(value: float | str) -> str:
+    """A price or size as the venue wrote it (a string is kept as is), or else the shortest
+    decimal that reads back as the same float, never in exponent form.
+
+    ``:g`` keeps 6 significant digits, so a 61837.63 / 61837.64 book looked locked.
+
+    Args:
+        value: the venue's string, or the book's float.
+
+    Returns:
+        The text.
+
+    >>> format_number(61837.63), format_number(30000.0), format_number(1e-05), format_number("0.10")
+    ('61837.63', '30000', '0.00001', '0.10')
+    """
+    if isinstance(value, str):
+        return value
+    if not math.isfinite(value):
+        return repr(value)
+    # repr: the shortest digits that read back as the same float; Decimal: without an exponent
+    return format(Decimal(repr(value)), "f").removesuffix(".0")
+
+
 def _px(level: Any) -> str:
     if not level:
         return "-"
-    return f"{level[0]:g} x {level[1]:g}"
+    return f"{format_number(level[0])} x {format_number(level[1])}"
 
 
 class TerminalView:
-    """Redraws a status table in place."""
+    """Redraws a status table in place.
+
+    Each book of ``status["books"]`` gives ``best_bid``/``best_ask`` as ``(price, size)``
+    floats (or ``None``), and may give ``best_bid_raw``/``best_ask_raw``: the venue's own
+    ``(price, size)`` strings, shown in their place when present.
+    """
 
     def __init__(self, out: TextIO = sys.stdout, log: RecentLog | None = None) -> None:
         self._out = out
@@ -47,8 +77,9 @@ class TerminalView:
         for b in status["books"]:
             seq = "-" if b["last_seq"] is None else str(b["last_seq"])
             lines.append(
-                f"{b['venue']:8} {b['symbol']:10} {b['state']:18} {seq:>10} {_px(b['best_bid']):>22} "
-                f"{_px(b['best_ask']):>22} {b['resumes']:>6} {b['ws_snapshots']:>7} {b['rest_snapshots']:>5} "
+                f"{b['venue']:8} {b['symbol']:10} {b['state']:18} {seq:>10} "
+                f"{_px(b.get('best_bid_raw') or b['best_bid']):>22} "
+                f"{_px(b.get('best_ask_raw') or b['best_ask']):>22} {b['resumes']:>6} {b['ws_snapshots']:>7} {b['rest_snapshots']:>5} "
                 f"{b['gaps']:>5} {b['breaker']:>9}")
         faults = ", ".join(f"{k} {v}" for k, v in sorted(status["faults_injected"].items())) or "none yet"
         lines += ["", f"faults injected: {faults}", f"disconnect records: {status['disconnects']}"]

@@ -21,6 +21,12 @@ Against a local simulator (no real exchange contacted)::
 
 A book that is not ``SYNCED`` is never presented as valid: :meth:`Feed.book` raises, and
 ``updates()`` only reports books that are synced.
+
+If the driver task dies (a bug: bad input, raising callbacks, unwritable records and REST
+failures are all contained by the driver), every book is HALTED at once, :meth:`Feed.book`
+refuses, and :meth:`Feed.wait_synced`, :meth:`Feed.updates` and :meth:`Feed.close` raise
+:class:`~bookkeeper.errors.InvalidState` whose ``__cause__`` is the driver's exception
+(also in :attr:`Feed.failure`).
 """
 
 from __future__ import annotations
@@ -30,18 +36,19 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from bookkeeper.actions import StateChanged, SyncState
-from bookkeeper.book import L2Book
 from bookkeeper.errors import InvalidState, UsageError
 from bookkeeper.policy import BreakerState
+from bookkeeper.view import BookView
 
 from .clock import SYSTEM_CLOCK, Clock, Sleep, real_sleep
 from .metrics import FeedMetrics
 from .records import RecordWriter
 from .rest import CcxtRestClient, RestClient
-from .stream import BookUpdate, DriverConfig, Journal, StreamDriver
+from .stream import BookUpdate, DriverConfig, FailureSite, Journal, StreamDriver
 from .ws import TransportFactory
 
 __all__ = ["DEFAULT_WS_URLS", "Feed"]
@@ -102,18 +109,22 @@ class Feed:
             when ``rest`` is given.
         rest: a ready REST client (tests pass fakes); the feed does not close it.
         config: driver tunables (backoff, breaker, keepalive, startup jitter ...).
-        records_path: append disconnect records to this JSONL file.
+        records_path: append disconnect records to this JSONL file (checked now: see
+            :func:`~bookkeeper.io.records.check_writable`; a write failing later is logged
+            once and counted, never fatal).
         records: a ready :class:`RecordWriter` (overrides ``records_path``).
         metrics: a ready :class:`FeedMetrics` (a private registry by default).
         clock, sleep, seed: time sources and jitter seed (fakes in tests).
         transport_factory: builds the WebSocket transport per attempt.
         journal: serves missed deltas (``ReplayDeltas``).
-        on_update: called for every change of a synced book.
-        on_state: called for every sync-state change.
+        on_update: called for every change of a synced book. Runs isolated: if it raises, the
+            error is logged with its traceback and counted (:attr:`errors`), ingest goes on.
+        on_state: called for every sync-state change (isolated the same way).
         updates_maxlen: per-consumer bound of :meth:`updates`.
 
     Raises:
-        UsageError: unknown venue, no symbols, or no default URL for the venue.
+        UsageError: unknown venue, no symbols, no default URL for the venue, or a
+            ``records_path`` that cannot be written.
     """
 
     def __init__(
@@ -145,10 +156,11 @@ class Feed:
         base = ws_url if ws_url is not None else DEFAULT_WS_URLS.get(exchange)
         if base is None:
             raise UsageError(f"no default WebSocket URL for {exchange!r}; pass ws_url=", venue=exchange)
+        # records first: an unwritable path fails here, before any client is made
+        self.records = records if records is not None else RecordWriter(records_path)
         self._owns_rest = rest is None
         self._rest: RestClient = rest if rest is not None else CcxtRestClient(self._adapter, config=rest_config,
                                                                               clock=clock)
-        self.records = records if records is not None else RecordWriter(records_path)
         self.metrics = metrics if metrics is not None else FeedMetrics()
         self._user_update = on_update
         self._user_state = on_state
@@ -162,6 +174,7 @@ class Feed:
             on_update=self._on_update, on_state=self._on_state,
         )
         self._task: asyncio.Task[None] | None = None
+        self._close_timeout_s = (config or DriverConfig()).close_timeout_s
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -170,23 +183,74 @@ class Feed:
             for symbol in self._driver.sessions:
                 self._synced.setdefault(symbol, asyncio.Event())
             self._task = asyncio.get_running_loop().create_task(self._driver.run(), name="bookkeeper-feed")
+            self._task.add_done_callback(self._on_driver_done)
+
+    def _on_driver_done(self, task: asyncio.Task[None]) -> None:
+        """The driver task ended: if it died, wake every waiter so that it raises now."""
+        if not task.cancelled():
+            task.exception()  # retrieved: the driver logged it with its traceback already
+        if self._driver.failure is None:
+            return
+        for event in self._synced.values():
+            event.set()  # wait_synced re-checks and raises
+        for q in list(self._queues):
+            q.close()  # updates() ends its wait and raises
+
+    def _raise_if_failed(self) -> None:
+        exc = self._driver.failure
+        if exc is not None:
+            what = "was cancelled" if isinstance(exc, asyncio.CancelledError) else f"died: {type(exc).__name__}: {exc}"
+            raise InvalidState(f"{self._adapter.name} feed driver {what}; every book is halted",
+                               state=SyncState.HALTED) from exc
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The exception that killed the driver task, else ``None``."""
+        return self._driver.failure
+
+    @property
+    def errors(self) -> Mapping[FailureSite, int]:
+        """Failures the driver contained so far, by where (raising callbacks, bad frames,
+        unwritable records ...); each was logged with its traceback."""
+        return self._driver.errors
 
     async def close(self) -> None:
-        """Close the connection, write the ``local_shutdown`` record, end :meth:`updates`."""
-        await self._driver.close()
-        if self._task is not None:
-            await asyncio.wait({self._task})
-        for q in list(self._queues):
-            q.close()
-        if self._owns_rest:
-            await self._rest.close()
+        """Close the connection, write the ``local_shutdown`` record, end :meth:`updates`.
+        Never hangs (every wait is bounded by ``config.close_timeout_s``).
+
+        Raises:
+            InvalidState: the driver task had died (its exception is the ``__cause__``);
+                everything was closed all the same.
+        """
+        try:
+            await self._driver.close()
+            task = self._task
+            if task is not None and not task.done():  # driver.close() bounds its own waits
+                task.cancel()
+                await asyncio.wait({task}, timeout=self._close_timeout_s)
+        finally:
+            for q in list(self._queues):
+                q.close()
+            if self._owns_rest:
+                try:
+                    await self._rest.close()
+                except Exception:  # closing an HTTP session must not hide the feed's own outcome
+                    log.warning("closing the REST client failed", exc_info=True)
+        self._raise_if_failed()
 
     async def __aenter__(self) -> Feed:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self.close()
+        except InvalidState:
+            if exc is None:
+                raise
+            # the block already raised (often this same failure, from wait_synced or
+            # updates()): let that propagate; the driver's death was logged with its traceback
 
     # ------------------------------------------------------------------ reading
     def _session(self, symbol: str) -> Any:
@@ -195,17 +259,22 @@ class Feed:
         except KeyError:
             raise UsageError(f"{symbol!r} is not a symbol of this feed", symbol=symbol) from None
 
-    def book(self, symbol: str) -> L2Book:
-        """The live local book of ``symbol``, valid only now (do not keep it across awaits).
+    def book(self, symbol: str) -> BookView:
+        """A read-only view of ``symbol``'s live local book.
+
+        The view follows the live book and refuses every read (``InvalidState``) once the book
+        is not SYNCED, so a view kept across an ``await`` can never serve a stale price.
 
         Raises:
-            InvalidState: the book is not SYNCED (``.state`` says which state it is in).
+            InvalidState: the book is not SYNCED now (``.state`` says which state it is in), or
+                the feed's driver died (the original exception is ``__cause__``).
             UsageError: unknown symbol.
         """
         session = self._session(symbol)
+        self._raise_if_failed()  # a dead driver's books are never served, whatever they say
         if not session.is_synced:
             raise InvalidState(f"{symbol} book is {session.state}, not synced", symbol=symbol, state=session.state)
-        return session.book
+        return BookView(session)
 
     def state(self, symbol: str) -> SyncState:
         """The sync state of ``symbol``'s book."""
@@ -234,26 +303,38 @@ class Feed:
         Raises:
             TimeoutError: not synced within ``timeout`` seconds.
             UsageError: unknown symbol.
+            InvalidState: the driver task died (its exception is the ``__cause__``).
         """
         session = self._session(symbol)
+        self._raise_if_failed()
         if session.is_synced:
             return
         event = self._synced.setdefault(symbol, asyncio.Event())
         async with asyncio.timeout(timeout):
             # _on_state keeps the event equal to "is synced", so one wait is normally enough;
-            # the loop covers a book that lost sync again before this task ran.
+            # the loop covers a book that lost sync again before this task ran. A dying
+            # driver sets every event so that waiters raise at once.
             while not session.is_synced:
                 await event.wait()
+                self._raise_if_failed()
+                if not session.is_synced:
+                    event.clear()
 
     async def updates(self) -> AsyncIterator[BookUpdate]:
         """Every change of a synced book, until the feed closes. Each call is an
-        independent consumer with its own bounded queue."""
+        independent consumer with its own bounded queue.
+
+        Raises:
+            InvalidState: the driver task died (its exception is the ``__cause__``).
+        """
+        self._raise_if_failed()
         q = _UpdateQueue(self._maxlen)
         self._queues.add(q)
         try:
             while True:
                 item = await q.get()
                 if item is None:
+                    self._raise_if_failed()
                     return
                 yield item
         finally:

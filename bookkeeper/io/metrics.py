@@ -57,6 +57,10 @@ class FeedMetrics:
                                 ["exchange", "symbol"], registry=r)
         self.breaker_open = Gauge("bookkeeper_breaker_open", "1 while the connection's circuit breaker is open",
                                   ["exchange"], registry=r)
+        self.driver_errors = Counter("bookkeeper_driver_errors",
+                                     "Failures the driver contained (bad frames, raising callbacks, unwritable "
+                                     "records, REST client bugs ...) by where they happened",
+                                     ["exchange", "where"], registry=r)
 
     def set_state(self, exchange: str, symbol: str, state: SyncState) -> None:
         self.book_state.labels(exchange=exchange, symbol=symbol).set(STATE_VALUES[state])

@@ -17,6 +17,10 @@ Formats, detected per file (gzip is transparent, by magic bytes, not by name):
 Several files are one session: records are merged by receive time (a ``*.continuation*``
 file simply continues its predecessor; separate REST snapshot captures slot in where they
 were received, so deltas received before a snapshot are buffered exactly as live).
+
+``-`` names standard input (any of the formats, gzip or not, detected from its content). Every
+error while reading names the file and the line (``x.hbt.txt.gz: line 1234: ...``), and every
+record carries its line, so a replay can say where a bad frame is.
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ from __future__ import annotations
 import enum
 import gzip
 import heapq
+import io
 import os
+import stat
+import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -36,7 +43,10 @@ import orjson
 from ..errors import UsageError
 
 __all__ = ["RecordKind", "Record", "ReadProgress", "detect_format", "read_file", "read_records", "RecordingWriter",
-           "FileFormat"]
+           "FileFormat", "STDIN"]
+
+#: The path that names standard input (``bookkeeper replay --venue okx - < capture``).
+STDIN = "-"
 
 
 class RecordKind(enum.Enum):
@@ -63,39 +73,86 @@ class Record:
     data: bytes
     url: str | None = None
     source: int = 0  # index of the file it came from
+    #: 1-based line of the file it was read from (0: not read from a file). Where it was
+    #: read, not what it is: two records with the same content compare equal.
+    line: int = field(default=0, compare=False)
 
 
 _KIND_BY_DIR = {k.value: k for k in RecordKind}
 
 
-def _open(path: Path) -> IO[bytes]:
-    fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, closed by it
-    magic = fh.read(2)
-    fh.seek(0)
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=fh)  # type: ignore[return-value]
-    return fh
+_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError)
 
 
-def detect_format(path: str | os.PathLike[str]) -> FileFormat:
-    """Detect a recording's format from its name and first line.
+def _name(path: str | os.PathLike[str]) -> str:
+    return "<stdin>" if str(path) == STDIN else str(path)
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` then the rest of ``tail``: the bytes read from a pipe to sniff its format,
+    put back in front of it (a pipe cannot seek)."""
+
+    def __init__(self, head: bytes, tail: IO[bytes]) -> None:
+        super().__init__()
+        self._head = head
+        self._tail = tail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        want = len(buffer)
+        if self._head:
+            n = min(want, len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        read1 = getattr(self._tail, "read1", self._tail.read)
+        data = read1(want)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _open(path: str | os.PathLike[str]) -> tuple[IO[bytes], IO[bytes]]:
+    """(decompressed stream, raw stream) of a file or of stdin; gzip is detected by its magic.
 
     Raises:
-        UsageError: unreadable file or unknown format.
+        OSError: the file cannot be opened.
     """
-    p = Path(path)
-    name = p.name
+    if str(path) == STDIN:
+        raw: IO[bytes] = sys.stdin.buffer
+        magic = b""
+        while len(magic) < 2:  # a pipe may hand out one byte at a time
+            chunk = raw.read(2 - len(magic))
+            if not chunk:
+                break
+            magic += chunk
+        raw = io.BufferedReader(_Prefixed(magic, raw))  # type: ignore[arg-type]
+    else:
+        raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, closed by it
+        try:
+            magic = raw.read(2)
+            raw.seek(0)
+        except BaseException:
+            raw.close()
+            raise
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw), raw  # type: ignore[return-value]
+    return raw, raw
+
+
+def _format_by_name(name: str) -> FileFormat | None:
     if ".cfcap" in name:
         return FileFormat.CFCAP
     if ".hbt" in name:
         return FileFormat.HBT
     if ".bkrec" in name:
         return FileFormat.BOOKKEEPER
-    try:
-        with _open(p) as fh:
-            first = fh.readline().strip()
-    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise UsageError(f"cannot read {p}: {exc}", path=str(p)) from None
+    return None
+
+
+def _format_by_content(first: bytes, name: str) -> FileFormat:
+    first = first.strip()
     if b"bookkeeper-recording" in first[:200]:
         return FileFormat.BOOKKEEPER
     if first.startswith((b"{", b"[")):
@@ -105,52 +162,100 @@ def detect_format(path: str | os.PathLike[str]) -> FileFormat:
         return FileFormat.HBT
     if first.startswith(b"configuration:") or b" -> " in first or b" <-> " in first or first[:1].isdigit():
         return FileFormat.CFCAP
-    raise UsageError(f"{p}: unknown recording format (first line {first[:60]!r})", path=str(p))
+    raise UsageError(f"{name}: unknown recording format (first line {first[:60]!r})", path=name)
 
 
-def _iter_cfcap(fh: IO[bytes], source: int) -> Iterator[Record]:
-    for line in fh:
+def _check_path(path: str | os.PathLike[str]) -> None:
+    """Raise a precise :class:`UsageError` for a path that cannot be a recording."""
+    if str(path) == STDIN:
+        return
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {p}", path=str(p)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {p}: {exc.strerror or exc}", path=str(p)) from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{p}: is a directory", path=str(p))
+
+
+def detect_format(path: str | os.PathLike[str]) -> FileFormat:
+    """Detect a recording's format from its name and first line.
+
+    Args:
+        path: a file (not ``-``: standard input can be read only once; :func:`read_records`
+            detects its format while reading it).
+
+    Returns:
+        The format.
+
+    Raises:
+        UsageError: missing file, a directory, unreadable file or unknown format.
+    """
+    _check_path(path)
+    p = Path(path)
+    fmt = _format_by_name(p.name)
+    if fmt is not None:
+        return fmt
+    try:
+        fh, raw = _open(p)
+        try:
+            first = fh.readline()
+        finally:
+            fh.close()
+            raw.close()
+    except _READ_ERRORS as exc:
+        raise UsageError(f"cannot read {p}: {exc}", path=str(p)) from None
+    return _format_by_content(first, str(p))
+
+
+Lines = Iterator[tuple[int, bytes]]  # (1-based line number, raw line)
+
+
+def _iter_cfcap(lines: Lines, source: int) -> Iterator[Record]:
+    for n, line in lines:
         line = line.rstrip(b"\r\n")
         if not line or line.startswith(b"configuration:"):
             continue
         if line[:1].isdigit():
             ts, _, payload = line.partition(b": ")
-            yield Record(int(float(ts) * 1e9), RecordKind.RECV, payload, None, source)
+            yield Record(int(float(ts) * 1e9), RecordKind.RECV, payload, None, source, n)
             continue
         url, _, rest = line.partition(b" ")
         op, _, rest = rest.partition(b" ")
         if op == b"<->":
-            yield Record(int(float(rest) * 1e9), RecordKind.OPEN, b"", url.decode(), source)
+            yield Record(int(float(rest) * 1e9), RecordKind.OPEN, b"", url.decode(), source, n)
             continue
         ts, _, payload = rest.partition(b": ")
         kind = RecordKind.REST if op == b"->" else RecordKind.SENT if op == b"<-" else None
         if kind is None:
             raise ValueError(f"unrecognised cfcap line: {line[:80]!r}")
-        yield Record(int(float(ts) * 1e9), kind, payload, url.decode(), source)
+        yield Record(int(float(ts) * 1e9), kind, payload, url.decode(), source, n)
 
 
-def _iter_hbt(fh: IO[bytes], source: int) -> Iterator[Record]:
-    for line in fh:
+def _iter_hbt(lines: Lines, source: int) -> Iterator[Record]:
+    for n, line in lines:
         ts, _, payload = line.partition(b" ")
         if not payload:
             continue
         payload = payload.rstrip(b"\r\n")
         kind = RecordKind.REST if payload.startswith(b'{"lastUpdateId"') else RecordKind.RECV
-        yield Record(int(ts), kind, payload, None, source)
+        yield Record(int(ts), kind, payload, None, source, n)
 
 
-def _iter_jsonl(fh: IO[bytes], source: int, offset: int) -> Iterator[Record]:
-    for i, line in enumerate(fh):
+def _iter_jsonl(lines: Lines, source: int, offset: int) -> Iterator[Record]:
+    for n, line in lines:
         line = line.strip()
         if line:
-            yield Record(offset + i, RecordKind.RECV, line, None, source)
+            yield Record(offset + n - 1, RecordKind.RECV, line, None, source, n)
 
 
-def _iter_bookkeeper(fh: IO[bytes], source: int) -> Iterator[Record]:
-    header = fh.readline()
-    if b"bookkeeper-recording" not in header:
+def _iter_bookkeeper(lines: Lines, source: int) -> Iterator[Record]:
+    first = next(lines, None)
+    if first is None or b"bookkeeper-recording" not in first[1]:
         raise ValueError("missing bookkeeper-recording header line")
-    for line in fh:
+    for n, line in lines:
         if not line.strip():
             continue
         try:
@@ -160,7 +265,7 @@ def _iter_bookkeeper(fh: IO[bytes], source: int) -> Iterator[Record]:
             data = obj.get("data") or ""
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ValueError(f"bad bookkeeper-recording line: {line[:80]!r}") from None
-        yield Record(ts, kind, data.encode() if isinstance(data, str) else bytes(data), obj.get("url"), source)
+        yield Record(ts, kind, data.encode() if isinstance(data, str) else bytes(data), obj.get("url"), source, n)
 
 
 class ReadProgress:
@@ -168,7 +273,7 @@ class ReadProgress:
     progress bar. ``done`` is refreshed as the files are read."""
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
-        self.total = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
+        self.total = sum(Path(p).stat().st_size for p in paths if str(p) != STDIN and Path(p).is_file())
         self._raw: dict[int, IO[bytes]] = {}
         self._finished = 0
 
@@ -194,54 +299,127 @@ class ReadProgress:
         return self._finished + live
 
 
+class _Reader:
+    """One open input: its format is known (read from the first line) before any record is
+    taken, so every input fails early, before any output."""
+
+    def __init__(self, path: str | os.PathLike[str], source: int) -> None:
+        _check_path(path)
+        self.name = _name(path)
+        self.source = source
+        self._line = 0
+        try:
+            self._fh, self.raw = _open(path)
+        except OSError as exc:
+            raise UsageError(f"cannot read {self.name}: {exc.strerror or exc}", path=self.name) from None
+        try:
+            first = self._fh.readline()
+        except _READ_ERRORS as exc:
+            self.close()
+            raise UsageError(f"cannot read {self.name}: line 1: {exc}", path=self.name, line=1) from None
+        by_name = None if str(path) == STDIN else _format_by_name(Path(path).name)
+        try:
+            self.format = by_name or _format_by_content(first, self.name)
+        except UsageError:
+            self.close()
+            raise
+        self._first = first
+
+    def lines(self) -> Lines:
+        if self._first:
+            self._line = 1
+            yield 1, self._first
+        for line in self._fh:
+            self._line += 1
+            yield self._line, line
+
+    def records(self, offset: int = 0, progress: ReadProgress | None = None) -> Iterator[Record]:
+        """The records; a malformed line or a damaged file is a :class:`UsageError` naming
+        the file and the line."""
+        if progress is not None and self.name != "<stdin>":
+            progress.watch(self.source, self.raw)
+        lines = self.lines()
+        if self.format is FileFormat.CFCAP:
+            it = _iter_cfcap(lines, self.source)
+        elif self.format is FileFormat.HBT:
+            it = _iter_hbt(lines, self.source)
+        elif self.format is FileFormat.JSONL:
+            it = _iter_jsonl(lines, self.source, offset)
+        else:
+            it = _iter_bookkeeper(lines, self.source)
+        try:
+            yield from it
+        except _READ_ERRORS as exc:
+            # a damaged gzip stream fails while the NEXT line is read; a bad line at its own
+            line = self._line + 1 if isinstance(exc, (OSError, EOFError, zlib.error)) else self._line
+            raise UsageError(f"cannot read {self.name}: line {line}: {exc}", path=self.name, line=line) from None
+        finally:
+            if progress is not None:
+                progress.finish(self.source)
+            self.close()
+
+    def close(self) -> None:
+        if self.name == "<stdin>":
+            return  # not ours to close
+        self._fh.close()
+        self.raw.close()
+
+
 def read_file(path: str | os.PathLike[str], source: int = 0, offset: int = 0,
               progress: ReadProgress | None = None) -> Iterator[Record]:
-    """Stream the records of one file.
+    """Stream the records of one file (``-``: standard input).
+
+    Args:
+        path: the file.
+        source: stored in each record's ``source``.
+        offset: added to the line number to make a JSON-lines record's ``ts_recv_ns``.
+        progress: refreshed with the bytes read.
+
+    Returns:
+        An iterator of records.
 
     Raises:
-        UsageError: the file cannot be opened or its format is unknown.
-        ValueError: a line is not of the file's format (raised while iterating).
+        UsageError: the file is missing, a directory, unreadable or of an unknown format
+            (at once); a line is not of the file's format or the file is damaged (while
+            iterating; the message names the file and the line).
     """
-    p = Path(path)
-    fmt = detect_format(p)
-    try:
-        fh = _open(p)
-    except OSError as exc:
-        raise UsageError(f"cannot read {p}: {exc}", path=str(p)) from None
-    if progress is not None:
-        progress.watch(source, getattr(fh, "fileobj", None) or fh)
-    try:
-        if fmt is FileFormat.CFCAP:
-            yield from _iter_cfcap(fh, source)
-        elif fmt is FileFormat.HBT:
-            yield from _iter_hbt(fh, source)
-        elif fmt is FileFormat.JSONL:
-            yield from _iter_jsonl(fh, source, offset)
-        else:
-            yield from _iter_bookkeeper(fh, source)
-    finally:
-        if progress is not None:
-            progress.finish(source)
-        fh.close()
+    return _Reader(path, source).records(offset, progress)
 
 
 def read_records(paths: Sequence[str | os.PathLike[str]], progress: ReadProgress | None = None) -> Iterator[Record]:
     """Merge several files into one session, ordered by receive time (stable per file).
 
     Files without timestamps (JSON lines) keep their order, one after another.
+
+    Args:
+        paths: the files (``-`` at most once: standard input).
+        progress: refreshed with the bytes read.
+
+    Returns:
+        An iterator of records.
+
+    Raises:
+        UsageError: as :func:`read_file`; every file is opened and its format detected before
+            the first record is returned.
     """
-    for p in paths:
-        if not Path(p).is_file():
-            raise UsageError(f"no such file: {p}", path=str(p))
-        detect_format(p)  # fail early, before any output
+    if sum(1 for p in paths if str(p) == STDIN) > 1:
+        raise UsageError("standard input (-) can be read only once", path=STDIN)
+    readers: list[_Reader] = []
+    try:
+        for i, p in enumerate(paths):
+            readers.append(_Reader(p, i))
+    except UsageError:
+        for r in readers:
+            r.close()
+        raise
     iterators: list[Iterable[Record]] = []
     offset = 0
-    for i, p in enumerate(paths):
-        if detect_format(p) is FileFormat.JSONL:
-            iterators.append(read_file(p, i, offset, progress))
+    for r in readers:
+        if r.format is FileFormat.JSONL:
+            iterators.append(r.records(offset, progress))
             offset += 1 << 40
         else:
-            iterators.append(read_file(p, i, progress=progress))
+            iterators.append(r.records(progress=progress))
     if len(iterators) == 1:
         return iter(iterators[0])
     return heapq.merge(*iterators, key=lambda r: (r.ts_recv_ns, r.source))

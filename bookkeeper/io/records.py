@@ -21,12 +21,18 @@ A record is written once, when reconnect and recovery of that disconnect are kno
 logged at INFO (WARNING when the reconnect failed), never ERROR: a 1006 is a reconnect
 signal, not a failure of the program.
 
+A path that cannot be written is a :class:`~bookkeeper.errors.UsageError` when the writer is
+made (missing folder, a directory, no permission). A write that fails later (a full disk,
+the file made read-only) is logged once (with its traceback) and counted in
+:attr:`RecordWriter.failed_writes`: losing a record never stops the feed.
+
 >>> sink: list[dict] = []
 >>> w = RecordWriter(sink=sink)
 >>> w.write(DisconnectRecord(ts="2026-01-01T00:00:00.000Z", bot_instance_id="bot-1", exchange="binance",
 ...     channel="public", close_code=1006, close_cause="abnormal_closure", last_message_ago_ms=12,
 ...     uptime_seconds=3.5, reconnect_attempt=1, reconnect_success=True, reconnect_latency_ms=250,
 ...     missed_messages_count=0, plan=["resume"]))
+True
 >>> list(sink[0]) == list(RECORD_KEYS), sink[0]["close_cause"]
 (True, 'abnormal_closure')
 """
@@ -34,6 +40,7 @@ signal, not a failure of the program.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,7 +48,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["RECORD_KEYS", "DisconnectRecord", "RecordWriter", "iso_utc"]
+from bookkeeper.errors import UsageError
+
+__all__ = ["RECORD_KEYS", "DisconnectRecord", "RecordWriter", "check_writable", "iso_utc"]
 
 log = logging.getLogger("bookkeeper.io.records")
 
@@ -85,6 +94,35 @@ class DisconnectRecord:
         return asdict(self)
 
 
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """Check up front that records can be appended to ``path`` (the file is created empty
+    when missing, as its first append would).
+
+    Args:
+        path: the JSONL file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        UsageError: the folder does not exist, the path is a directory, or it cannot be
+            opened for appending (permissions, read-only file system).
+    """
+    p = Path(path)
+    if str(path) == "":
+        raise UsageError("records path is empty")
+    if p.is_dir():
+        raise UsageError(f"records path {str(p)!r} is a directory, not a file", path=str(p))
+    if not p.parent.is_dir():
+        raise UsageError(f"records path {str(p)!r}: folder {str(p.parent)!r} does not exist", path=str(p))
+    try:
+        with p.open("ab"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"records path {str(p)!r} is not writable: {exc.strerror or exc}", path=str(p)) from exc
+    return p
+
+
 class RecordWriter:
     """Writes records to a JSONL file and/or an in-memory list.
 
@@ -92,21 +130,48 @@ class RecordWriter:
         path: append one JSON line per record (the file is opened per write, so the writer
             holds no handle and a rotated file is picked up).
         sink: a list that receives each record as a dict.
+
+    Raises:
+        UsageError: ``path`` cannot be written (see :func:`check_writable`).
     """
 
     def __init__(self, path: str | Path | None = None, *, sink: list[dict[str, Any]] | None = None) -> None:
-        self._path = Path(path) if path is not None else None
+        self._path = check_writable(path) if path is not None else None
         self._sink = sink
         self.records: list[DisconnectRecord] = []  # bounded by max_kept
         self._max_kept = 1000
+        self.failed_writes = 0  #: records that could not be appended to ``path``
+        self._failing = False  # log a failure once, until a write succeeds again
 
-    def write(self, record: DisconnectRecord) -> None:
-        """Persist and log one record."""
+    def write(self, record: DisconnectRecord) -> bool:
+        """Persist and log one record.
+
+        Args:
+            record: the record.
+
+        Returns:
+            False when it could not be appended to the file (logged once per run of failures,
+            counted in :attr:`failed_writes`); the sink and :attr:`records` still get it.
+        """
         data = record.to_dict()
         line = orjson.dumps(data)
+        written = True
         if self._path is not None:
-            with self._path.open("ab") as fh:
-                fh.write(line + b"\n")
+            try:
+                with self._path.open("ab") as fh:
+                    fh.write(line + b"\n")
+            except OSError as exc:
+                written = False
+                self.failed_writes += 1
+                if not self._failing:
+                    self._failing = True
+                    log.warning("cannot append disconnect records to %s (%s); records are kept in memory "
+                                "and further failures only counted", self._path, exc, exc_info=True)
+            else:
+                if self._failing:
+                    self._failing = False
+                    log.warning("disconnect records are written to %s again (%d record(s) lost)", self._path,
+                                self.failed_writes)
         if self._sink is not None:
             self._sink.append(data)
         self.records.append(record)
@@ -114,3 +179,4 @@ class RecordWriter:
             del self.records[0]
         level = logging.INFO if record.reconnect_success or record.close_cause == "local_shutdown" else logging.WARNING
         log.log(level, "disconnect %s", line.decode())
+        return written

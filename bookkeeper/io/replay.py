@@ -4,7 +4,23 @@ Every recorded frame goes through the venue's decoder and the per-symbol
 :class:`~bookkeeper.session.BookSession`, REST snapshot records are fed where they were
 received, and the sessions' counters become the report. ``FetchSnapshot``/``Resubscribe``
 actions cannot be executed on a recording; they are counted (a session left waiting for a
-snapshot shows up as not synced in the per-instrument table).
+snapshot shows up as not synced in the per-instrument table, and fails the report).
+
+A replay never dies on a frame: whatever the decoder or a session raises for one record is
+a parse error of that record (counted, a few kept as samples naming the file and line), and
+the replay goes on. It fails (``ok`` is false) on any sign that a book was wrong or could not
+be verified: checksum mismatch, gap, crossed book, parse error, connection gap, divergence
+from a snapshot at the same id, ticker mismatch, input a session refused, an instrument not
+synced at the end, or input
+that does not look like the venue's at all (no instrument, or mostly unrecognized frames).
+
+*Unrecognized* frames: a decoder returns ``[]`` both for frames of a channel it does not need
+(tickers, klines: the venue's own frames) and for frames that are not the venue's at all.
+Venues send those other channels in the same envelope as the book (the same first key of the
+top-level JSON object: OKX ``{"arg":``, Deribit ``{"jsonrpc":``, Binance ``{"stream":``), so
+a frame that yields nothing counts as unrecognized only when no frame the decoder did
+translate shares its envelope. On every capture in ``fixtures/real`` replayed with its venue
+this leaves a handful (welcome and ack frames) at most; with the wrong venue, nearly all.
 """
 
 from __future__ import annotations
@@ -18,14 +34,31 @@ from typing import Any
 
 import msgspec
 
-from ..actions import Alert, FetchSnapshot, Resubscribe
+from ..actions import Alert, FetchSnapshot, Resubscribe, SyncState
 from ..errors import AdapterError, UsageError
-from ..events import BookDelta, BookSnapshot, BookTicker, CloseReason, StreamClosed, VenueNotice
+from ..events import (
+    BookDelta,
+    BookSnapshot,
+    BookTicker,
+    CloseReason,
+    StreamClosed,
+    VenueNotice,
+)
 from ..ports import Adapter
 from ..session import BookSession
-from .recording import ReadProgress, RecordKind, read_records
+from .recording import ReadProgress, Record, RecordKind, read_records
 
-__all__ = ["ReplayReport", "InstrumentReport", "replay"]
+__all__ = ["ReplayReport", "InstrumentReport", "replay", "guess_venues", "format_table", "stderr_progress"]
+
+#: parse error samples kept (all are counted)
+MAX_SAMPLES = 20
+#: frames kept from the start of the recording to ask other venues' decoders about
+_HEAD_FRAMES = 200
+#: distinct envelopes of unrecognized frames tracked; the rest count as unrecognized
+_MAX_ENVELOPES = 256
+#: an envelope (see the module docstring) is read from the first bytes of a frame
+_ENVELOPE_BYTES = 48
+_BOOK_EVENTS = (BookDelta, BookSnapshot, BookTicker)
 
 _TOTAL_KEYS = (
     "snapshots", "deltas_applied", "stale_dropped", "checksums_verified", "checksum_mismatches",
@@ -59,15 +92,62 @@ class ReplayReport:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     alert_count: int = 0
     parse_error_samples: list[str] = field(default_factory=list)
+    #: frames no book consumed that are not the venue's (see the module docstring)
+    unrecognized: int = 0
+    #: other venues whose decoders translate the first frames into book events, best first
+    #: (filled only when the input does not look like this venue's)
+    likely_venues: list[str] = field(default_factory=list)
 
     def total(self, key: str) -> int:
-        return sum(i.stats[key] for i in self.instruments)
+        return sum(i.stats.get(key, 0) for i in self.instruments)
+
+    @property
+    def unsynced_instruments(self) -> int:
+        """Instruments whose book is not SYNCED at the end (unverified or failed)."""
+        return sum(1 for i in self.instruments if i.state != SyncState.SYNCED)
+
+    @property
+    def input_problem(self) -> str | None:
+        """Why the input does not look like this venue's recording, or ``None``.
+
+        No instrument found, or most messages unrecognized or unparsable: most likely a
+        capture of another venue (named when another registered decoder translates it).
+        """
+        n = self.messages
+        foreign = self.unrecognized + self.parse_errors
+        if self.instruments and foreign * 2 <= n:
+            return None
+        what = (f"no instrument found in {n:,} message{'' if n == 1 else 's'}" if not self.instruments
+                else f"{foreign:,} of {n:,} messages not recognized as {self.venue}")
+        if self.likely_venues:
+            names = " or ".join(self.likely_venues)
+            return f"{what}: is this a {names} capture? (--venue {self.likely_venues[0]})"
+        return f"{what}: is --venue {self.venue} right?"
+
+    def problems(self) -> list[str]:
+        """Every failed check, one short phrase each (empty when ``ok``)."""
+        out = [f"{v:,} {name}" for name, v in (
+            ("checksum mismatches", self.total("checksum_mismatches")),
+            ("gaps", self.total("gaps")),
+            ("crossed", self.total("crossed")),
+            ("parse errors", self.parse_errors),
+            ("connection gaps", self.connection_gaps),
+            ("invalid inputs", self.total("invalid_inputs")),
+            ("diverged", self.total("diverged")),
+            ("ticker mismatches", self.total("ticker_mismatches")),
+            ("instruments not synced at the end", self.unsynced_instruments),
+        ) if v]
+        problem = self.input_problem
+        if problem is not None:
+            out.append(problem)
+        return out
 
     @property
     def ok(self) -> bool:
-        """No checksum mismatch, gap, crossed book or parse error."""
-        return not (self.total("checksum_mismatches") or self.total("gaps") or self.total("crossed")
-                    or self.parse_errors or self.connection_gaps)
+        """No checksum mismatch, gap, crossed book, parse error, connection gap, input a
+        session refused, divergence, ticker mismatch or instrument left unsynced, and the
+        input looks like the venue's."""
+        return not self.problems()
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -90,13 +170,20 @@ class ReplayReport:
             "missed_ids": self.total("missed_ids"),
             "ticker_checks": self.total("ticker_checks"),
             "ticker_mismatches": self.total("ticker_mismatches"),
-            "synced_instruments": sum(1 for i in self.instruments if i.state == "synced"),
+            "diverged": self.total("diverged"),
+            "synced_instruments": sum(1 for i in self.instruments if i.state == SyncState.SYNCED),
+            "unsynced_instruments": self.unsynced_instruments,
+            "unrecognized": self.unrecognized,
+            "input_problem": self.input_problem,
+            "likely_venues": self.likely_venues,
+            "problems": self.problems(),
             "snapshot_requests": self.snapshot_requests,
             "resubscribe_requests": self.resubscribe_requests,
             "reconnects": self.reconnects,
             "connection_gaps": self.connection_gaps,
             "fast_path_frames": self.fast_path_frames,
             "alerts": self.alerts,
+            "parse_error_samples": self.parse_error_samples,
             "per_instrument": {
                 i.symbol: {"state": i.state, "last_seq": i.last_seq, **i.stats} for i in self.instruments
             },
@@ -109,32 +196,89 @@ ProgressFn = Callable[[int, int, int], None]
 _CONNECTION_GAPS = frozenset({"connection_gap", "connection_out_of_order"})
 
 
+def _envelope(frame: bytes) -> bytes:
+    """The first key of a JSON object frame (``b'{"arg"'``), ``b"["`` for an array, else the
+    first byte: what frames of one venue's channels share (module docstring)."""
+    if frame[:2] != b'{"':  # rare: an array, leading blanks, not JSON
+        frame = frame[:_ENVELOPE_BYTES].lstrip()
+        if frame[:1] != b"{":
+            return frame[:1]
+    end = frame.find(b'"', 2, _ENVELOPE_BYTES)
+    return frame[: end + 1] if end > 0 else frame[:_ENVELOPE_BYTES]
+
+
+def _book_frames(adapter: Adapter, frames: Sequence[bytes]) -> int:
+    """How many of ``frames`` the adapter's decoder translates into book events."""
+    decoder = adapter.new_decoder()
+    n = 0
+    for frame in frames:
+        try:
+            events = decoder.decode(frame, 0)
+        except Exception:  # noqa: BLE001, S112 - a foreign decoder may fail any way: it did not match
+            continue
+        if any(isinstance(ev, _BOOK_EVENTS) for ev in events):
+            n += 1
+    return n
+
+
+def guess_venues(frames: Sequence[bytes], candidates: Sequence[Adapter]) -> list[str]:
+    """The venues whose decoders translate the most of ``frames`` into book events (ties
+    all named, at most three), or ``[]`` when none translates any.
+
+    Args:
+        frames: raw frames from the start of a recording.
+        candidates: the adapters to try.
+
+    Returns:
+        Venue names, best first.
+    """
+    scores = [(_book_frames(a, frames), a.name) for a in candidates]
+    best = max((sc for sc, _ in scores), default=0)
+    if best == 0:
+        return []
+    return [name for sc, name in scores if sc == best][:3]
+
+
 def replay(
     adapter: Adapter,
     paths: Sequence[str | os.PathLike[str]],
     *,
     progress: ProgressFn | None = None,
     max_alerts: int = 50,
+    alternatives: Sequence[Adapter] = (),
 ) -> ReplayReport:
     """Replay recorded files of one venue and verify every book.
 
     Args:
         adapter: the venue adapter (``bookkeeper.adapters.get_adapter(name)``).
-        paths: the files of one session (continuations and REST captures included).
+        paths: the files of one session (continuations and REST captures included; ``-`` is
+            standard input).
         progress: called as ``progress(records_done, bytes_done, bytes_total)`` every 10,000
             records (bytes of the input files, compressed where they are gzip).
         max_alerts: how many alert details to keep (all are counted).
+        alternatives: other venues' adapters; when the input does not look like ``adapter``'s,
+            the report names those whose decoders translate its first frames
+            (``likely_venues``).
+
+    Returns:
+        The report; ``report.ok`` is the verdict.
 
     Raises:
-        UsageError: a file is missing, unreadable or of an unknown format.
+        UsageError: a file is missing, a directory, unreadable, damaged or of an unknown
+            format (the message names the file, and the line where it is known).
     """
     report = ReplayReport(venue=adapter.name, files=[str(p) for p in paths])
+    names = ["<stdin>" if f == "-" else f for f in report.files]
     caps = adapter.capabilities
     decoder = adapter.new_decoder()
     sessions: dict[str, BookSession] = {}
     opened = 0
     fused = getattr(adapter, "fused", None)
     fast: BookSession | None = None
+    head: list[bytes] = []  # the first frames, to ask other venues about (bounded)
+    pending: dict[bytes, int] = {}  # envelope -> frames that yielded nothing, not yet matched
+    matched: set[bytes] = set()  # envelopes of frames the decoder translated
+    unmatched_overflow = 0
 
     def session_for(symbol: str) -> BookSession:
         s = sessions.get(symbol)
@@ -154,6 +298,23 @@ def replay(
             elif t is Resubscribe:
                 report.resubscribe_requests += 1
 
+    def parse_error(rec: Record, text: str) -> None:
+        report.parse_errors += 1
+        if len(report.parse_error_samples) < MAX_SAMPLES:
+            where = names[rec.source] if rec.source < len(names) else "?"
+            report.parse_error_samples.append(f"{where}: line {rec.line}: {text}")
+
+    def invalid_for(symbol: str | None, text: str) -> None:
+        # The frame may have been a delta of this book: its session must not stay SYNCED on
+        # the word of a stream that just lost a message.
+        if symbol is not None and symbol in sessions:
+            try:
+                note(sessions[symbol].on_invalid_input(text))
+            except Exception as exc:  # noqa: BLE001 - never let one record end the replay
+                report.parse_errors += 1
+                if len(report.parse_error_samples) < MAX_SAMPLES:
+                    report.parse_error_samples.append(f"{symbol}: {type(exc).__name__}: {exc}")
+
     n = 0
     try:
         meter = ReadProgress(paths) if progress is not None else None
@@ -164,72 +325,113 @@ def replay(
             kind = rec.kind
             if kind is RecordKind.RECV:
                 report.messages += 1
-                # Synced steady state: one fused decode + sequence check + apply (C accelerator)
-                # for the session the previous delta went to; anything else takes the normal path.
-                if fast is not None and fast.apply_frame_fast(rec.data, fused):  # type: ignore[arg-type]
-                    report.fast_path_frames += 1
-                    continue
+                if len(head) < _HEAD_FRAMES:
+                    head.append(rec.data)
+                symbol: str | None = None
                 try:
-                    events = decoder.decode(rec.data, rec.ts_recv_ns)
-                except AdapterError as exc:
-                    report.parse_errors += 1
-                    if len(report.parse_error_samples) < 20:
-                        report.parse_error_samples.append(str(exc))
-                    sym = getattr(exc, "symbol", None)
-                    if sym is not None and sym in sessions:
-                        note(sessions[sym].on_invalid_input(str(exc)))
-                    continue
-                for ev in events:
-                    t = type(ev)
-                    if t is BookDelta or t is BookSnapshot or t is BookTicker:
-                        session = session_for(ev.symbol)  # type: ignore[union-attr]
-                        actions = session.handle(ev)
-                        if actions:
-                            note(actions)
-                        if t is BookDelta and fused is not None:
-                            fast = session
-                    elif t is VenueNotice and ev.kind in _CONNECTION_GAPS:  # type: ignore[union-attr]
-                        report.connection_gaps += 1
-                        for s in sessions.values():
-                            note(s.on_connection_gap(f"{ev.kind}: {ev.message}"))  # type: ignore[union-attr]
+                    # Synced steady state: one fused decode + sequence check + apply (C accelerator)
+                    # for the session the previous delta went to; anything else takes the normal path.
+                    if fast is not None and fast.apply_frame_fast(rec.data, fused):  # type: ignore[arg-type]
+                        report.fast_path_frames += 1
+                        continue
+                    try:
+                        events = decoder.decode(rec.data, rec.ts_recv_ns)
+                    except AdapterError as exc:
+                        parse_error(rec, str(exc))
+                        invalid_for(getattr(exc, "symbol", None), str(exc))
+                        continue
+                    if not events:
+                        env = _envelope(rec.data)
+                        if env not in matched:
+                            if env in pending or len(pending) < _MAX_ENVELOPES:
+                                pending[env] = pending.get(env, 0) + 1
+                            else:
+                                unmatched_overflow += 1
+                        continue
+                    env = _envelope(rec.data)
+                    if env not in matched and len(matched) < _MAX_ENVELOPES:
+                        matched.add(env)
+                        pending.pop(env, None)
+                    for ev in events:
+                        t = type(ev)
+                        if t is BookDelta or t is BookSnapshot or t is BookTicker:
+                            symbol = ev.symbol  # type: ignore[union-attr]
+                            session = session_for(symbol)  # type: ignore[arg-type]
+                            actions = session.handle(ev)
+                            if actions:
+                                note(actions)
+                            if t is BookDelta and fused is not None:
+                                fast = session
+                        elif t is VenueNotice and ev.kind in _CONNECTION_GAPS:  # type: ignore[union-attr]
+                            report.connection_gaps += 1
+                            for s in sessions.values():
+                                note(s.on_connection_gap(f"{ev.kind}: {ev.message}"))  # type: ignore[union-attr]
+                except Exception as exc:  # noqa: BLE001 - a bad frame is a parse error, never the replay's end
+                    # Decoders should raise only AdapterError and sessions nothing at all; a
+                    # replay that verifies them must survive the day one of them does not.
+                    text = f"{type(exc).__name__}: {exc}"
+                    parse_error(rec, text)
+                    invalid_for(symbol, text)
+                    fast = None
             elif kind is RecordKind.REST:
                 report.rest_records += 1
                 try:
                     snap = adapter.parse_rest_snapshot(rec.data, url=rec.url, ts_recv_ns=rec.ts_recv_ns)
                 except AdapterError as exc:
-                    report.parse_errors += 1
-                    if len(report.parse_error_samples) < 20:
-                        report.parse_error_samples.append(str(exc))
+                    parse_error(rec, str(exc))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - see the RECV branch
+                    parse_error(rec, f"{type(exc).__name__}: {exc}")
                     continue
                 symbol = snap.symbol
                 if not symbol:
                     if len(sessions) != 1:
-                        report.parse_errors += 1
-                        report.parse_error_samples.append("REST snapshot names no symbol and the session has "
-                                                          f"{len(sessions)} instruments")
+                        parse_error(rec, f"REST snapshot names no symbol and the session has {len(sessions)} "
+                                         "instruments")
                         continue
                     symbol = next(iter(sessions))
                     snap = msgspec.structs.replace(snap, symbol=symbol)
-                note(session_for(symbol).on_snapshot(snap))
+                try:
+                    note(session_for(symbol).on_snapshot(snap))
+                except Exception as exc:  # noqa: BLE001 - see the RECV branch
+                    text = f"{type(exc).__name__}: {exc}"
+                    parse_error(rec, text)
+                    invalid_for(symbol, text)
             elif kind is RecordKind.OPEN:
                 opened += 1
                 if opened > 1:  # a reconnect inside the recording
                     report.reconnects += 1
                     decoder = adapter.new_decoder()
-                    for s in sessions.values():
-                        note(s.on_stream_closed(StreamClosed(reason=CloseReason.ABNORMAL_CLOSURE,
-                                                             ts_ns=rec.ts_recv_ns)))
+                    fast = None
+                    for sym, s in sessions.items():
+                        try:
+                            note(s.on_stream_closed(StreamClosed(reason=CloseReason.ABNORMAL_CLOSURE,
+                                                                 ts_ns=rec.ts_recv_ns)))
+                        except Exception as exc:  # noqa: BLE001 - see the RECV branch
+                            parse_error(rec, f"{sym}: {type(exc).__name__}: {exc}")
     except (ValueError, OSError, EOFError, zlib.error) as exc:
+        # read_records names the file and line itself; this is the last line of defence
         raise UsageError(f"cannot read recording: {exc}") from None
+    report.unrecognized = sum(c for env, c in pending.items() if env not in matched) + unmatched_overflow
     for sym in sorted(sessions):
         s = sessions[sym]
         report.instruments.append(InstrumentReport(symbol=sym, state=str(s.state), last_seq=s.last_seq,
                                                    stats=s.stats.as_dict()))
+    if report.input_problem is not None and alternatives:
+        report.likely_venues = guess_venues(head, [a for a in alternatives if a.name != adapter.name])
     return report
 
 
 def format_table(report: ReplayReport) -> str:
-    """Human-readable summary: one row per instrument, then totals."""
+    """Human-readable summary: one row per instrument, then totals.
+
+    Args:
+        report: a replay's report.
+
+    Returns:
+        The table, a totals line, samples of parse errors and alerts, and the verdict
+        (``OK`` or ``FAILED: <every failed check>``) as the last line.
+    """
     cols = ("symbol", "state", "last_seq", "snaps", "applied", "stale", "cksum ok", "cksum bad", "gaps", "crossed")
     rows = [cols]
     for i in report.instruments:
@@ -245,13 +447,15 @@ def format_table(report: ReplayReport) -> str:
         f"{report.venue}: {j['messages']} messages, {j['instruments']} instruments, {j['snapshots']} snapshots, "
         f"{j['deltas_applied']} deltas applied, {j['stale_dropped']} stale dropped, "
         f"{j['checksums_verified']} checksums verified, {j['checksum_mismatches']} mismatches, {j['gaps']} gaps, "
-        f"{j['crossed']} crossed, {j['parse_errors']} parse errors"
+        f"{j['crossed']} crossed, {j['parse_errors']} parse errors, {j['diverged']} diverged, "
+        f"{j['ticker_mismatches']} ticker mismatches, {j['unrecognized']} unrecognized"
     )
     for sample in report.parse_error_samples[:5]:
         lines.append(f"parse error: {sample}")
     for a in report.alerts[:10]:
         lines.append(f"alert: {a['kind']} {a['symbol']} seq={a['seq']}: {a['reason']}")
-    lines.append("OK" if report.ok else "FAILED: see gaps / checksum mismatches / crossed / parse errors above")
+    problems = j["problems"]
+    lines.append("FAILED: " + "; ".join(problems) if problems else "OK")
     return "\n".join(lines)
 
 

@@ -49,6 +49,9 @@ class RestClient(Protocol):
         Raises:
             RateLimited | RequestTimeout | ConnectionLost: retryable.
             ExchangeRejected | AdapterError: not retryable.
+
+        Anything else is a bug of the client; the driver still treats it as a failed
+        snapshot (logged with its traceback, counted, next recovery rung), never retried.
         """
         ...
 

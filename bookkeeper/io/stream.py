@@ -31,6 +31,18 @@ It owns, per connection:
   symbol never touches another symbol's session.
 - **Telemetry.** One :class:`~bookkeeper.io.records.DisconnectRecord` per disconnect (and
   per failed connection attempt), written once its reconnect and recovery are known.
+- **Containment.** Nothing that goes wrong while handling one input ends :meth:`run`: an
+  exception while handling a frame (decoder, session, fused fast path, building updates) is
+  invalid input for that symbol (``session.on_invalid_input``), or, when no symbol is known,
+  makes the connection untrusted: it is dropped with ``integrity_failure`` and every book on
+  it leaves SYNCED (resume or rebuild proves what was missed). A REST client raising anything
+  is a failed snapshot (``session.on_snapshot_failed``). User callbacks, the record writer and
+  the metrics run isolated. Each contained failure is logged with its traceback and counted
+  (:attr:`StreamDriver.errors`, ``bookkeeper_driver_errors_total``). ``CancelledError`` is
+  never caught.
+- **Death.** If :meth:`run` ends by an exception anyway (or is cancelled without
+  :meth:`close`), every book is halted at once with the reason, :attr:`StreamDriver.failure`
+  holds the exception, and :meth:`run` re-raises it.
 
 On reconnect every session gets ``StreamClosed`` then ``StreamOpened``: a sequenced session
 then tries to *resume* (first delta still chains → no snapshot at all).
@@ -39,14 +51,21 @@ then tries to *resume* (first delta still chains → no snapshot at all).
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
@@ -94,7 +113,7 @@ from .records import DisconnectRecord, RecordWriter, iso_utc
 from .rest import RestClient
 from .ws import Closure, StreamTransport, TransportFactory, WebsocketsTransport
 
-__all__ = ["BookUpdate", "DriverConfig", "Journal", "StreamDriver", "keepalive_for"]
+__all__ = ["BookUpdate", "DriverConfig", "FailureSite", "Journal", "StreamDriver", "keepalive_for"]
 
 log = logging.getLogger("bookkeeper.io.stream")
 
@@ -106,6 +125,26 @@ _PLAN_OF_ACTION: dict[type, str] = {
     ReplayDeltas: PlanKind.REPLAY_DELTAS.value,
     Halt: PlanKind.HALT.value,
 }
+#: contained failures of one kind logged with a traceback before only every 1000th is
+#: (a callback raising on every delta must not flood the log, but stays visible and counted)
+_LOGGED_PER_SITE = 10
+
+
+class FailureSite(enum.StrEnum):
+    """Where a failure the driver contained happened (the ``where`` label of
+    ``bookkeeper_driver_errors_total`` and the keys of :attr:`StreamDriver.errors`)."""
+
+    DECODE = "decode"  # a typed AdapterError (expected: bad or unknown frames)
+    FRAME = "frame"  # anything else raised while handling a frame
+    SESSION = "session"  # a session method raised outside the frame path
+    REST = "rest"  # the REST client raised something other than our typed errors
+    JOURNAL = "journal"  # the journal raised something other than our typed errors
+    ON_UPDATE = "on_update"  # the user's update callback
+    ON_STATE = "on_state"  # the user's state callback
+    RECORDS = "records"  # a disconnect record could not be written
+    METRICS = "metrics"  # a metrics update raised
+    TASK = "task"  # a helper task (watchdog, resubscribe ...) died
+    DRIVER = "driver"  # run() itself died
 
 
 class BookUpdate(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,6 +198,9 @@ class DriverConfig:
     symbol_idle_timeout_s: float | None = None
     channel: Channel = Channel.PUBLIC
     bot_instance_id: str = "bookkeeper"
+    #: :meth:`StreamDriver.close` waits this long for each step (clean close, the run task,
+    #: helper tasks) before cancelling or giving up: closing never hangs
+    close_timeout_s: float = 5.0
 
 
 def keepalive_for(adapter: Adapter) -> KeepalivePolicy:
@@ -232,8 +274,10 @@ class StreamDriver:
         config: see :class:`DriverConfig`.
         records, metrics: telemetry sinks.
         journal: serves ``ReplayDeltas``; ``None`` answers every replay with "cannot".
-        on_update: called with a :class:`BookUpdate` whenever a synced book changed.
-        on_state: called with every ``StateChanged``.
+        on_update: called with a :class:`BookUpdate` whenever a synced book changed. It runs
+            isolated: if it raises, the error is logged with its traceback and counted
+            (``errors[FailureSite.ON_UPDATE]``), and ingest goes on.
+        on_state: called with every ``StateChanged`` (isolated the same way).
 
     Example (see :class:`bookkeeper.io.feed.Feed` for the usual entry point)::
 
@@ -310,8 +354,13 @@ class StreamDriver:
         self._fused = getattr(adapter, "fused", None)
         self._fast: BookSession | None = None
         self._aux_tasks: set[asyncio.Task[None]] = set()
+        #: set by _drop_connection: the serve loop ends the connection with this closure
+        self._dropped: Closure | None = None
+        self._failure: BaseException | None = None
         self.connections = 0  #: connections opened so far
         self.attempts = 0  #: connection attempts so far (successful or not)
+        #: failures the driver contained, by where they happened (see :class:`FailureSite`)
+        self.errors: Counter[FailureSite] = Counter()
 
     # ------------------------------------------------------------------ observers
     @property
@@ -336,6 +385,12 @@ class StreamDriver:
         return self._transport is not None
 
     @property
+    def failure(self) -> BaseException | None:
+        """The exception that ended :meth:`run` abnormally (``CancelledError`` when it was
+        cancelled without :meth:`close`), else ``None``. Once set, every book is HALTED."""
+        return self._failure
+
+    @property
     def connected_since_ns(self) -> int | None:
         """Monotonic ns (of the driver's clock) when the current connection opened."""
         return self._connected_ns if self._transport is not None else None
@@ -343,7 +398,13 @@ class StreamDriver:
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
         """Connect, serve and reconnect until :meth:`close`. Never raises on network
-        failures: they become records, metrics and session states."""
+        failures: they become records, metrics and session states; bad input, raising
+        callbacks, records and metrics are contained (see the module docstring).
+
+        Raises:
+            Exception: whatever ended the loop anyway (a bug); every book was halted first
+                and :attr:`failure` holds it. ``CancelledError`` when cancelled.
+        """
         self._task = asyncio.current_task()
         try:
             jitter = self._cfg.startup_jitter_s * self._rng.random()
@@ -360,27 +421,76 @@ class StreamDriver:
                     continue
                 closure = await self._serve()
                 self._on_disconnect(closure)
+        except BaseException as exc:
+            if not (self._closing and isinstance(exc, asyncio.CancelledError)):
+                self._die(exc)
+            raise  # never swallowed, CancelledError included
         finally:
             self._resolve_reconnect(False)
 
+    def _die(self, exc: BaseException) -> None:
+        """run() is ending abnormally: no book of this connection may stay SYNCED."""
+        self._failure = exc
+        if isinstance(exc, asyncio.CancelledError):  # cancelled by its owner, not a bug: no traceback
+            what = "cancelled"
+            self._count(FailureSite.DRIVER)
+            log.warning("%s: driver task cancelled without close(); every book is halted", self.exchange)
+        else:
+            what = f"{type(exc).__name__}: {exc}"
+            self._report(FailureSite.DRIVER, exc, f"driver stopped ({what}); every book is halted")
+        for t in [*self._tasks.values(), *self._aux_tasks]:
+            t.cancel()  # nothing may act on the sessions any more
+        reason = f"driver stopped: {what}"
+        for session in self._sessions.values():
+            try:
+                actions = session.halt(reason)
+            except Exception as again:  # noqa: BLE001 - the feed refuses every book anyway (failure is set)
+                self._report(FailureSite.SESSION, again, f"{session.symbol}: halt failed")
+                continue
+            try:
+                self._run_actions(session, actions)
+            except Exception as again:  # noqa: BLE001 - a containment boundary
+                self._report(FailureSite.SESSION, again, f"{session.symbol}: halt actions failed")
+
     async def close(self) -> None:
-        """Close the connection (``local_shutdown`` record) and stop :meth:`run`."""
+        """Close the connection (``local_shutdown`` record) and stop :meth:`run`.
+
+        Never hangs: each step waits at most ``config.close_timeout_s`` (then the run task
+        is cancelled). Never raises; a driver that died says so in :attr:`failure`. No book
+        is left SYNCED.
+        """
         if self._closing:
             return
         self._closing = True
+        bound = self._cfg.close_timeout_s
         transport = self._transport
         task = self._task
         if transport is not None and task is not None and not task.done():
-            await transport.close()  # run() sees the close, writes the record and returns
-            await asyncio.wait({task})
-        elif task is not None and not task.done():
+            try:
+                async with asyncio.timeout(bound):
+                    await transport.close()  # run() sees the close, writes the record and returns
+            except TimeoutError:
+                log.warning("%s: clean close took over %ss; aborting", self.exchange, bound)
+                transport.abort(CloseReason.LOCAL_SHUTDOWN)
+            except Exception as exc:  # noqa: BLE001 - a transport bug must not keep the feed open
+                self._report(FailureSite.TASK, exc, "transport close failed")
+                transport.abort(CloseReason.LOCAL_SHUTDOWN)
+            await asyncio.wait({task}, timeout=bound)
+        if task is not None and not task.done():
             task.cancel()
-            await asyncio.wait({task})
+            await asyncio.wait({task}, timeout=bound)
+            if not task.done():
+                log.error("%s: the driver task ignored cancellation; giving up on it", self.exchange)
         for t in [*self._tasks.values(), *self._aux_tasks]:
             t.cancel()
         pending = [*self._tasks.values(), *self._aux_tasks]
         if pending:
-            await asyncio.wait(pending)
+            await asyncio.wait(pending, timeout=bound)
+        # A closed feed serves no book (normally StreamClosed already took every one out of
+        # SYNCED; this covers a run task that had to be cancelled mid-serve).
+        for session in self._sessions.values():
+            if session.is_synced:
+                self._safely(session, session.halt, "feed closed")
         self._finish_recovery(force=True)
 
     async def reconnect(self, reason: CloseReason) -> bool:
@@ -455,8 +565,8 @@ class StreamDriver:
         """One connection attempt: connect and subscribe every symbol."""
         self._episode_attempts += 1
         self.attempts += 1
-        if self._metrics is not None and self._recovery is not None:
-            self._metrics.reconnect_attempts.labels(exchange=self.exchange).inc()
+        if self._recovery is not None:
+            self._metric(lambda m: m.reconnect_attempts.labels(exchange=self.exchange).inc())
         transport = self._transport_factory()
         symbols = list(self._sessions)
         try:
@@ -475,10 +585,9 @@ class StreamDriver:
         """A connection attempt failed: count it, and record it (its own record)."""
         now = self._clock.monotonic_ns()
         self._breaker.record_failure(now)
-        if self._metrics is not None:
-            self._metrics.disconnects.labels(exchange=self.exchange, cause=closure.reason.value).inc()
+        self._metric(lambda m: m.disconnects.labels(exchange=self.exchange, cause=closure.reason.value).inc())
         if self._records is not None:
-            self._records.write(DisconnectRecord(
+            self._write_record(DisconnectRecord(
                 ts=iso_utc(self._clock.time_ns()), bot_instance_id=self._cfg.bot_instance_id,
                 exchange=self.exchange, channel=self._cfg.channel.value, close_code=closure.code,
                 close_cause=closure.reason.value, last_message_ago_ms=self._ago_ms(now), uptime_seconds=0.0,
@@ -488,15 +597,13 @@ class StreamDriver:
     async def _wait_breaker(self) -> None:
         """Breaker open: halt every book, wait the cool-down, then let run() probe."""
         now = self._clock.monotonic_ns()
-        if self._metrics is not None:
-            self._metrics.breaker_open.labels(exchange=self.exchange).set(1)
+        self._metric(lambda m: m.breaker_open.labels(exchange=self.exchange).set(1))
         reason = f"circuit breaker open (opened {self._breaker.opens} time(s); " \
                  f"cool-down {self._breaker.policy.cooldown_s:g}s)"
         for symbol, session in self._sessions.items():
-            actions = session.halt(reason)
-            if actions:
+            if session.state is not SyncState.HALTED:
                 self._breaker_halted.add(symbol)
-                self._run_actions(session, actions)
+                self._safely(session, session.halt, reason)
         self._finish_recovery()
         delay = max(self._breaker.cooldown_remaining_s(now), self._retry_after_floor_s)
         self._retry_after_floor_s = 0.0
@@ -514,6 +621,7 @@ class StreamDriver:
         self._healthy = False
         self._decoder = self._adapter.new_decoder()
         self._fast = None
+        self._dropped = None
         self._keepalive = Keepalive(self._keepalive_policy, now_ns=now)
         rec = self._recovery
         if rec is not None:
@@ -521,37 +629,44 @@ class StreamDriver:
             rec.record.reconnect_attempt = self._episode_attempts
             rec.record.reconnect_success = True
             rec.record.reconnect_latency_ms = (now - rec.disconnected_ns) // 1_000_000
-            if self._metrics is not None:
-                self._metrics.reconnect_successes.labels(exchange=self.exchange).inc()
+            self._metric(lambda m: m.reconnect_successes.labels(exchange=self.exchange).inc())
         self._resolve_reconnect(True)
         opened = StreamOpened(ts_ns=self._clock.time_ns(), attempt=self._episode_attempts)
         for session in self._sessions.values():
-            self._run_actions(session, session.handle(opened))
+            self._safely(session, session.handle, opened)
         watchdog = None
         if self._keepalive_policy.enabled:
             watchdog = asyncio.create_task(self._watchdog(transport, self._keepalive))
+            watchdog.add_done_callback(self._watchdog_done)
         for symbol in self._sessions:
             self._symbol_progress_ns[symbol] = now
             self._symbol_data_ns[symbol] = now
         symbol_watch = None
         if self._cfg.resync_timeout_s is not None or self._cfg.symbol_idle_timeout_s is not None:
             symbol_watch = asyncio.create_task(self._symbol_watchdog())
+            symbol_watch.add_done_callback(self._watchdog_done)
         closure: Closure | None = None
         try:
-            while True:
+            while self._dropped is None:
                 try:
                     frame = await transport.recv()
                 except TransportError as exc:
                     closure = getattr(exc, "closure", None) or transport.closure
                     break
                 self._on_frame(frame.data, frame.ts_recv_ns, frame.mono_ns)
+            if self._dropped is not None:
+                # we stopped trusting this connection: frames still buffered in the transport
+                # are not read, the reconnect starts from a clean decoder and resumes or rebuilds
+                closure = self._dropped
+        except BaseException:
+            transport.abort(CloseReason.INTEGRITY_FAILURE)  # dying or cancelled: free the socket
+            raise
         finally:
-            if symbol_watch is not None:
-                symbol_watch.cancel()
-                await asyncio.wait({symbol_watch})
-            if watchdog is not None:
-                watchdog.cancel()
-                await asyncio.wait({watchdog})
+            bound = self._cfg.close_timeout_s
+            for task in (symbol_watch, watchdog):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=bound)
             self._transport = None
         if closure is None:
             closure = Closure(reason=CloseReason.ABNORMAL_CLOSURE, code=1006, detail="connection ended")
@@ -592,7 +707,7 @@ class StreamDriver:
             # the connection's own counter broke (Coinbase sequence_num): every book on it is suspect
             log.warning("%s: %s: %s", self.exchange, notice.kind, notice.message)
             for session in self._sessions.values():
-                self._run_actions(session, session.on_connection_gap(f"{notice.kind}: {notice.message}"))
+                self._safely(session, session.on_connection_gap, f"{notice.kind}: {notice.message}")
         elif notice.kind == "test_request":
             # Deribit closes the connection unless a test_request is answered (public/test)
             # (the venue's app-level ping is exactly that answer: Deribit's ping is public/test)
@@ -626,7 +741,7 @@ class StreamDriver:
                     deadline = self._symbol_data_ns.get(symbol, now) + idle_ns
                     if deadline <= now:
                         self._symbol_data_ns[symbol] = now
-                        self._run_actions(session, session.on_stale(f"no data for {cfg.symbol_idle_timeout_s}s"))
+                        self._safely(session, session.on_stale, f"no data for {cfg.symbol_idle_timeout_s}s")
                         continue
                 else:
                     if resync_ns is None:
@@ -634,75 +749,101 @@ class StreamDriver:
                     deadline = self._symbol_progress_ns.get(symbol, now) + resync_ns
                     if deadline <= now:
                         self._symbol_progress_ns[symbol] = now
-                        self._run_actions(session, session.on_stale(
-                            f"not synced {cfg.resync_timeout_s}s after the last recovery step"))
+                        self._safely(session, session.on_stale,
+                                     f"not synced {cfg.resync_timeout_s}s after the last recovery step")
                         continue
                 due = deadline if due is None else min(due, deadline)
             self._symbol_wake.clear()
             if due is None:
                 await self._symbol_wake.wait()
             else:
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
+                # lands as the event is set, and _serve then waited for this task forever
                 try:
-                    await asyncio.wait_for(self._symbol_wake.wait(), (due - now) / 1e9)
+                    async with asyncio.timeout((due - now) / 1e9):
+                        await self._symbol_wake.wait()
                 except TimeoutError:
                     pass
 
     def _on_frame(self, data: str | bytes, ts_recv_ns: int, mono_ns: int) -> None:
-        ka = self._keepalive
-        assert ka is not None and self._decoder is not None
-        fast = self._fast
-        if fast is not None:
-            # Synced steady state: the venue's fused decode + sequence check + apply (C
-            # accelerator) for the session the previous delta went to. It only ever answers
-            # "applied"; everything else (other symbols, gaps, other messages) goes the normal way.
-            if fast.apply_frame_fast(data if type(data) is bytes else data.encode(), self._fused):  # type: ignore[arg-type]
+        """Handle one frame. Never raises: any exception (decoder, session, fused fast path,
+        building updates) is contained by :meth:`_contain` for the symbol being handled, or
+        for the connection when none is known."""
+        current: BookSession | None = None  # the session being fed when something raised
+        try:
+            ka = self._keepalive
+            assert ka is not None and self._decoder is not None
+            fast = self._fast
+            if fast is not None:
+                # Synced steady state: the venue's fused decode + sequence check + apply (C
+                # accelerator) for the session the previous delta went to. It only ever answers
+                # "applied"; everything else (other symbols, gaps, other messages) goes the normal way.
+                current = fast
+                if fast.apply_frame_fast(data if type(data) is bytes else data.encode(), self._fused):  # type: ignore[arg-type]
+                    ka.on_data(mono_ns)
+                    self._last_data_ns = mono_ns
+                    self._symbol_data_ns[fast.symbol] = mono_ns
+                    if self._on_update is not None:
+                        self._emit_update(BookUpdate(symbol=fast.symbol, seq=fast.last_seq, ts_recv_ns=ts_recv_ns))
+                    return
+                current = None
+            if data == "pong" or data == b"pong":
+                # OKX answers the text ping with the text pong (not JSON, so not for the decoder).
+                ka.on_frame(mono_ns)
+                return
+            try:
+                events = self._decoder.decode(data, ts_recv_ns)
+            except AdapterError as exc:
+                ka.on_frame(mono_ns)
+                self._count(FailureSite.DECODE)
+                current = self._sessions.get(exc.symbol) if exc.symbol else None  # type: ignore[attr-defined]
+                log.warning("%s: undecodable frame: %s", self.exchange, exc)
+                if current is not None:
+                    self._run_actions(current, current.on_invalid_input(str(exc)))
+                return
+            if any(isinstance(e, _DATA_TYPES) for e in events):
                 ka.on_data(mono_ns)
                 self._last_data_ns = mono_ns
-                self._symbol_data_ns[fast.symbol] = mono_ns
-                if self._on_update is not None:
-                    self._on_update(BookUpdate(symbol=fast.symbol, seq=fast.last_seq, ts_recv_ns=ts_recv_ns))
-                return
-        if data == "pong" or data == b"pong":
-            # OKX answers the text ping with the text pong (not JSON, so not for the decoder).
-            ka.on_frame(mono_ns)
-            return
-        try:
-            events = self._decoder.decode(data, ts_recv_ns)
-        except AdapterError as exc:
-            ka.on_frame(mono_ns)
-            session = self._sessions.get(exc.symbol) if exc.symbol else None  # type: ignore[attr-defined]
-            log.warning("%s: undecodable frame: %s", self.exchange, exc)
-            if session is not None:
-                self._run_actions(session, session.on_invalid_input(str(exc)))
-            return
-        if any(isinstance(e, _DATA_TYPES) for e in events):
-            ka.on_data(mono_ns)
-            self._last_data_ns = mono_ns
-            if not self._healthy:
-                self._healthy = True
-                self._on_healthy(mono_ns)
-        else:
-            ka.on_frame(mono_ns)
-        for event in events:
-            symbol = getattr(event, "symbol", None)
-            session = self._sessions.get(symbol) if symbol is not None else None
-            if session is None:
-                if isinstance(event, VenueNotice):
-                    self._on_notice(event)
-                continue
-            was_ws_snapshot = type(event) is BookSnapshot and event.source is SnapshotSource.WS
-            if isinstance(event, _DATA_TYPES):
-                self._symbol_data_ns[symbol] = mono_ns
-            actions = session.handle(event)
-            if actions:
-                if was_ws_snapshot:
-                    self._note_ws_snapshot(session, actions)
-                self._run_actions(session, actions)
-            if self._fused is not None and type(event) is BookDelta:
-                self._fast = session
-            if session.is_synced and isinstance(event, (BookDelta, BookSnapshot)) and self._on_update is not None:
-                self._on_update(BookUpdate(symbol=session.symbol, seq=session.last_seq, ts_recv_ns=ts_recv_ns,
-                                           ts_exchange_ns=event.ts_exchange_ns))
+                if not self._healthy:
+                    self._healthy = True
+                    self._on_healthy(mono_ns)
+            else:
+                ka.on_frame(mono_ns)
+            for event in events:
+                symbol = getattr(event, "symbol", None)
+                session = self._sessions.get(symbol) if symbol is not None else None
+                if session is None:
+                    if isinstance(event, VenueNotice):
+                        self._on_notice(event)
+                    continue
+                current = session
+                was_ws_snapshot = type(event) is BookSnapshot and event.source is SnapshotSource.WS
+                if isinstance(event, _DATA_TYPES):
+                    self._symbol_data_ns[symbol] = mono_ns
+                actions = session.handle(event)
+                if actions:
+                    if was_ws_snapshot:
+                        self._note_ws_snapshot(session, actions)
+                    self._run_actions(session, actions)
+                if was_ws_snapshot and session.is_synced:
+                    self._cancel_fetch(session.symbol)
+                if self._fused is not None and type(event) is BookDelta:
+                    self._fast = session
+                if session.is_synced and isinstance(event, (BookDelta, BookSnapshot)) and self._on_update is not None:
+                    self._emit_update(BookUpdate(symbol=session.symbol, seq=session.last_seq, ts_recv_ns=ts_recv_ns,
+                                                 ts_exchange_ns=event.ts_exchange_ns))
+                current = None
+        except Exception as exc:  # noqa: BLE001 - the frame boundary: contained, never the driver's death
+            self._contain(current, FailureSite.FRAME, exc)
+
+    def _cancel_fetch(self, symbol: str) -> None:
+        """A WS snapshot synced ``symbol``: a REST snapshot still in flight for it can only be
+        as old or older (the session retires its epoch); stop spending REST weight on it."""
+        task = self._tasks.get(symbol)
+        if task is not None and not task.done():
+            log.info("%s %s: synced from the WS snapshot; cancelling the REST snapshot in flight",
+                     self.exchange, symbol)
+            task.cancel()
 
     def _on_healthy(self, now_ns: int) -> None:
         """The connection delivered data: a HALF_OPEN breaker closes; books it halted resync."""
@@ -710,12 +851,11 @@ class StreamDriver:
         after = self._breaker.record_success(now_ns)
         if before is BreakerState.HALF_OPEN and after is BreakerState.CLOSED:
             log.info("%s: probe succeeded; circuit breaker closed", self.exchange)
-            if self._metrics is not None:
-                self._metrics.breaker_open.labels(exchange=self.exchange).set(0)
+            self._metric(lambda m: m.breaker_open.labels(exchange=self.exchange).set(0))
             for symbol in sorted(self._breaker_halted):
                 session = self._sessions[symbol]
                 if session.state is SyncState.HALTED:
-                    self._run_actions(session, session.reset())
+                    self._safely(session, session.reset)
             self._breaker_halted.clear()
 
     # ------------------------------------------------------------------ disconnects
@@ -728,8 +868,7 @@ class StreamDriver:
         local = closure.reason is CloseReason.LOCAL_SHUTDOWN
         if not local:
             self._breaker.record_failure(now)
-        if self._metrics is not None:
-            self._metrics.disconnects.labels(exchange=self.exchange, cause=closure.reason.value).inc()
+        self._metric(lambda m: m.disconnects.labels(exchange=self.exchange, cause=closure.reason.value).inc())
         record = DisconnectRecord(
             ts=iso_utc(self._clock.time_ns()), bot_instance_id=self._cfg.bot_instance_id, exchange=self.exchange,
             channel=self._cfg.channel.value, close_code=closure.code, close_cause=closure.reason.value,
@@ -740,15 +879,19 @@ class StreamDriver:
                                                    CloseReason.LOCAL_SHUTDOWN) else logging.WARNING
         log.log(level, "%s: connection ended: %s (code %s) %s", self.exchange, closure.reason, closure.code,
                 closure.detail)
+        closed = StreamClosed(reason=closure.reason, code=closure.code, ts_ns=self._clock.time_ns())
+        if local and self._closing:
+            # We are closing: nothing is being recovered, so no plan is run or recorded (a
+            # venue without ids would otherwise record the ws_snapshot it plans on every
+            # disconnect). The books still leave SYNCED: nothing feeds them any more.
+            for session in self._sessions.values():
+                self._safely(session, session.handle, closed)
+            self._write_record(record)
+            return
         awaiting = {s for s, sess in self._sessions.items() if sess.state is not SyncState.HALTED}
         self._recovery = _Recovery(record=record, disconnected_ns=now, awaiting=awaiting)
-        if local and self._closing:
-            self._recovery.reconnected = False
-        closed = StreamClosed(reason=closure.reason, code=closure.code, ts_ns=self._clock.time_ns())
         for session in self._sessions.values():
-            self._run_actions(session, session.handle(closed))
-        if local and self._closing:
-            self._finish_recovery(force=True)
+            self._safely(session, session.handle, closed)
 
     def _note_ws_snapshot(self, session: BookSession, actions: list[Action]) -> None:
         rec = self._recovery
@@ -757,8 +900,7 @@ class StreamDriver:
         for a in actions:
             if type(a) is StateChanged and a.new is SyncState.SYNCED and a.plan is not PlanKind.RESUME:
                 rec.add_plan(PlanKind.RESUBSCRIBE.value)  # synced from the venue's WS snapshot
-                if self._metrics is not None:
-                    self._metrics.snapshots.labels(exchange=self.exchange, kind="ws").inc()
+                self._metric(lambda m: m.snapshots.labels(exchange=self.exchange, kind="ws").inc())
 
     def _finish_recovery(self, *, force: bool = False) -> None:
         """Write the pending disconnect record once reconnect and recovery are known."""
@@ -769,8 +911,7 @@ class StreamDriver:
             return
         self._recovery = None
         rec.record.plan = list(rec.plans)
-        if self._records is not None:
-            self._records.write(rec.record)
+        self._write_record(rec.record)
 
     # ------------------------------------------------------------------ actions
     def _run_actions(self, session: BookSession, actions: Iterable[Action]) -> None:
@@ -804,20 +945,21 @@ class StreamDriver:
                 log.warning("%s %s: %s: %s", venue, a.symbol, a.kind, reason)
                 if a.kind is AlertKind.GAP:
                     if metrics is not None:
-                        metrics.gaps.labels(exchange=venue, symbol=a.symbol).inc()
+                        self._metric(lambda m, sym: m.gaps.labels(exchange=venue, symbol=sym).inc(), a.symbol)
                         if a.missed:
-                            metrics.missed_messages.labels(exchange=venue, symbol=a.symbol).inc(a.missed)
+                            self._metric(lambda m, sym, n: m.missed_messages.labels(exchange=venue, symbol=sym).inc(n),
+                                         a.symbol, a.missed)
                     if rec is not None and a.missed:
                         rec.record.missed_messages_count += a.missed
             elif t is StateChanged:
                 assert isinstance(a, StateChanged)
                 log.info("%s %s: %s -> %s (%s)", venue, a.symbol, a.old, a.new, a.reason)
                 if metrics is not None:
-                    metrics.set_state(venue, a.symbol, a.new)
+                    self._metric(FeedMetrics.set_state, venue, a.symbol, a.new)
                     if a.new is SyncState.SYNCED and a.plan is PlanKind.RESUME:
-                        metrics.snapshots_avoided.labels(exchange=venue, kind="resume").inc()
+                        self._metric(lambda m: m.snapshots_avoided.labels(exchange=venue, kind="resume").inc())
                     elif a.new is SyncState.SYNCED and a.plan is PlanKind.REPLAY_DELTAS:
-                        metrics.snapshots_avoided.labels(exchange=venue, kind="replay").inc()
+                        self._metric(lambda m: m.snapshots_avoided.labels(exchange=venue, kind="replay").inc())
                 if rec is not None and a.symbol in rec.awaiting:
                     # Other rungs are recorded from their actions; these two have none
                     # (a resume needs nothing; a venue without ids waits for the snapshot
@@ -829,47 +971,62 @@ class StreamDriver:
                     if a.new is SyncState.SYNCED or a.new is SyncState.HALTED:
                         rec.awaiting.discard(a.symbol)
                 if self._on_state is not None:
-                    self._on_state(a)
+                    self._emit_state(a)
         if rec is not None:
             self._finish_recovery()
 
     def _spawn(self, coro: Any) -> None:
+        if self._closing or self._failure is not None:
+            coro.close()  # closing or dead: nothing is being recovered any more
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._aux_tasks.add(task)
         task.add_done_callback(self._aux_tasks.discard)
+        task.add_done_callback(self._aux_done)
 
     def _spawn_snapshot(self, session: BookSession, action: FetchSnapshot) -> None:
+        if self._closing or self._failure is not None:
+            return  # closing or dead: nothing is being recovered any more
         # A newer request supersedes an older one (its answer would be rejected by epoch anyway).
         old = self._tasks.get(session.symbol)
         if old is not None and not old.done():
             old.cancel()
-        self._tasks[session.symbol] = asyncio.get_running_loop().create_task(self._fetch_snapshot(session, action))
+        task = asyncio.get_running_loop().create_task(self._fetch_snapshot(session, action))
+        task.add_done_callback(self._aux_done)
+        self._tasks[session.symbol] = task
 
     async def _fetch_snapshot(self, session: BookSession, action: FetchSnapshot) -> None:
         policy = self._cfg.snapshot_backoff
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts),
             wait=_PolicyWait(policy, self._rng),
-            retry=retry_if_exception_type(TransportError),  # ExchangeRejected / AdapterError: no retry
+            retry=retry_if_exception_type(TransportError),  # anything else: no retry
             sleep=self._sleep,
             reraise=True,
         )
         snap: BookSnapshot | None = None
+        failure: str | None = None
         try:
             async for attempt in retrying:
                 with attempt:
                     snap = await self._rest.fetch_snapshot(action.symbol, depth=action.depth)
         except (TransportError, ExchangeRejected, AdapterError) as exc:
             log.warning("%s %s: snapshot failed: %s", self.exchange, action.symbol, exc)
-            actions = session.on_snapshot_failed(action.epoch, f"{type(exc).__name__}: {exc}")
-        else:
-            assert snap is not None
-            if self._metrics is not None:
-                self._metrics.snapshots.labels(exchange=self.exchange, kind="rest").inc()
-            actions = session.on_snapshot(snap, epoch=action.epoch)
-        self._run_actions(session, actions)
-        if session.is_synced and self._on_update is not None and snap is not None:
-            self._on_update(BookUpdate(symbol=session.symbol, seq=session.last_seq, ts_recv_ns=snap.ts_recv_ns))
+            failure = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a REST client bug is a failed snapshot too, never a silent task death
+            self._report(FailureSite.REST, exc, f"{action.symbol}: REST snapshot raised")
+            failure = f"{type(exc).__name__}: {exc}"
+        try:
+            if failure is not None:
+                self._run_actions(session, session.on_snapshot_failed(action.epoch, failure))
+                return
+            self._metric(lambda m: m.snapshots.labels(exchange=self.exchange, kind="rest").inc())
+            self._run_actions(session, session.on_snapshot(snap, epoch=action.epoch))  # type: ignore[arg-type]
+            if session.is_synced and self._on_update is not None:
+                self._emit_update(BookUpdate(symbol=session.symbol, seq=session.last_seq,
+                                             ts_recv_ns=snap.ts_recv_ns))  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - a containment boundary
+            self._contain(session, FailureSite.SESSION, exc, epoch=action.epoch)
 
     async def _resubscribe(self, symbol: str) -> None:
         transport = self._transport
@@ -890,4 +1047,125 @@ class StreamDriver:
         except (TransportError, ExchangeRejected) as exc:
             log.warning("%s %s: journal failed: %s", self.exchange, action.symbol, exc)
             deltas = None
-        self._run_actions(session, session.on_replay(deltas))
+        except Exception as exc:  # noqa: BLE001 - a journal bug: it could not serve them
+            self._report(FailureSite.JOURNAL, exc, f"{action.symbol}: journal raised")
+            deltas = None
+        self._safely(session, session.on_replay, deltas)
+
+    # ------------------------------------------------------------------ containment
+    def _report(self, site: FailureSite, exc: BaseException, what: str) -> None:
+        """Log (with traceback) and count one failure the driver contained."""
+        n = self._count(site)
+        if n <= _LOGGED_PER_SITE or n % 1000 == 0:
+            log.error("%s: %s [%s #%d]: %s: %s", self.exchange, what, site, n, type(exc).__name__, exc,
+                      exc_info=exc)
+
+    def _count(self, site: FailureSite) -> int:
+        self.errors[site] += 1
+        metrics = self._metrics
+        if metrics is not None and site is not FailureSite.METRICS:
+            try:
+                metrics.driver_errors.labels(exchange=self.exchange, where=site.value).inc()
+            except Exception as exc:  # noqa: BLE001 - a containment boundary
+                self._report(FailureSite.METRICS, exc, "metrics update failed")
+        return self.errors[site]
+
+    def _metric(self, update: Callable[..., object], *args: Any) -> None:
+        """``update(metrics, *args)``; a metrics failure is logged and counted, never fatal."""
+        metrics = self._metrics
+        if metrics is None:
+            return
+        try:
+            update(metrics, *args)
+        except Exception as exc:  # noqa: BLE001 - a containment boundary
+            self._report(FailureSite.METRICS, exc, "metrics update failed")
+
+    def _emit_update(self, update: BookUpdate) -> None:
+        try:
+            self._on_update(update)  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - the user's code: isolated, ingest goes on
+            self._report(FailureSite.ON_UPDATE, exc, f"{update.symbol}: on_update callback raised")
+
+    def _emit_state(self, change: StateChanged) -> None:
+        try:
+            self._on_state(change)  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - the user's code: isolated, ingest goes on
+            self._report(FailureSite.ON_STATE, exc, f"{change.symbol}: on_state callback raised")
+
+    def _write_record(self, record: DisconnectRecord) -> None:
+        records = self._records
+        if records is None:
+            return
+        try:
+            written = records.write(record)
+        except Exception as exc:  # noqa: BLE001 - a writer that raises anyway (a custom one, a sink that fails)
+            self._report(FailureSite.RECORDS, exc, "disconnect record not written")
+            return
+        if written is False:
+            self._count(FailureSite.RECORDS)  # the writer logged it (once)
+
+    def _safely(self, session: BookSession, step: Callable[..., Iterable[Action]], *args: Any) -> None:
+        """``step(*args)`` (a method of ``session``) outside the frame path, and run its
+        actions, containing whatever the session raises."""
+        try:
+            self._run_actions(session, step(*args))
+        except Exception as exc:  # noqa: BLE001 - a containment boundary
+            self._contain(session, FailureSite.SESSION, exc)
+
+    def _contain(self, session: BookSession | None, site: FailureSite, exc: Exception, *,
+                 epoch: int | None = None) -> None:
+        """One failure while handling an input, contained. With a known symbol it is invalid
+        input for that book (a synced book recovers; with ``epoch``, a book waiting for that
+        snapshot takes its next rung); if the session cannot even do that, it is halted.
+        Without a symbol the connection is no longer trusted and is dropped."""
+        self._fast = None  # the fused path's session may be mid-change: the normal path decides now
+        if session is None:
+            symbol = getattr(exc, "symbol", None)
+            session = self._sessions.get(symbol) if isinstance(symbol, str) else None
+        self._report(site, exc, f"{session.symbol if session is not None else 'connection'}: {site} failed")
+        reason = f"{site} raised {type(exc).__name__}: {exc}"
+        if session is None:
+            self._drop_connection(reason)
+            return
+        try:
+            if epoch is not None and not session.is_synced:
+                actions = session.on_snapshot_failed(epoch, reason)
+            else:
+                actions = session.on_invalid_input(reason)
+            self._run_actions(session, actions)
+            return
+        except Exception as again:  # noqa: BLE001 - a containment boundary
+            self._report(FailureSite.SESSION, again, f"{session.symbol}: could not recover; halting it")
+        try:
+            self._run_actions(session, session.halt(reason))
+        except Exception as again:  # noqa: BLE001 - a session that cannot even halt: nothing on this connection is trusted
+            self._report(FailureSite.SESSION, again, f"{session.symbol}: could not halt")
+            self._drop_connection(reason)
+
+    def _drop_connection(self, detail: str) -> None:
+        """Stop trusting the current connection: abort it (``integrity_failure``); every
+        book on it leaves SYNCED through ``StreamClosed`` and resumes or rebuilds."""
+        transport = self._transport
+        if transport is None or self._dropped is not None:
+            return
+        log.warning("%s: dropping the connection: %s", self.exchange, detail)
+        self._dropped = Closure(reason=CloseReason.INTEGRITY_FAILURE, code=1006, detail=detail[:200])
+        transport.abort(CloseReason.INTEGRITY_FAILURE)
+
+    def _watchdog_done(self, task: asyncio.Task[None]) -> None:
+        """A connection watchdog ended: if by a bug, the connection is no longer supervised."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        self._report(FailureSite.TASK, exc, "connection watchdog died")
+        self._drop_connection(f"watchdog died: {type(exc).__name__}: {exc}")
+
+    def _aux_done(self, task: asyncio.Task[None]) -> None:
+        """Helper tasks (snapshot, resubscribe, replay, sends) contain their own failures;
+        anything left is a bug: logged with traceback and counted, never silent."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        self._report(FailureSite.TASK, exc, "helper task died")

@@ -49,3 +49,19 @@ def test_sim_unknown_venue_is_a_usage_error() -> None:
     out = subprocess.run([sys.executable, "-m", "bookkeeper.cli", "sim", "--venue", "ftx"], capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--port", "70000"], "argument --port: must be 0..65535: '70000'"),
+    (["--port", "-1"], "argument --port: must be 0..65535: '-1'"),
+    (["--port", "http"], "argument --port: not a port number: 'http'"),
+    # venue i listens on PORT + i: three venues from 65534 would need 65536
+    (["--port", "65534"], "argument --port: 3 venues need ports 65534..65536, beyond 65535"),
+    (["--venue", "okx", "--venue", "kraken", "--port", "65535"], "argument --port: 2 venues need ports 65535..65536"),
+])
+def test_sim_port_out_of_range_is_a_usage_error(args: list[str], needle: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "bookkeeper.cli", "sim", *args], capture_output=True, text=True,
+                         timeout=30, check=False)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert f"bookkeeper sim: error: {needle}" in out.stderr, out.stderr
