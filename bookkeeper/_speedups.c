@@ -3,26 +3,22 @@
  *
  * Why this exists
  * ---------------
- * benchmarks/RESULTS.md (2026-11-26, pure Python, 2 shared cores, CPython 3.11): the Binance
- * pipeline (raw depthUpdate bytes -> parse -> sequence check -> apply) ran at 2.24x ccxt
- * against a >= 5x target; ~11 us of its ~17 us per message was L2Book.apply_delta (~310 ns per
- * level: a Python-level bisect on the sorted key list costs ~11 Python float compares per
- * insert/delete, and ~80 % of real level updates are inserts or deletes). top(25) cost ~3.2 us
- * (50 dict lookups + 50 tuples in a comprehension), and top_raw(25) + okx_checksum ~5.1 us
- * against a <= 3 us target. Those loops are interpreter overhead, not algorithmic work.
- * With this module (same benches, same machine, 2026-11-26): apply at 10k levels/side 172 ns per
- * level (target <= 200, met), top_raw(25) + okx_checksum 2.15 us (<= 3, met), pipeline 3.70x
- * ccxt (>= 5x: NOT met -- the typed decode alone is ~4 us of the ~10.6 us left), with a top-25
- * read 2.74x (>= 3x: not met), replay 4.50x (>= 4x, met). Pure Python: 324 ns, 5.2 us, 2.47x,
- * 1.79x, 4.11x. Second session (C Binance decoder, top_both): pipeline 4.23..4.37x (>= 5x still
- * NOT met), with top-25 3.12..3.16x (met). Details and commands: benchmarks/RESULTS.md.
+ * benchmarks/RESULTS.md (2026-11-26, pure Python, 2 shared cores, CPython 3.11): ~11 us of the
+ * pipeline's ~17 us per message was L2Book.apply_delta (~310 ns per level: a Python-level bisect
+ * on the sorted key list costs ~11 Python float compares per insert/delete, and ~80 % of real
+ * level updates are inserts or deletes). top(25) cost ~3.2 us (50 dict lookups + 50 tuples in a
+ * comprehension), and top_raw(25) + okx_checksum ~5.1 us against a <= 3 us target. Those loops
+ * are interpreter overhead, not algorithmic work. With this module: apply at 10k levels/side
+ * ~167 ns per level (target <= 200), top_raw(25) + okx_checksum ~2.3 us (<= 3). Figures and the
+ * commands that reproduce them: benchmarks/RESULTS.md.
  *
  * What it does
  * ------------
  * It works on L2Book's OWN containers (a dict price -> size and a sorted list of keys per side;
  * asks are keyed by the negated price so the best level is last on both sides): nothing new is
  * stored, so the pure-Python path and this one are interchangeable at any moment and are tested
- * against each other (tests/speedups/).
+ * against each other (tests/speedups/). Venue knowledge does not live here: a venue's frame
+ * decoder lives beside its adapter (adapters/<venue>/) and applies through the C API below.
  *
  *   apply_levels(bsizes, bkeys, bids, asizes, akeys, asks)
  *       The loops of L2Book.apply_delta (book without exchange strings), exactly as the Python
@@ -33,23 +29,16 @@
  *       ``s > 0.0`` -> set (insort the key if the price is new); ``s == 0.0`` -> delete if
  *       present. Returns None when all levels were applied.
  *   apply_levels_raw(...)  the same for books that keep the exchange strings.
- *   top_side(sizes, keys, n, negate)      best-first list of (price, size) tuples.
  *   top_both(bsizes, bkeys, asizes, akeys, n)   L2Book.top(n) in one call (up to 64 keys per
  *                         side are snapshotted on the C stack instead of in a sliced list).
- *   binance_depth(frame, ts_recv_ns, BookDelta)  a strict-subset decoder of Binance depthUpdate
- *                         frames for adapters/binance/parse.py (BookDelta, or None = "not
- *                         handled": msgspec decides); see its section below.
- *   binance_depth_apply(frame, symbol, model, local, bsizes, bkeys, asizes, akeys)
- *                         the fused steady state of a synced Binance book for
- *                         BookSession.apply_frame_fast: the same decoder into C doubles, ONLY the
- *                         APPLY case of Sequencer's rule, the apply_levels loop; (U, u) when
- *                         applied, else an int and nothing touched (the normal path decides).
- *                         Pipeline 4.2x -> 5.6x ccxt; see its section below.
  *   top_raw_side(raw, keys, n, negate)    best-first list of the stored raw tuples.
  *   okx_crc(bids, asks)   OKX/Bitget CRC32 (signed) of the top-25 interleaved raw strings, or
  *                         NotImplemented for inputs outside the fast path (non-ASCII text,
  *                         non-str fields, levels that are not 2-tuples/lists, ...): the Python
  *                         implementation then handles them, so results are identical.
+ *   _C_API                a capsule (bookkeeper/_speedups_capi.h): apply_uncrossed, the same
+ *                         level loop over levels already decoded into C doubles, for a venue's
+ *                         fused decode + apply (BookSession.apply_frame_fast).
  *
  * How (each kept only because the benches showed it helps): the level loop runs in C with one
  * dict lookup per level in the common cases (PyDict_SetDefault for a new price, a single pop for
@@ -58,7 +47,8 @@
  * inserts/deletes are one memmove (CPython 3.11's list.insert shifts one pointer at a time, and
  * deep levels -- near index 0 -- are inserted all the time); the next level's objects are
  * prefetched. Tried and dropped: a packed-double copy of each key list for the bisect (the
- * second memmove per insert/delete cost what the faster search saved).
+ * second memmove per insert/delete cost what the faster search saved). Bid and ask sides run the
+ * same code: a side is a ``Side`` (containers + how its keys are made from prices).
  *
  * Semantics kept identical to the Python code: comparisons of two exact floats are done on the
  * C doubles (which is exactly what CPython's float richcompare does, NaN included); anything
@@ -67,10 +57,17 @@
  * error propagates as a Python exception; unpacking errors use CPython 3.11's messages.
  * Reference counting: every borrowed object that is used across a call which may run Python
  * code is INCREF'd first.
+ *
+ * Module init (PEP 489 multi-phase, Py_mod_exec): every object the code needs (0.0, inf, 1.0,
+ * -1.0, "bid", "ask", zlib.crc32) and the C API table live in the MODULE STATE, none in C
+ * statics, so importing the module again (after ``del sys.modules[...]``) or in another
+ * interpreter builds a new, independent instance. Nothing here is mutable between calls.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+
+#include "_speedups_capi.h"
 
 /* Cache hints only: no semantic effect. */
 #if defined(__GNUC__) || defined(__clang__)
@@ -79,11 +76,21 @@
 #define PREFETCH(addr) ((void)0)
 #endif
 
-static PyObject *g_zero;   /* the float 0.0 */
-static PyObject *g_crc32;  /* zlib.crc32 */
-static PyObject *g_bid;    /* "bid" */
-static PyObject *g_ask;    /* "ask" */
+/* Everything the functions need besides their arguments: one per module instance. The
+ * objects: 0.0, float("inf"), 1.0, -1.0, "bid", "ask" (interned), zlib.crc32. */
+#define STATE_OBJECTS(X) X(zero) X(inf) X(one) X(minus_one) X(bid) X(ask) X(crc32)
+#define DECLARE(name) PyObject *name;
+typedef struct {
+    STATE_OBJECTS(DECLARE)
+    BkSpeedupsCAPI capi;  /* exported through the _C_API capsule; ctx points back here */
+} State;
+#undef DECLARE
 
+static inline State *
+get_state(PyObject *module)
+{
+    return (State *)PyModule_GetState(module);
+}
 /* ------------------------------------------------------------------ helpers */
 
 /* -x as Python computes it (new reference). */
@@ -100,10 +107,9 @@ negated(PyObject *x)
  * (_apply_raw's ``sign * p``; for exact floats a new float with the same / negated value, which
  * is bit-identical to what the multiplication gives, NaN included). */
 enum { KEY_SAME = 0, KEY_NEG = 1, KEY_MUL_POS = 2, KEY_MUL_NEG = 3 };
-static PyObject *g_one, *g_minus_one;
 
 static inline PyObject *
-key_of(PyObject *p, int mode)
+key_of(State *st, PyObject *p, int mode)
 {
     if (mode == KEY_SAME) {
         Py_INCREF(p);
@@ -113,7 +119,7 @@ key_of(PyObject *p, int mode)
         return negated(p);
     if (PyFloat_CheckExact(p))  /* a NEW object, as 1.0 * p is (it matters for NaN keys: identity) */
         return PyFloat_FromDouble(PyFloat_AS_DOUBLE(p));
-    return PyNumber_Multiply(mode == KEY_MUL_POS ? g_one : g_minus_one, p);
+    return PyNumber_Multiply(mode == KEY_MUL_POS ? st->one : st->minus_one, p);
 }
 
 /* bisect.bisect_right (right=1) / bisect.bisect_left (right=0) of x in list, with the same
@@ -251,7 +257,7 @@ error:
 /* Classify a size like ``if s > 0.0: ... elif s == 0.0: ... else: ...``.
  * Returns 1 (positive), 0 (zero), 2 (bad: negative, NaN, ...), -1 on error. */
 static inline int
-classify(PyObject *s)
+classify(State *st, PyObject *s)
 {
     if (PyFloat_CheckExact(s)) {
         double d = PyFloat_AS_DOUBLE(s);
@@ -259,10 +265,10 @@ classify(PyObject *s)
             return 1;
         return d == 0.0 ? 0 : 2;
     }
-    int r = PyObject_RichCompareBool(s, g_zero, Py_GT);
+    int r = PyObject_RichCompareBool(s, st->zero, Py_GT);
     if (r != 0)
         return r;  /* 1 or -1 */
-    r = PyObject_RichCompareBool(s, g_zero, Py_EQ);
+    r = PyObject_RichCompareBool(s, st->zero, Py_EQ);
     if (r < 0)
         return -1;
     return r ? 0 : 2;
@@ -304,29 +310,26 @@ list_delete(PyObject *list, Py_ssize_t i)
     Py_DECREF(old);
     return 0;
 }
-
-static PyObject *g_inf;    /* float("inf") */
-
 /* ``0.0 < p < inf and 0.0 <= s < inf`` evaluated exactly as Python does (same comparisons, same
  * order, same exceptions); on two exact floats, on the C doubles (NaN fails every comparison).
  * Returns 1 valid, 0 invalid, -1 error. */
 static int
-level_ok(PyObject *p, PyObject *s)
+level_ok(State *st, PyObject *p, PyObject *s)
 {
     if (PyFloat_CheckExact(p) && PyFloat_CheckExact(s)) {
         double dp = PyFloat_AS_DOUBLE(p), ds = PyFloat_AS_DOUBLE(s);
         return dp > 0.0 && dp < Py_HUGE_VAL && ds >= 0.0 && ds < Py_HUGE_VAL;
     }
-    int r = PyObject_RichCompareBool(g_zero, p, Py_LT);
+    int r = PyObject_RichCompareBool(st->zero, p, Py_LT);
     if (r <= 0)
         return r;
-    r = PyObject_RichCompareBool(p, g_inf, Py_LT);
+    r = PyObject_RichCompareBool(p, st->inf, Py_LT);
     if (r <= 0)
         return r;
-    r = PyObject_RichCompareBool(g_zero, s, Py_LE);
+    r = PyObject_RichCompareBool(st->zero, s, Py_LE);
     if (r <= 0)
         return r;
-    return PyObject_RichCompareBool(s, g_inf, Py_LT);
+    return PyObject_RichCompareBool(s, st->inf, Py_LT);
 }
 
 /* ``levels if type(levels) in (list, tuple) else list(levels)``: a new reference. */
@@ -340,54 +343,22 @@ as_sequence(PyObject *levels)
     return PySequence_List(levels);
 }
 
-/* ``for p, s in levels: if not level_ok(p, s): bad`` over a list or tuple. Returns 0 all valid,
- * 1 bad level (*bad = (p, s)), -1 error. */
-static int
-validate_side(PyObject *levels, PyObject **bad)
-{
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(levels);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(levels, i);
-        Py_INCREF(item);
-        PyObject *p, *s;
-        int owned = unpack2(item, &p, &s);
-        if (owned < 0) {
-            Py_DECREF(item);
-            return -1;
-        }
-        int ok = level_ok(p, s);
-        if (ok == 0)
-            *bad = PyTuple_Pack(2, p, s);
-        if (owned) {
-            Py_DECREF(p);
-            Py_DECREF(s);
-        }
-        Py_DECREF(item);
-        if (ok < 0)
-            return -1;
-        if (ok == 0)
-            return *bad == NULL ? -1 : 1;
-        /* the list may have been changed by a comparison: re-read its size */
-        n = PySequence_Fast_GET_SIZE(levels);
-    }
-    return 0;
-}
-
-/* List both sides (when needed) and validate them, bids first. Returns 0 ok (*bl, *al are new
- * references), 1 bad level (*result = (side, p, s)), -1 error. */
-static int
-prepare_sides(PyObject *bids, PyObject *asks, PyObject **bl, PyObject **al, PyObject **result);
-
+/* One side of a book: its containers and how a price becomes a key of its sorted list. Bids and
+ * asks run the same code with a different Side (as bisect_impl's direction flag). */
 typedef struct {
-    PyObject *sizes, *keys, *raw, *texts;
-    int mode;
+    State *st;
+    PyObject *sizes, *keys;
+    PyObject *raw;    /* price -> exchange strings, or NULL for books without them */
+    PyObject *texts;  /* with raw: the delta's strings (a sequence) or Py_None */
+    int mode;         /* KEY_* */
+    PyObject *name;   /* "bid" / "ask": the first item of a bad-level answer */
 } Side;
 
 /* Insert key_of(p, mode) into the sorted list like bisect.insort (right). */
 static int
 insort_key(Side *sd, PyObject *p)
 {
-    PyObject *k = key_of(p, sd->mode);
+    PyObject *k = key_of(sd->st, p, sd->mode);
     if (k == NULL)
         return -1;
     Py_ssize_t i = bisect_right(sd->keys, k);
@@ -400,7 +371,7 @@ insort_key(Side *sd, PyObject *p)
 static int
 delete_key(Side *sd, PyObject *p)
 {
-    PyObject *k = key_of(p, sd->mode);
+    PyObject *k = key_of(sd->st, p, sd->mode);
     if (k == NULL)
         return -1;
     Py_ssize_t i = bisect_left(sd->keys, k);
@@ -410,29 +381,24 @@ delete_key(Side *sd, PyObject *p)
     return list_delete(sd->keys, i);
 }
 
-/* Decoded messages are normally hot in cache, but a caller replaying pre-built level lists
- * (bench_book.py) reads cold memory: prefetch the tuple two levels ahead and the price/size
- * objects of the next one. Pure hints: no semantic effect. */
-#define PREFETCH_NEXT(levels, idx)                                              \
-    do {                                                                        \
-        Py_ssize_t _n = PyList_GET_SIZE(levels);                                \
-        if ((idx) + 2 < _n)                                                     \
-            PREFETCH(PyList_GET_ITEM(levels, (idx) + 2));                       \
-        if ((idx) + 1 < _n) {                                                   \
-            PyObject *_nx = PyList_GET_ITEM(levels, (idx) + 1);                 \
-            if (PyTuple_CheckExact(_nx) && PyTuple_GET_SIZE(_nx) == 2) {        \
-                PREFETCH(PyTuple_GET_ITEM(_nx, 0));                             \
-                PREFETCH(PyTuple_GET_ITEM(_nx, 1));                             \
-            }                                                                   \
-        }                                                                       \
-    } while (0)
+/* ``raw.pop(p, None)`` */
+static int
+drop_raw(PyObject *raw, PyObject *p)
+{
+    PyObject *old = dict_pop_or_none(raw, p);
+    if (old == NULL)
+        return -1;
+    Py_DECREF(old);
+    return 0;
+}
 
-/* One level: ``p``'s size ``s``. Returns 0 ok, 1 bad size, -1 error. */
+/* One level: ``p``'s size ``s`` (``idx``: its index in the delta, for the exchange strings).
+ * Returns 0 ok, 1 bad size, -1 error. */
 static inline int
 apply_one(Side *sd, PyObject *p, PyObject *s, Py_ssize_t idx)
 {
     PyObject *sizes = sd->sizes, *raw = sd->raw, *texts = sd->texts;
-    int kind = classify(s);
+    int kind = classify(sd->st, s);
     if (kind < 0)
         return -1;
     if (kind == 1) {
@@ -463,21 +429,14 @@ apply_one(Side *sd, PyObject *p, PyObject *s, Py_ssize_t idx)
                 return -1;
         }
         if (raw != NULL) {
-            if (texts != Py_None) {
-                PyObject *t = PySequence_GetItem(texts, idx);
-                if (t == NULL)
-                    return -1;
-                int rc = PyDict_SetItem(raw, p, t);
-                Py_DECREF(t);
-                if (rc < 0)
-                    return -1;
-            }
-            else {
-                PyObject *old = dict_pop_or_none(raw, p);  /* raw.pop(p, None) */
-                if (old == NULL)
-                    return -1;
-                Py_DECREF(old);
-            }
+            if (texts == Py_None)
+                return drop_raw(raw, p);
+            PyObject *t = PySequence_GetItem(texts, idx);
+            if (t == NULL)
+                return -1;
+            int rc = PyDict_SetItem(raw, p, t);
+            Py_DECREF(t);
+            return rc;
         }
         return 0;
     }
@@ -490,61 +449,58 @@ apply_one(Side *sd, PyObject *p, PyObject *s, Py_ssize_t idx)
         Py_DECREF(v);
         if (found && delete_key(sd, p) < 0)
             return -1;
-        if (raw != NULL) {
-            PyObject *old = dict_pop_or_none(raw, p);
-            if (old == NULL)
-                return -1;
-            Py_DECREF(old);
-        }
-        return 0;
+        return raw != NULL ? drop_raw(raw, p) : 0;
     }
     return 1;
 }
 
-/* One side of apply_delta. raw/texts are NULL for books without exchange strings; with raw
- * set, texts is the sequence of strings or Py_None. Returns 0 ok, 1 bad level (*bad = (p, s)),
- * -1 error. Levels before a bad one stay applied, as in the Python loop. */
-static int
-apply_side(PyObject *sizes, PyObject *keys, PyObject *levels, int mode,
-           PyObject *raw, PyObject *texts, PyObject **bad)
+/* The validation pass's step: ``if not level_ok(p, s): bad``. 0 ok, 1 bad, -1 error. */
+static inline int
+check_one(Side *sd, PyObject *p, PyObject *s, Py_ssize_t idx)
 {
-    if (!PyDict_CheckExact(sizes) || !PyList_CheckExact(keys) || (raw != NULL && !PyDict_CheckExact(raw))) {
-        PyErr_SetString(PyExc_TypeError, "_speedups: sizes must be a dict and keys a list");
-        return -1;
-    }
-    Side side = {sizes, keys, raw, texts, mode};
-    Side *sd = &side;
-    PyObject *it = NULL;
-    int is_list = PyList_CheckExact(levels);
-    if (!is_list) {
-        it = PyObject_GetIter(levels);
-        if (it == NULL)
-            return -1;
-    }
-    for (Py_ssize_t idx = 0;; idx++) {
-        PyObject *item;
-        if (is_list) {  /* what list iteration does: stop when the index reaches the size */
-            if (idx >= PyList_GET_SIZE(levels))
-                break;
-            item = PyList_GET_ITEM(levels, idx);
-            Py_INCREF(item);
-            PREFETCH_NEXT(levels, idx);
+    (void)idx;
+    int ok = level_ok(sd->st, p, s);
+    return ok < 0 ? -1 : !ok;
+}
+
+/* Decoded messages are normally hot in cache, but a caller replaying pre-built level lists
+ * (bench_book.py) reads cold memory: prefetch the tuple two levels ahead and the price/size
+ * objects of the next one. Pure hints: no semantic effect. */
+static inline void
+prefetch_next(PyObject *levels, Py_ssize_t idx)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(levels);
+    if (idx + 2 < n)
+        PREFETCH(PySequence_Fast_GET_ITEM(levels, idx + 2));
+    if (idx + 1 < n) {
+        PyObject *nx = PySequence_Fast_GET_ITEM(levels, idx + 1);
+        if (PyTuple_CheckExact(nx) && PyTuple_GET_SIZE(nx) == 2) {
+            PREFETCH(PyTuple_GET_ITEM(nx, 0));
+            PREFETCH(PyTuple_GET_ITEM(nx, 1));
         }
-        else {
-            item = PyIter_Next(it);
-            if (item == NULL) {
-                if (PyErr_Occurred())
-                    goto error;
-                break;
-            }
-        }
+    }
+}
+
+typedef int (*LevelStep)(Side *sd, PyObject *p, PyObject *s, Py_ssize_t idx);
+
+/* ``for idx, (p, s) in enumerate(levels): step(p, s)`` over a list or tuple (a list's size is
+ * re-read every step, as its iterator does: a comparison may run Python code that changes it).
+ * Returns 0 done, 1 the step answered "bad" (*bad = (p, s); earlier levels stay stepped), -1
+ * error. Always inlined with a constant ``step``, so the per-level call is direct. */
+static inline int
+each_level(Side *sd, PyObject *levels, LevelStep step, PyObject **bad)
+{
+    for (Py_ssize_t idx = 0; idx < PySequence_Fast_GET_SIZE(levels); idx++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(levels, idx);
+        Py_INCREF(item);
+        prefetch_next(levels, idx);
         PyObject *p, *s;
         int owned = unpack2(item, &p, &s);
         if (owned < 0) {
             Py_DECREF(item);
-            goto error;
+            return -1;
         }
-        int rc = apply_one(sd, p, s, idx);
+        int rc = step(sd, p, s, idx);
         if (rc == 1)
             *bad = PyTuple_Pack(2, p, s);
         if (owned) {
@@ -552,58 +508,75 @@ apply_side(PyObject *sizes, PyObject *keys, PyObject *levels, int mode,
             Py_DECREF(s);
         }
         Py_DECREF(item);
-        if (rc < 0)
-            goto error;
-        if (rc == 1) {
-            Py_XDECREF(it);
-            return *bad == NULL ? -1 : 1;
+        if (rc != 0)
+            return rc < 0 || *bad == NULL ? -1 : 1;
+    }
+    return 0;
+}
+
+/* Where apply_levels / apply_levels_raw find each side's arguments (-1: not given). */
+typedef struct {
+    Py_ssize_t nargs;
+    int sizes[2], keys[2], raw[2], levels[2], texts[2], mode[2];
+    const char *usage;
+} Layout;
+
+static const Layout PLAIN = {6, {0, 3}, {1, 4}, {-1, -1}, {2, 5}, {-1, -1}, {KEY_SAME, KEY_NEG},
+                             "apply_levels expects 6 arguments"};
+static const Layout WITH_RAW = {10, {0, 5}, {1, 6}, {2, 7}, {3, 8}, {4, 9}, {KEY_MUL_POS, KEY_MUL_NEG},
+                                "apply_levels_raw expects 10 arguments"};
+
+/* The level loops of L2Book.apply_delta / _apply_raw: list both sides (when needed), validate
+ * every level (bids first), then apply bids, then asks. None, (side, p, s) for the first bad
+ * level, or NULL on error. */
+static PyObject *
+apply_book(PyObject *module, PyObject *const *args, Py_ssize_t nargs, const Layout *lay)
+{
+    if (nargs != lay->nargs) {
+        PyErr_SetString(PyExc_TypeError, lay->usage);
+        return NULL;
+    }
+    State *st = get_state(module);
+    Side sides[2];
+    PyObject *levels[2] = {NULL, NULL}, *bad = NULL, *result = NULL;
+    int k, rc = 0, at = 0;
+    for (k = 0; k < 2; k++) {
+        sides[k] = (Side){st, args[lay->sizes[k]], args[lay->keys[k]],
+                          lay->raw[k] < 0 ? NULL : args[lay->raw[k]],
+                          lay->texts[k] < 0 ? NULL : args[lay->texts[k]],
+                          lay->mode[k], k == 0 ? st->bid : st->ask};
+        if ((levels[k] = as_sequence(args[lay->levels[k]])) == NULL)
+            goto done;
+    }
+    /* pass 0 validates every level of both sides, pass 1 applies: nothing is touched unless
+     * every level is valid. On a "bad" answer ``at`` is the side that gave it. */
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        for (at = 0; at < 2; at++) {
+            Side *sd = &sides[at];
+            if (pass == 0) {
+                rc = each_level(sd, levels[at], check_one, &bad);
+            }
+            else if (!PyDict_CheckExact(sd->sizes) || !PyList_CheckExact(sd->keys)
+                     || (sd->raw != NULL && !PyDict_CheckExact(sd->raw))) {
+                PyErr_SetString(PyExc_TypeError, "_speedups: sizes must be a dict and keys a list");
+                rc = -1;
+            }
+            else {
+                rc = each_level(sd, levels[at], apply_one, &bad);
+            }
+            if (rc != 0)
+                break;
         }
     }
-    Py_XDECREF(it);
-    return 0;
-error:
-    Py_XDECREF(it);
-    return -1;
-}
-
-static PyObject *
-bad_result(PyObject *side, PyObject *bad)
-{
-    PyObject *out = PyTuple_Pack(3, side, PyTuple_GET_ITEM(bad, 0), PyTuple_GET_ITEM(bad, 1));
-    Py_DECREF(bad);
-    return out;
-}
-
-static int
-prepare_sides(PyObject *bids, PyObject *asks, PyObject **bl, PyObject **al, PyObject **result)
-{
-    PyObject *bad = NULL;
-    *bl = *al = NULL;
-    if ((*bl = as_sequence(bids)) == NULL || (*al = as_sequence(asks)) == NULL)
-        goto error;
-    int rc = validate_side(*bl, &bad);
-    if (rc == 1) {
-        *result = bad_result(g_bid, bad);
-        goto rejected;
-    }
-    if (rc < 0)
-        goto error;
-    rc = validate_side(*al, &bad);
-    if (rc == 1) {
-        *result = bad_result(g_ask, bad);
-        goto rejected;
-    }
-    if (rc < 0)
-        goto error;
-    return 0;
-rejected:
-    Py_CLEAR(*bl);
-    Py_CLEAR(*al);
-    return *result == NULL ? -1 : 1;
-error:
-    Py_CLEAR(*bl);
-    Py_CLEAR(*al);
-    return -1;
+    if (rc == 1)
+        result = PyTuple_Pack(3, sides[at].name, PyTuple_GET_ITEM(bad, 0), PyTuple_GET_ITEM(bad, 1));
+    else if (rc == 0)
+        result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(bad);
+    Py_XDECREF(levels[0]);
+    Py_XDECREF(levels[1]);
+    return result;
 }
 
 PyDoc_STRVAR(apply_levels_doc,
@@ -613,29 +586,7 @@ PyDoc_STRVAR(apply_levels_doc,
 static PyObject *
 apply_levels(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "apply_levels expects 6 arguments");
-        return NULL;
-    }
-    PyObject *bids, *asks, *result = NULL, *bad = NULL;
-    int rc = prepare_sides(args[2], args[5], &bids, &asks, &result);
-    if (rc != 0)
-        return rc < 0 ? NULL : result;
-    rc = apply_side(args[0], args[1], bids, KEY_SAME, NULL, NULL, &bad);
-    if (rc == 1)
-        result = bad_result(g_bid, bad);
-    else if (rc == 0) {
-        rc = apply_side(args[3], args[4], asks, KEY_NEG, NULL, NULL, &bad);
-        if (rc == 1)
-            result = bad_result(g_ask, bad);
-    }
-    Py_DECREF(bids);
-    Py_DECREF(asks);
-    if (rc < 0)
-        return NULL;
-    if (rc == 1)
-        return result;
-    Py_RETURN_NONE;
+    return apply_book(self, args, nargs, &PLAIN);
 }
 
 PyDoc_STRVAR(apply_levels_raw_doc,
@@ -646,30 +597,94 @@ PyDoc_STRVAR(apply_levels_raw_doc,
 static PyObject *
 apply_levels_raw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 10) {
-        PyErr_SetString(PyExc_TypeError, "apply_levels_raw expects 10 arguments");
-        return NULL;
-    }
-    PyObject *bids, *asks, *result = NULL, *bad = NULL;
-    int rc = prepare_sides(args[3], args[8], &bids, &asks, &result);
-    if (rc != 0)
-        return rc < 0 ? NULL : result;
-    rc = apply_side(args[0], args[1], bids, KEY_MUL_POS, args[2], args[4], &bad);
-    if (rc == 1)
-        result = bad_result(g_bid, bad);
-    else if (rc == 0) {
-        rc = apply_side(args[5], args[6], asks, KEY_MUL_NEG, args[7], args[9], &bad);
-        if (rc == 1)
-            result = bad_result(g_ask, bad);
-    }
-    Py_DECREF(bids);
-    Py_DECREF(asks);
-    if (rc < 0)
-        return NULL;
-    if (rc == 1)
-        return result;
-    Py_RETURN_NONE;
+    return apply_book(self, args, nargs, &WITH_RAW);
 }
+
+/* ------------------------------------------------------------------ the C API: decoded levels */
+
+/* The price of a side's best key (keys[-1], negated for asks) into *out: 1; an empty side: 0
+ * (*out untouched); -1 if the key is not an exact float. */
+static inline int
+best_price(PyObject *keys, int ask, double *out)
+{
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    if (n == 0)
+        return 0;
+    PyObject *k = PyList_GET_ITEM(keys, n - 1);
+    if (!PyFloat_CheckExact(k))
+        return -1;
+    *out = ask ? -PyFloat_AS_DOUBLE(k) : PyFloat_AS_DOUBLE(k);
+    return 1;
+}
+
+/* The best price a side can reach: ``start`` against every non-zero level (highest for bids,
+ * lowest for asks). */
+static inline double
+reachable_best(const double *v, Py_ssize_t n, double start, int ask)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double px = v[2 * i];
+        if (v[2 * i + 1] != 0.0 && (ask ? px < start : px > start))
+            start = px;
+    }
+    return start;
+}
+
+/* The apply_delta loop over levels already decoded into doubles (px0, sz0, ...). */
+static int
+apply_doubles(Side *sd, const double *v, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double px = v[2 * i], sz = v[2 * i + 1];
+        PyObject *p = PyFloat_FromDouble(px);
+        if (p == NULL)
+            return -1;
+        PyObject *s = sz == 0.0 ? Py_NewRef(sd->st->zero) : PyFloat_FromDouble(sz);
+        if (s == NULL) {
+            Py_DECREF(p);
+            return -1;
+        }
+        int rc = apply_one(sd, p, s, i);
+        Py_DECREF(p);
+        Py_DECREF(s);
+        if (rc == 1)  /* the caller broke the contract: sizes must be finite and >= 0 */
+            PyErr_SetString(PyExc_SystemError, "apply_uncrossed: a size outside [0, inf)");
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* BkSpeedupsCAPI.apply_uncrossed (see bookkeeper/_speedups_capi.h). */
+static int
+capi_apply_uncrossed(void *ctx, PyObject *bsizes, PyObject *bkeys, const double *bids, Py_ssize_t nb,
+                     PyObject *asizes, PyObject *akeys, const double *asks, Py_ssize_t na)
+{
+    State *st = (State *)ctx;
+    if (!PyDict_CheckExact(bsizes) || !PyList_CheckExact(bkeys) || !PyDict_CheckExact(asizes)
+            || !PyList_CheckExact(akeys))
+        return BK_BAD_STATE;
+    Side sides[2] = {{st, bsizes, bkeys, NULL, NULL, KEY_SAME, st->bid},
+                     {st, asizes, akeys, NULL, NULL, KEY_NEG, st->ask}};
+    const double *levels[2] = {bids, asks};
+    Py_ssize_t counts[2] = {nb, na};
+    double best[2] = {-Py_HUGE_VAL, Py_HUGE_VAL};
+    for (int k = 0; k < 2; k++)
+        if (best_price(sides[k].keys, k, &best[k]) < 0)
+            return BK_BAD_STATE;
+    if (best[0] >= best[1])
+        return BK_MAYBE_CROSSED;  /* already crossed: not a steady state */
+    for (int k = 0; k < 2; k++)
+        best[k] = reachable_best(levels[k], counts[k], best[k], k);
+    if (best[0] >= best[1])
+        return BK_MAYBE_CROSSED;
+    for (int k = 0; k < 2; k++)
+        if (apply_doubles(&sides[k], levels[k], counts[k]) < 0)
+            return -1;
+    return BK_APPLIED;
+}
+
+/* ------------------------------------------------------------------ reads */
 
 /* KeyError(key) exactly as ``d[key]`` raises it (args == (key,), also for tuple keys). */
 static void
@@ -684,14 +699,14 @@ set_key_error(PyObject *key)
 
 /* An int argument as Py_ssize_t, clamped (a huge n means "everything", like a slice). */
 static int
-as_count(PyObject *arg, Py_ssize_t *n)
+as_count(State *st, PyObject *arg, Py_ssize_t *n)
 {
     *n = PyLong_AsSsize_t(arg);
     if (*n == -1 && PyErr_Occurred()) {
         if (!PyErr_ExceptionMatches(PyExc_OverflowError))
             return -1;
         PyErr_Clear();
-        int pos = PyObject_RichCompareBool(arg, g_zero, Py_GT);
+        int pos = PyObject_RichCompareBool(arg, st->zero, Py_GT);
         if (pos < 0)
             return -1;
         *n = pos ? PY_SSIZE_T_MAX : 0;
@@ -699,36 +714,24 @@ as_count(PyObject *arg, Py_ssize_t *n)
     return 0;
 }
 
-/* The keys to read, best first: up to n from the end of the list. */
-static Py_ssize_t
-top_count(PyObject *keys, Py_ssize_t n)
-{
-    Py_ssize_t len = PyList_GET_SIZE(keys);
-    if (n <= 0)
-        return 0;
-    return n < len ? n : len;
-}
-
 /* Up to TOP_STACK keys are snapshotted on the stack (INCREF'd) instead of in a new list. */
 #define TOP_STACK 64
 
-/* The best ``n`` levels of one side as a new list of (price, size) tuples, best first, exactly
- * as ``[(p, sizes[p]) for p in keys[:-n-1:-1]]`` (asks: ``(-k, sizes[-k])``). The keys are
- * snapshotted first, as the Python slice does, because a lookup may run Python code. */
+/* The best ``n`` levels of one side as a new list, best first, exactly as
+ * ``[(p, values[p]) for p in keys[:-n-1:-1]]`` (pairs) or ``[values[p] for p in ...]`` (not
+ * pairs; asks: ``-k`` for each key k). The keys are snapshotted first, as the Python slice does,
+ * because a lookup may run Python code. */
 static PyObject *
-top_levels(PyObject *sizes, PyObject *keys, Py_ssize_t n, int negate)
+top_levels(PyObject *values, PyObject *keys, Py_ssize_t n, int negate, int pairs)
 {
-    Py_ssize_t m = top_count(keys, n);
     Py_ssize_t len = PyList_GET_SIZE(keys);
+    Py_ssize_t m = n <= 0 ? 0 : (n < len ? n : len);
     PyObject *stack[TOP_STACK];
     PyObject **snap;
     PyObject *sl = NULL;
     if (m <= TOP_STACK) {
-        for (Py_ssize_t j = 0; j < m; j++) {
-            snap = &stack[j];
-            *snap = PyList_GET_ITEM(keys, len - 1 - j);  /* best first */
-            Py_INCREF(*snap);
-        }
+        for (Py_ssize_t j = 0; j < m; j++)
+            stack[j] = Py_NewRef(PyList_GET_ITEM(keys, len - 1 - j));  /* best first */
         snap = stack;
     }
     else {
@@ -738,74 +741,67 @@ top_levels(PyObject *sizes, PyObject *keys, Py_ssize_t n, int negate)
         /* reversed below: best first is index m - 1 - j of the slice */
         snap = ((PyListObject *)sl)->ob_item;
     }
-#define SNAP(j) (sl == NULL ? snap[(j)] : snap[m - 1 - (j)])
     PyObject *out = PyList_New(m);
     if (out == NULL)
         goto error;
     for (Py_ssize_t j = 0; j < m; j++) {
-        PyObject *k = SNAP(j);
-        PyObject *p;
-        if (negate) {
-            p = negated(k);
-            if (p == NULL)
-                goto error;
-        }
-        else {
-            p = k;
-            Py_INCREF(p);
-        }
-        PyObject *v = PyDict_GetItemWithError(sizes, p);
+        PyObject *k = sl == NULL ? snap[j] : snap[m - 1 - j];
+        PyObject *p = negate ? negated(k) : Py_NewRef(k);
+        if (p == NULL)
+            goto error;
+        PyObject *v = PyDict_GetItemWithError(values, p);
         if (v == NULL) {
             if (!PyErr_Occurred())
                 set_key_error(p);
             Py_DECREF(p);
             goto error;
         }
-        PyObject *t = PyTuple_New(2);
-        if (t == NULL) {
-            Py_DECREF(p);
-            goto error;
+        PyObject *item;
+        if (pairs) {
+            item = PyTuple_New(2);
+            if (item == NULL) {
+                Py_DECREF(p);
+                goto error;
+            }
+            PyTuple_SET_ITEM(item, 0, p);  /* steals p */
+            PyTuple_SET_ITEM(item, 1, Py_NewRef(v));
         }
-        Py_INCREF(v);
-        PyTuple_SET_ITEM(t, 0, p);  /* steals p */
-        PyTuple_SET_ITEM(t, 1, v);
-        PyList_SET_ITEM(out, j, t);
+        else {
+            item = Py_NewRef(v);
+            Py_DECREF(p);
+        }
+        PyList_SET_ITEM(out, j, item);
     }
-#undef SNAP
+    goto done;
+error:
+    Py_CLEAR(out);
+done:
     if (sl == NULL) {
         for (Py_ssize_t j = 0; j < m; j++)
             Py_DECREF(stack[j]);
     }
     Py_XDECREF(sl);
     return out;
-error:
-    if (sl == NULL) {
-        for (Py_ssize_t j = 0; j < m; j++)
-            Py_DECREF(stack[j]);
-    }
-    Py_XDECREF(sl);
-    Py_XDECREF(out);
-    return NULL;
 }
 
-PyDoc_STRVAR(top_side_doc,
-"top_side(sizes, keys, n, negate) -> list of (price, size), best first.\n\n"
-"Raises KeyError(price) for a key without a size, like ``sizes[p]``.");
+PyDoc_STRVAR(top_raw_side_doc,
+"top_raw_side(raw, keys, n, negate) -> list of the stored raw levels, best first.\n\n"
+"Raises KeyError(price) for a level without stored strings, like ``raw[p]``.");
 
 static PyObject *
-top_side(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+top_raw_side(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4 || !PyDict_CheckExact(args[0]) || !PyList_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "top_side(dict, list, n, negate)");
+        PyErr_SetString(PyExc_TypeError, "top_raw_side(dict, list, n, negate)");
         return NULL;
     }
     Py_ssize_t n;
-    if (as_count(args[2], &n) < 0)
+    if (as_count(get_state(self), args[2], &n) < 0)
         return NULL;
     int negate = PyObject_IsTrue(args[3]);
     if (negate < 0)
         return NULL;
-    return top_levels(args[0], args[1], n, negate);
+    return top_levels(args[0], args[1], n, negate, 0);
 }
 
 PyDoc_STRVAR(top_both_doc,
@@ -820,84 +816,22 @@ top_both(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_ssize_t n;
-    if (as_count(args[4], &n) < 0)
+    if (as_count(get_state(self), args[4], &n) < 0)
         return NULL;
-    PyObject *b = top_levels(args[0], args[1], n, 0);
+    PyObject *b = top_levels(args[0], args[1], n, 0, 1);
     if (b == NULL)
         return NULL;
-    PyObject *a = top_levels(args[2], args[3], n, 1);
+    PyObject *a = top_levels(args[2], args[3], n, 1, 1);
     if (a == NULL) {
         Py_DECREF(b);
         return NULL;
     }
-    PyObject *out = PyTuple_New(2);
-    if (out == NULL) {
-        Py_DECREF(a);
-        Py_DECREF(b);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(out, 0, b);
-    PyTuple_SET_ITEM(out, 1, a);
+    PyObject *out = PyTuple_Pack(2, b, a);
+    Py_DECREF(b);
+    Py_DECREF(a);
     return out;
 }
 
-PyDoc_STRVAR(top_raw_side_doc,
-"top_raw_side(raw, keys, n, negate) -> list of the stored raw levels, best first (n > 0).\n\n"
-"Raises KeyError(price) for a level without stored strings, like ``raw[p]``.");
-
-static PyObject *
-top_raw_side(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 4 || !PyDict_CheckExact(args[0]) || !PyList_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "top_raw_side(dict, list, n, negate)");
-        return NULL;
-    }
-    PyObject *raw = args[0], *keys = args[1];
-    Py_ssize_t n;
-    if (as_count(args[2], &n) < 0)
-        return NULL;
-    int negate = PyObject_IsTrue(args[3]);
-    if (negate < 0)
-        return NULL;
-    Py_ssize_t m = top_count(keys, n);
-    Py_ssize_t len = PyList_GET_SIZE(keys);
-    PyObject *sl = PyList_GetSlice(keys, len - m, len);
-    if (sl == NULL)
-        return NULL;
-    PyObject *out = PyList_New(m);
-    if (out == NULL) {
-        Py_DECREF(sl);
-        return NULL;
-    }
-    for (Py_ssize_t j = 0; j < m; j++) {
-        PyObject *k = PyList_GET_ITEM(sl, m - 1 - j);
-        PyObject *v;
-        if (negate) {
-            PyObject *p = negated(k);
-            if (p == NULL)
-                goto error;
-            v = PyDict_GetItemWithError(raw, p);
-            if (v == NULL && !PyErr_Occurred())
-                set_key_error(p);
-            Py_DECREF(p);
-        }
-        else {
-            v = PyDict_GetItemWithError(raw, k);
-            if (v == NULL && !PyErr_Occurred())
-                set_key_error(k);
-        }
-        if (v == NULL)
-            goto error;
-        Py_INCREF(v);
-        PyList_SET_ITEM(out, j, v);
-    }
-    Py_DECREF(sl);
-    return out;
-error:
-    Py_DECREF(sl);
-    Py_DECREF(out);
-    return NULL;
-}
 
 /* ------------------------------------------------------------------ OKX checksum */
 
@@ -980,7 +914,7 @@ okx_crc(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         memcpy(out, ptr[f], (size_t)len[f]);
         out += len[f];
     }
-    PyObject *value = PyObject_CallOneArg(g_crc32, buf);
+    PyObject *value = PyObject_CallOneArg(get_state(self)->crc32, buf);
     Py_DECREF(buf);
     if (value == NULL)
         return NULL;
@@ -992,790 +926,85 @@ okx_crc(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLongLong(signed_value);
 }
 
-/* ------------------------------------------------------------------ Binance depthUpdate decoder */
-
-/* A strict-subset JSON reader for Binance ``depthUpdate`` frames (plain, or the combined-stream
- * envelope ``{"stream":...,"data":{...}}``). It builds exactly what adapters/binance/parse.py's
- * msgspec path builds -- a BookDelta with (float, float) tuples -- for frames in the subset, and
- * answers None ("not handled") for anything else, so the msgspec path then returns the same
- * event or raises the same AdapterError. The subset:
- *   - bytes only; JSON whitespace anywhere JSON allows it;
- *   - the DepthUpdate keys e, E, s, U, u, pu, b, a, each at most once (msgspec would keep the
- *     last), all required ones present; other keys (T, COIN-M's ps) are skipped when their value
- *     is a plain string or int, as msgspec ignores them; in the envelope, stream and data only;
- *   - strings (e, s, stream) without escapes, control characters or non-ASCII bytes;
- *   - ints (U, u, E, pu, T) as 1..18 plain digits without a leading zero (pu may be null);
- *   - levels as ["<decimal>","<decimal>"], a decimal being digits with an optional fraction
- *     (no sign, exponent, leading zero, "1." or ".5"), whose value is exactly representable as
- *     mantissa / 10^k with mantissa <= 2^53 and k <= 22: then (double)mantissa / 1e k is the
- *     correctly rounded value (Clinger's fast path), i.e. the same double msgspec and float()
- *     give; and 0 < price < 1e15, 0 <= size < 1e15 (the schemas.Px / Sz bounds);
- *   - u >= U (else the Python path raises its AdapterError) and E <= 9e12 (E * 10^6 fits).
- * Zero sizes share one float object (a third of all levels are deletes); nothing observable
- * depends on float identity. */
-
-typedef struct {
-    const char *p, *end;
-} Cur;
-
-#define DEC_OK 0
-#define DEC_NO 1   /* outside the subset: let msgspec decide */
-#define DEC_ERR -1 /* Python error set (MemoryError) */
-
-static const double POW10[23] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-};
-
-static PyObject *g_delta_kwnames;  /* ("symbol", "bids", "asks", "first_seq", ...) */
-
-static inline void
-skip_ws(Cur *c)
-{
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t'))
-        c->p++;
-}
-
-static inline int
-expect(Cur *c, char ch)
-{
-    skip_ws(c);
-    if (c->p < c->end && *c->p == ch) {
-        c->p++;
-        return 1;
-    }
-    return 0;
-}
-
-/* A plain string (after skipping whitespace): *s / *n point into the frame. 0 ok, DEC_NO. */
-static inline int
-read_plain_string(Cur *c, const char **s, Py_ssize_t *n)
-{
-    skip_ws(c);
-    if (c->p >= c->end || *c->p != '"')
-        return DEC_NO;
-    const char *q = ++c->p;
-    while (q < c->end) {
-        unsigned char ch = (unsigned char)*q;
-        if (ch == '"')
-            break;
-        if (ch == '\\' || ch < 0x20 || ch >= 0x80)
-            return DEC_NO;
-        q++;
-    }
-    if (q >= c->end)
-        return DEC_NO;
-    *s = c->p;
-    *n = q - c->p;
-    c->p = q + 1;
-    return DEC_OK;
-}
-
-/* 1..18 plain digits, no leading zero (except "0"). */
-static inline int
-read_uint(Cur *c, long long *out)
-{
-    skip_ws(c);
-    const char *q = c->p;
-    long long v = 0;
-    int nd = 0;
-    while (q < c->end && *q >= '0' && *q <= '9') {
-        v = v * 10 + (*q - '0');
-        q++;
-        if (++nd > 18)
-            return DEC_NO;
-    }
-    if (nd == 0 || (nd > 1 && *c->p == '0'))
-        return DEC_NO;
-    /* a number followed by '.', 'e' or 'E' is a float in JSON: not ours */
-    if (q < c->end && (*q == '.' || *q == 'e' || *q == 'E' || *q == '-' || *q == '+'))
-        return DEC_NO;
-    c->p = q;
-    *out = v;
-    return DEC_OK;
-}
-
-/* Eight ASCII digits at q (little-endian SWAR): their value, or -1 if any byte is not a digit. */
-static inline long long
-eight_digits(const char *q)
-{
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-    return -1;  /* the digit-by-digit loop handles it */
-#endif
-    unsigned long long v;
-    memcpy(&v, q, 8);
-    if ((v & 0xF0F0F0F0F0F0F0F0ULL) != 0x3030303030303030ULL
-            || ((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) != 0x3030303030303030ULL)
-        return -1;
-    v -= 0x3030303030303030ULL;
-    v = (v * 10) + (v >> 8);
-    v = (((v & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32)))
-         + (((v >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32;
-    return (long long)v;
-}
-
-#define M_MAX_DIGIT ((~0ULL - 9) / 10)               /* m * 10 + 9 does not overflow */
-#define M_MAX_EIGHT ((~0ULL - 99999999) / 100000000)  /* m * 10^8 + 99999999 does not overflow */
-
-/* A quoted decimal "ddd[.ddd]" -> exact double (see the header comment). */
-static inline int
-read_decimal(Cur *c, double *out)
-{
-    skip_ws(c);
-    const char *q = c->p, *end = c->end;
-    if (q >= end || *q != '"')
-        return DEC_NO;
-    q++;
-    const char *int_start = q;
-    unsigned long long m = 0;  /* exact: every step is guarded against overflow */
-    while (q < end && *q >= '0' && *q <= '9') {
-        if (m > M_MAX_DIGIT)
-            return DEC_NO;
-        m = m * 10 + (unsigned)(*q - '0');
-        q++;
-    }
-    Py_ssize_t nint = q - int_start;
-    if (nint == 0 || (nint > 1 && *int_start == '0'))
-        return DEC_NO;
-    int frac = 0;
-    if (q < end && *q == '.') {
-        q++;
-        const char *fs = q;
-        long long e8;
-        /* Binance sends 8 decimals: take them eight at a time */
-        while (end - q >= 8 && (e8 = eight_digits(q)) >= 0) {
-            if (m > M_MAX_EIGHT)
-                return DEC_NO;
-            m = m * 100000000ULL + (unsigned long long)e8;
-            q += 8;
-        }
-        while (q < end && *q >= '0' && *q <= '9') {
-            if (m > M_MAX_DIGIT)
-                return DEC_NO;
-            m = m * 10 + (unsigned)(*q - '0');
-            q++;
-        }
-        frac = (int)(q - fs);
-        if (frac == 0)
-            return DEC_NO;
-    }
-    if (q >= end || *q != '"')
-        return DEC_NO;
-    while (frac > 0 && m > (1ULL << 53) && m % 10 == 0) {
-        m /= 10;
-        frac--;
-    }
-    if (m > (1ULL << 53) || frac > 22)
-        return DEC_NO;
-    *out = (double)m / POW10[frac];
-    c->p = q + 1;
-    return DEC_OK;
-}
-
-/* Levels as C doubles (the fused path, binance_depth_apply): a growable array. */
-typedef struct LevelBuf {
-    double *v;  /* px0, sz0, px1, sz1, ... */
-    Py_ssize_t n, cap;
-} LevelBuf;
-
-/* The same subset as read_levels, into a LevelBuf (nothing is allocated but the array). */
-static int
-read_levels_buf(Cur *c, LevelBuf *b)
-{
-    b->n = 0;
-    if (!expect(c, '['))
-        return DEC_NO;
-    skip_ws(c);
-    if (c->p < c->end && *c->p == ']') {
-        c->p++;
-        return DEC_OK;
-    }
-    for (;;) {
-        double px, sz;
-        if (!expect(c, '[') || read_decimal(c, &px) != DEC_OK || !expect(c, ',')
-                || read_decimal(c, &sz) != DEC_OK || !expect(c, ']'))
-            return DEC_NO;
-        if (!(px > 0.0 && px < 1e15) || !(sz >= 0.0 && sz < 1e15))
-            return DEC_NO;
-        if (b->n == b->cap) {
-            Py_ssize_t cap = b->cap ? 2 * b->cap : 256;
-            double *v = PyMem_Realloc(b->v, (size_t)cap * 2 * sizeof(double));
-            if (v == NULL) {
-                PyErr_NoMemory();
-                return DEC_ERR;
-            }
-            b->v = v;
-            b->cap = cap;
-        }
-        b->v[2 * b->n] = px;
-        b->v[2 * b->n + 1] = sz;
-        b->n++;
-        skip_ws(c);
-        if (c->p < c->end && *c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (c->p < c->end && *c->p == ']') {
-            c->p++;
-            return DEC_OK;
-        }
-        return DEC_NO;
-    }
-}
-
-/* [["px","sz"], ...] -> new list of (float, float) tuples in *out. */
-static int
-read_levels(Cur *c, PyObject **out)
-{
-    if (!expect(c, '['))
-        return DEC_NO;
-    PyObject *list = PyList_New(0);
-    if (list == NULL)
-        return DEC_ERR;
-    skip_ws(c);
-    if (c->p < c->end && *c->p == ']') {
-        c->p++;
-        *out = list;
-        return DEC_OK;
-    }
-    for (;;) {
-        double px, sz;
-        if (!expect(c, '[') || read_decimal(c, &px) != DEC_OK || !expect(c, ',')
-                || read_decimal(c, &sz) != DEC_OK || !expect(c, ']'))
-            goto no;
-        if (!(px > 0.0 && px < 1e15) || !(sz >= 0.0 && sz < 1e15))
-            goto no;
-        PyObject *t = PyTuple_New(2);
-        if (t == NULL)
-            goto err;
-        PyObject *pf = PyFloat_FromDouble(px);
-        if (pf == NULL) {
-            Py_DECREF(t);
-            goto err;
-        }
-        PyTuple_SET_ITEM(t, 0, pf);
-        PyObject *sf;
-        if (sz == 0.0) {  /* sz is +0.0 here: the decimal has no sign */
-            sf = g_zero;
-            Py_INCREF(sf);
-        }
-        else if ((sf = PyFloat_FromDouble(sz)) == NULL) {
-            Py_DECREF(t);
-            goto err;
-        }
-        PyTuple_SET_ITEM(t, 1, sf);
-        int rc = PyList_Append(list, t);
-        Py_DECREF(t);
-        if (rc < 0)
-            goto err;
-        skip_ws(c);
-        if (c->p < c->end && *c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (c->p < c->end && *c->p == ']') {
-            c->p++;
-            *out = list;
-            return DEC_OK;
-        }
-        goto no;
-    }
-no:
-    Py_DECREF(list);
-    return DEC_NO;
-err:
-    Py_DECREF(list);
-    return DEC_ERR;
-}
-
-typedef struct {
-    const char *sym;
-    Py_ssize_t sym_len;
-    long long U, u, E, pu;
-    int has_pu;  /* pu given as an int (0: absent or null) */
-    PyObject *bids, *asks;
-    struct LevelBuf *bbuf, *abuf;  /* set: levels go to these C arrays instead (fused path) */
-} Depth;
-
-enum { F_E = 1, F_S = 2, F_UU = 4, F_U = 8, F_B = 16, F_A = 32, F_EV = 64, F_PU = 128 };
-
-static inline int
-key_is(const char *k, Py_ssize_t n, const char *lit)
-{
-    Py_ssize_t m = (Py_ssize_t)strlen(lit);
-    return n == m && memcmp(k, lit, (size_t)m) == 0;
-}
-
-/* The depthUpdate object (cursor on its '{'). */
-static int
-read_depth(Cur *c, Depth *d)
-{
-    int seen = 0;
-    if (!expect(c, '{'))
-        return DEC_NO;
-    skip_ws(c);
-    if (c->p < c->end && *c->p == '}')
-        return DEC_NO;  /* required fields missing */
-    for (;;) {
-        const char *k;
-        Py_ssize_t kn;
-        int rc;
-        if (read_plain_string(c, &k, &kn) != DEC_OK || !expect(c, ':'))
-            return DEC_NO;
-        int f = 0;
-        if (kn == 1) {
-            switch (k[0]) {
-            case 'e': f = F_EV; break;
-            case 'E': f = F_E; break;
-            case 's': f = F_S; break;
-            case 'U': f = F_UU; break;
-            case 'u': f = F_U; break;
-            case 'b': f = F_B; break;
-            case 'a': f = F_A; break;
-            default: break;
-            }
-        }
-        else if (key_is(k, kn, "pu")) {
-            f = F_PU;
-        }
-        if (f == 0) {
-            /* A field DepthUpdate does not have (T, COIN-M's ps, ...): msgspec skips it. We
-             * skip a plain string or a plain int; any other value -> not ours. */
-            const char *s;
-            Py_ssize_t n;
-            long long t;
-            skip_ws(c);
-            rc = (c->p < c->end && *c->p == '"') ? read_plain_string(c, &s, &n) : read_uint(c, &t);
-            if (rc != DEC_OK)
-                return rc;
-            goto next;
-        }
-        if (seen & f)
-            return DEC_NO;  /* duplicate key: msgspec keeps the last one; not ours */
-        seen |= f;
-        switch (f) {
-        case F_EV: {
-            const char *s;
-            Py_ssize_t n;
-            rc = read_plain_string(c, &s, &n);
-            break;
-        }
-        case F_S:
-            rc = read_plain_string(c, &d->sym, &d->sym_len);
-            break;
-        case F_E:
-            rc = read_uint(c, &d->E);
-            break;
-        case F_UU:
-            rc = read_uint(c, &d->U);
-            break;
-        case F_U:
-            rc = read_uint(c, &d->u);
-            break;
-        case F_PU:
-            skip_ws(c);
-            if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0) {
-                c->p += 4;
-                rc = DEC_OK;
-            }
-            else {
-                rc = read_uint(c, &d->pu);
-                d->has_pu = 1;
-            }
-            break;
-        case F_B:
-            rc = d->bbuf ? read_levels_buf(c, d->bbuf) : read_levels(c, &d->bids);
-            break;
-        default: /* F_A */
-            rc = d->abuf ? read_levels_buf(c, d->abuf) : read_levels(c, &d->asks);
-            break;
-        }
-        if (rc != DEC_OK)
-            return rc;
-    next:
-        skip_ws(c);
-        if (c->p < c->end && *c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (c->p < c->end && *c->p == '}') {
-            c->p++;
-            break;
-        }
-        return DEC_NO;
-    }
-    if ((seen & (F_EV | F_S | F_UU | F_U | F_B | F_A)) != (F_EV | F_S | F_UU | F_U | F_B | F_A))
-        return DEC_NO;
-    return DEC_OK;
-}
-
-/* {"stream": "...", "data": {...}} in either order. */
-static int
-read_envelope(Cur *c, Depth *d)
-{
-    int seen = 0;
-    if (!expect(c, '{'))
-        return DEC_NO;
-    for (;;) {
-        const char *k;
-        Py_ssize_t kn;
-        int rc;
-        if (read_plain_string(c, &k, &kn) != DEC_OK || !expect(c, ':'))
-            return DEC_NO;
-        if (key_is(k, kn, "stream") && !(seen & 1)) {
-            const char *s;
-            Py_ssize_t n;
-            seen |= 1;
-            rc = read_plain_string(c, &s, &n);
-        }
-        else if (key_is(k, kn, "data") && !(seen & 2)) {
-            seen |= 2;
-            rc = read_depth(c, d);
-        }
-        else {
-            return DEC_NO;
-        }
-        if (rc != DEC_OK)
-            return rc;
-        skip_ws(c);
-        if (c->p < c->end && *c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (c->p < c->end && *c->p == '}') {
-            c->p++;
-            break;
-        }
-        return DEC_NO;
-    }
-    return seen == 3 ? DEC_OK : DEC_NO;
-}
-
-PyDoc_STRVAR(binance_depth_doc,
-"binance_depth(frame, ts_recv_ns, BookDelta) -> BookDelta | None\n\n"
-"Decode a Binance depthUpdate frame (bytes; plain or combined-stream envelope) into\n"
-"BookDelta(symbol=s, bids=b, asks=a, first_seq=U, last_seq=u, prev_seq=pu,\n"
-"ts_exchange_ns=E * 1_000_000, ts_recv_ns=ts_recv_ns), exactly as the msgspec path of\n"
-"adapters/binance/parse.py does; None when the frame is outside the fast subset (then the\n"
-"msgspec path decides, including every error).");
-
-static PyObject *
-binance_depth(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "binance_depth(frame, ts_recv_ns, BookDelta)");
-        return NULL;
-    }
-    PyObject *frame = args[0];
-    if (!PyBytes_CheckExact(frame))
-        Py_RETURN_NONE;
-    Py_ssize_t len = PyBytes_GET_SIZE(frame);
-    const char *buf = PyBytes_AS_STRING(frame);
-    Cur c = {buf, buf + len};
-    Depth d;
-    memset(&d, 0, sizeof d);
-    int rc;
-    /* parse.py picks the envelope decoder exactly when the frame starts with '{"stream"' */
-    if (len >= 9 && memcmp(buf, "{\"stream\"", 9) == 0)
-        rc = read_envelope(&c, &d);
-    else
-        rc = read_depth(&c, &d);
-    if (rc == DEC_OK) {
-        skip_ws(&c);
-        if (c.p != c.end)
-            rc = DEC_NO;  /* trailing bytes */
-    }
-    if (rc == DEC_OK && (d.u < d.U || d.E > 9000000000000LL))
-        rc = DEC_NO;
-    PyObject *result = NULL;
-    if (rc == DEC_OK) {
-        PyObject *vals[8] = {NULL};
-        vals[0] = PyUnicode_New(d.sym_len, 127);
-        if (vals[0] != NULL)
-            memcpy(PyUnicode_DATA(vals[0]), d.sym, (size_t)d.sym_len);
-        vals[1] = d.bids;
-        vals[2] = d.asks;
-        vals[3] = PyLong_FromLongLong(d.U);
-        vals[4] = PyLong_FromLongLong(d.u);
-        if (d.has_pu) {
-            vals[5] = PyLong_FromLongLong(d.pu);
-        }
-        else {
-            vals[5] = Py_None;
-            Py_INCREF(Py_None);
-        }
-        vals[6] = PyLong_FromLongLong(d.E * 1000000LL);
-        vals[7] = args[1];
-        if (vals[0] && vals[3] && vals[4] && vals[5] && vals[6])
-            result = PyObject_Vectorcall(args[2], vals, 0, g_delta_kwnames);
-        else
-            rc = DEC_ERR;
-        Py_XDECREF(vals[0]);
-        Py_XDECREF(vals[3]);
-        Py_XDECREF(vals[4]);
-        Py_XDECREF(vals[5]);
-        Py_XDECREF(vals[6]);
-    }
-    Py_XDECREF(d.bids);
-    Py_XDECREF(d.asks);
-    if (rc == DEC_ERR)
-        return NULL;
-    if (rc == DEC_NO)
-        Py_RETURN_NONE;
-    return result;  /* NULL if BookDelta raised */
-}
-
-/* ------------------------------------------------------------------ fused Binance steady state */
-
-/*
- * binance_depth_apply(frame, symbol, model, local, bsizes, bkeys, asizes, akeys)
- *     -> (first_seq, last_seq) when the frame's delta WAS APPLIED to the book's containers,
- *        or a small int status when NOTHING was touched:
- *          1  not ours: outside binance_depth's subset, or another symbol
- *          2  not the fast APPLY case of the sequence rule (see below)
- *          3  the book is, or might become, crossed
- *          4  unexpected state (local not an int, containers not dict/list, non-float keys)
- *
- * The SYNCED steady state of a Binance book in one call: binance_depth's decoder (same subset,
- * levels read into C doubles instead of tuples), the APPLY test, L2Book.apply_delta's level
- * loop (apply_one, exactly as apply_levels), no BookDelta. Its caller is
- * BookSession.apply_frame_fast, which gates it (SYNCED, no bridge, no checksum, no truncation,
- * no per-level ids, no raw strings, book not poisoned) and does the bookkeeping of an applied
- * delta (Sequencer.advance, stats.deltas_applied). On ANY status the caller must take the
- * normal path for the frame -- decoder.decode() -> session.on_delta() -- which stays the single
- * source of truth for every decision (stale, duplicate, gap, crossed, bad frame, ...).
- *
- * The sequence rule lives in bookkeeper/sequencer.py (Sequencer._check_range /
- * _check_pointer). This function may ONLY answer its single APPLY case, for two models, with
- * ``local`` an int: model 1 CONTIGUOUS_RANGE: u > local and U <= local + 1; model 2
- * PREV_POINTER: pu == local and u != local. Anything else returns 2 and the Sequencer decides.
- * Change this only in step with Sequencer (tests/speedups/test_fastpath.py checks both).
- *
- * Crossed books: apply_delta then is_crossed would mutate before detecting; instead the book
- * is only touched when it provably cannot end crossed: before, best bid < best ask (or a side
- * empty), and max(best bid, highest new non-zero bid) < min(best ask, lowest new non-zero ask)
- * -- deletes only move the best levels apart. Otherwise 3 (normal path: it applies, sees the
- * crossing and recovers). Only a MemoryError mid-loop leaves a partly applied delta (raised).
- */
-static LevelBuf g_fbids, g_fasks;  /* reused between calls (the GIL serialises them) */
-
-enum { FAST_NOT_OURS = 1, FAST_NOT_APPLY = 2, FAST_MAYBE_CROSSED = 3, FAST_BAD_STATE = 4 };
-
-/* The price of a side's best key (keys[-1], negated for asks) as a double; 0 if the list is
- * empty (*empty = 1); -1 if a key is not an exact float. */
-static inline int
-best_key(PyObject *keys, int neg, double *out, int *empty)
-{
-    Py_ssize_t n = PyList_GET_SIZE(keys);
-    *empty = n == 0;
-    if (n == 0)
-        return 0;
-    PyObject *k = PyList_GET_ITEM(keys, n - 1);
-    if (!PyFloat_CheckExact(k))
-        return -1;
-    *out = neg ? -PyFloat_AS_DOUBLE(k) : PyFloat_AS_DOUBLE(k);
-    return 0;
-}
-
-/* ``b"depthUpdate" in frame`` */
-static int
-has_depth_update(const char *buf, Py_ssize_t len)
-{
-    static const char pat[] = "depthUpdate";
-    const Py_ssize_t m = (Py_ssize_t)sizeof pat - 1;
-    for (const char *q = buf, *end = buf + len; end - q >= m; q++) {
-        q = memchr(q, 'd', (size_t)(end - q - m + 1));
-        if (q == NULL)
-            return 0;
-        if (memcmp(q, pat, (size_t)m) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int
-apply_buf(PyObject *sizes, PyObject *keys, int mode, const LevelBuf *b)
-{
-    Side side = {sizes, keys, NULL, NULL, mode};
-    for (Py_ssize_t i = 0; i < b->n; i++) {
-        double px = b->v[2 * i], sz = b->v[2 * i + 1];
-        PyObject *p = PyFloat_FromDouble(px);
-        if (p == NULL)
-            return -1;
-        PyObject *s;
-        if (sz == 0.0) {
-            s = g_zero;
-            Py_INCREF(s);
-        }
-        else if ((s = PyFloat_FromDouble(sz)) == NULL) {
-            Py_DECREF(p);
-            return -1;
-        }
-        int rc = apply_one(&side, p, s, i);
-        Py_DECREF(p);
-        Py_DECREF(s);
-        if (rc != 0)
-            return -1;  /* rc 1 (bad size) cannot happen: sizes are finite and >= 0 here */
-    }
-    return 0;
-}
-
-PyDoc_STRVAR(binance_depth_apply_doc,
-"binance_depth_apply(frame, symbol, model, local, bsizes, bkeys, asizes, akeys)\n"
-"-> (first_seq, last_seq) | int\n\n"
-"Fused decode + the APPLY case of the sequence rule + apply for a synced Binance book\n"
-"(see the C source). A tuple: applied; an int: nothing was touched, take the normal path.");
-
-static PyObject *
-binance_depth_apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError,
-                        "binance_depth_apply(frame, symbol, model, local, bsizes, bkeys, asizes, akeys)");
-        return NULL;
-    }
-    PyObject *frame = args[0], *symbol = args[1], *bsizes = args[4], *bkeys = args[5],
-             *asizes = args[6], *akeys = args[7];
-    long model = PyLong_Check(args[2]) ? PyLong_AsLong(args[2]) : 0;
-    if (model == -1 && PyErr_Occurred())
-        return NULL;
-    if ((model != 1 && model != 2) || !PyLong_CheckExact(args[3]) || !PyDict_CheckExact(bsizes)
-            || !PyList_CheckExact(bkeys) || !PyDict_CheckExact(asizes) || !PyList_CheckExact(akeys)
-            || !PyUnicode_Check(symbol))
-        return PyLong_FromLong(FAST_BAD_STATE);
-    int overflow = 0;
-    long long local = PyLong_AsLongLongAndOverflow(args[3], &overflow);
-    if (local == -1 && PyErr_Occurred())
-        return NULL;
-    if (overflow)
-        return PyLong_FromLong(FAST_BAD_STATE);
-    if (!PyBytes_CheckExact(frame))
-        return PyLong_FromLong(FAST_NOT_OURS);
-
-    Py_ssize_t len = PyBytes_GET_SIZE(frame);
-    const char *buf = PyBytes_AS_STRING(frame);
-    /* parse.decode() only takes the depth decoders for frames containing "depthUpdate" */
-    if (!has_depth_update(buf, len))
-        return PyLong_FromLong(FAST_NOT_OURS);
-    Cur c = {buf, buf + len};
-    Depth d;
-    memset(&d, 0, sizeof d);
-    d.bbuf = &g_fbids;
-    d.abuf = &g_fasks;
-    g_fbids.n = g_fasks.n = 0;
-    int rc;
-    if (len >= 9 && memcmp(buf, "{\"stream\"", 9) == 0)  /* as binance_depth */
-        rc = read_envelope(&c, &d);
-    else
-        rc = read_depth(&c, &d);
-    if (rc == DEC_ERR)
-        return NULL;
-    if (rc == DEC_OK) {
-        skip_ws(&c);
-        if (c.p != c.end)
-            rc = DEC_NO;
-    }
-    if (rc != DEC_OK || d.u < d.U || d.E > 9000000000000LL)
-        return PyLong_FromLong(FAST_NOT_OURS);
-    Py_ssize_t sym_len;
-    const char *sym = PyUnicode_AsUTF8AndSize(symbol, &sym_len);
-    if (sym == NULL)
-        return NULL;
-    if (sym_len != d.sym_len || memcmp(sym, d.sym, (size_t)sym_len) != 0)
-        return PyLong_FromLong(FAST_NOT_OURS);
-
-    /* The APPLY case of Sequencer's rule ONLY (bookkeeper/sequencer.py); see above. */
-    int apply;
-    if (model == 1)
-        apply = d.u > local && d.U - 1 <= local;
-    else
-        apply = d.has_pu && d.pu == local && d.u != local;
-    if (!apply)
-        return PyLong_FromLong(FAST_NOT_APPLY);
-
-    double obb = -Py_HUGE_VAL, oba = Py_HUGE_VAL;
-    int bempty, aempty;
-    if (best_key(bkeys, 0, &obb, &bempty) < 0 || best_key(akeys, 1, &oba, &aempty) < 0)
-        return PyLong_FromLong(FAST_BAD_STATE);
-    if (bempty)
-        obb = -Py_HUGE_VAL;
-    if (aempty)
-        oba = Py_HUGE_VAL;
-    if (obb >= oba)
-        return PyLong_FromLong(FAST_MAYBE_CROSSED);  /* already crossed: not a steady state */
-    double hi = obb, lo = oba;
-    for (Py_ssize_t i = 0; i < g_fbids.n; i++)
-        if (g_fbids.v[2 * i + 1] != 0.0 && g_fbids.v[2 * i] > hi)
-            hi = g_fbids.v[2 * i];
-    for (Py_ssize_t i = 0; i < g_fasks.n; i++)
-        if (g_fasks.v[2 * i + 1] != 0.0 && g_fasks.v[2 * i] < lo)
-            lo = g_fasks.v[2 * i];
-    if (hi >= lo)
-        return PyLong_FromLong(FAST_MAYBE_CROSSED);
-
-    if (apply_buf(bsizes, bkeys, KEY_SAME, &g_fbids) < 0 || apply_buf(asizes, akeys, KEY_NEG, &g_fasks) < 0)
-        return NULL;
-    PyObject *first = PyLong_FromLongLong(d.U);
-    PyObject *last = first ? PyLong_FromLongLong(d.u) : NULL;
-    PyObject *out = last ? PyTuple_Pack(2, first, last) : NULL;
-    Py_XDECREF(first);
-    Py_XDECREF(last);
-    return out;
-}
-
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef methods[] = {
     {"apply_levels", (PyCFunction)(void (*)(void))apply_levels, METH_FASTCALL, apply_levels_doc},
     {"apply_levels_raw", (PyCFunction)(void (*)(void))apply_levels_raw, METH_FASTCALL, apply_levels_raw_doc},
-    {"top_side", (PyCFunction)(void (*)(void))top_side, METH_FASTCALL, top_side_doc},
     {"top_both", (PyCFunction)(void (*)(void))top_both, METH_FASTCALL, top_both_doc},
     {"top_raw_side", (PyCFunction)(void (*)(void))top_raw_side, METH_FASTCALL, top_raw_side_doc},
     {"okx_crc", (PyCFunction)(void (*)(void))okx_crc, METH_FASTCALL, okx_crc_doc},
-    {"binance_depth", (PyCFunction)(void (*)(void))binance_depth, METH_FASTCALL, binance_depth_doc},
-    {"binance_depth_apply", (PyCFunction)(void (*)(void))binance_depth_apply, METH_FASTCALL,
-     binance_depth_apply_doc},
     {NULL, NULL, 0, NULL},
 };
 
+static int
+speedups_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    State *st = get_state(m);
+#define VISIT(name) Py_VISIT(st->name);
+    STATE_OBJECTS(VISIT)
+#undef VISIT
+    return 0;
+}
+
+static int
+speedups_clear(PyObject *m)
+{
+    State *st = get_state(m);
+#define CLEAR(name) Py_CLEAR(st->name);
+    STATE_OBJECTS(CLEAR)
+#undef CLEAR
+    return 0;
+}
+
+static void
+speedups_free(void *m)
+{
+    speedups_clear((PyObject *)m);
+}
+
+/* Py_mod_exec: fill this instance's state (a fresh, zeroed one per import / interpreter). */
+static int
+speedups_exec(PyObject *m)
+{
+    State *st = get_state(m);
+    PyObject *zlib = PyImport_ImportModule("zlib");
+    if (zlib == NULL)
+        return -1;
+    st->crc32 = PyObject_GetAttrString(zlib, "crc32");
+    Py_DECREF(zlib);
+    st->zero = PyFloat_FromDouble(0.0);
+    st->inf = PyFloat_FromDouble(Py_HUGE_VAL);
+    st->one = PyFloat_FromDouble(1.0);
+    st->minus_one = PyFloat_FromDouble(-1.0);
+    st->bid = PyUnicode_InternFromString("bid");
+    st->ask = PyUnicode_InternFromString("ask");
+    if (st->crc32 == NULL || st->zero == NULL || st->inf == NULL || st->one == NULL
+            || st->minus_one == NULL || st->bid == NULL || st->ask == NULL)
+        return -1;
+    st->capi.version = BK_SPEEDUPS_CAPI_VERSION;
+    st->capi.ctx = st;
+    st->capi.apply_uncrossed = capi_apply_uncrossed;
+    /* The table lives in this module's state: a user keeps the MODULE alive (see the header). */
+    PyObject *capsule = PyCapsule_New(&st->capi, BK_SPEEDUPS_CAPSULE, NULL);
+    if (capsule == NULL)
+        return -1;
+    int rc = PyModule_AddObjectRef(m, "_C_API", capsule);
+    Py_DECREF(capsule);
+    return rc;
+}
+
+static PyModuleDef_Slot slots[] = {BK_MODULE_SLOTS(speedups_exec)};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "bookkeeper._speedups",
-    "Optional C accelerator for bookkeeper.book / bookkeeper.checksum (see the C source header).",
-    -1, methods,
+    PyModuleDef_HEAD_INIT, .m_name = "bookkeeper._speedups", .m_size = sizeof(State),
+    .m_doc = "Optional C accelerator for bookkeeper.book / bookkeeper.checksum (see the C source header).",
+    .m_methods = methods, .m_slots = slots,
+    .m_traverse = speedups_traverse, .m_clear = speedups_clear, .m_free = speedups_free,
 };
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    PyObject *zlib = PyImport_ImportModule("zlib");
-    if (zlib == NULL)
-        return NULL;
-    g_crc32 = PyObject_GetAttrString(zlib, "crc32");
-    Py_DECREF(zlib);
-    if (g_crc32 == NULL)
-        return NULL;
-    g_zero = PyFloat_FromDouble(0.0);
-    g_inf = PyFloat_FromDouble(Py_HUGE_VAL);
-    if (g_inf == NULL)
-        return NULL;
-    g_one = PyFloat_FromDouble(1.0);
-    g_minus_one = PyFloat_FromDouble(-1.0);
-    if (g_one == NULL || g_minus_one == NULL)
-        return NULL;
-    g_bid = PyUnicode_InternFromString("bid");
-    g_ask = PyUnicode_InternFromString("ask");
-    if (g_zero == NULL || g_bid == NULL || g_ask == NULL)
-        return NULL;
-    static const char *const kw[8] = {"symbol", "bids", "asks", "first_seq", "last_seq", "prev_seq",
-                                      "ts_exchange_ns", "ts_recv_ns"};
-    g_delta_kwnames = PyTuple_New(8);
-    if (g_delta_kwnames == NULL)
-        return NULL;
-    for (int i = 0; i < 8; i++) {
-        PyObject *name = PyUnicode_InternFromString(kw[i]);
-        if (name == NULL)
-            return NULL;
-        PyTuple_SET_ITEM(g_delta_kwnames, i, name);
-    }
-    return PyModule_Create(&module);
+    return PyModuleDef_Init(&module);
 }

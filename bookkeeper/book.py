@@ -13,11 +13,12 @@ each) while ``bisect.insort`` + ``list.insert`` near the end of the list run in 
 under 200 ns at 10k levels a side). ``benchmarks/bench_book.py`` measures both side by side;
 sortedcontainers stays the reference structure in the property tests.
 
-Optional C accelerator: when ``bookkeeper._speedups`` is importable (built from
-``bookkeeper/_speedups.c`` by ``pip install``; skipped without a compiler) the level loop of
-:meth:`L2Book.apply_delta` and the reads ``top``/``top_raw`` run in C over the *same* dicts and
-key lists, with the same semantics (tests/speedups/ checks both paths against each other).
-``BOOKKEEPER_PURE_PYTHON=1`` in the environment at import time forces the pure-Python path.
+Optional C accelerator: when ``bookkeeper._speedups`` is built (from ``bookkeeper/_speedups.c``
+by ``pip install``; skipped without a compiler) the level loop of :meth:`L2Book.apply_delta` and
+the reads ``top``/``top_raw`` run in C over the *same* dicts and key lists, with the same
+semantics (tests/speedups/ checks both paths against each other). It is loaded through
+:func:`bookkeeper._accel.load`, so ``BOOKKEEPER_PURE_PYTHON=1`` in the environment at import
+time forces the pure-Python path (for every C path at once).
 
 A level's exchange strings are kept (``*_raw`` dicts) only for checksum venues, so checksums
 are computed from the venue's own text. A size of ``0`` deletes (tested with ``== 0``).
@@ -34,26 +35,18 @@ a delta, and of :class:`bookkeeper.testing.reference.SortedReferenceBook`). A cr
 
 from __future__ import annotations
 
-import os
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
-from importlib import import_module
 from typing import Any
 
+from ._accel import load
 from .errors import IntegrityError
 from .types import Level, RawLevel
 
 __all__ = ["L2Book"]
 
-_sp: Any = None
-if os.environ.get("BOOKKEEPER_PURE_PYTHON", "") in ("", "0"):
-    # import_module, not ``from . import _speedups``: the C module has no Python source, so
-    # import-linter would attribute a static import to the ``bookkeeper`` package itself.
-    # (_speedups is a leaf: it imports only zlib.)
-    try:
-        _sp = import_module("bookkeeper._speedups")
-    except ImportError:  # no compiler at install time: the pure-Python path below is used
-        _sp = None
+#: The C accelerator, or None: not built (no compiler at install time) or switched off.
+_sp: Any = load("bookkeeper._speedups")
 #: True when the C accelerator is in use (tests may set ``bookkeeper.book._sp = None``).
 ACCELERATED = _sp is not None
 

@@ -15,24 +15,18 @@ strings of every level for checksum venues and these functions only join and has
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from importlib import import_module
 from typing import Any
 from zlib import crc32
 
+from ._accel import load
 from .capabilities import ChecksumKind
 from .types import RawLevel
 
 __all__ = ["okx_checksum", "kraken_checksum", "compute_checksum", "checksum_absent"]
 
-# Optional C accelerator (bookkeeper/_speedups.c); BOOKKEEPER_PURE_PYTHON=1 forces pure Python.
-_sp: Any = None
-if os.environ.get("BOOKKEEPER_PURE_PYTHON", "") in ("", "0"):
-    try:  # import_module: see bookkeeper/book.py
-        _sp = import_module("bookkeeper._speedups")
-    except ImportError:
-        _sp = None
+# Optional C accelerator (bookkeeper/_speedups.c), or None; the switch: bookkeeper/_accel.py.
+_sp: Any = load("bookkeeper._speedups")
 
 
 def okx_checksum(bids: Sequence[RawLevel], asks: Sequence[RawLevel]) -> int:

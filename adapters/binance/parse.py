@@ -2,27 +2,28 @@
 
 ``U``/``u``/``pu`` become ``first_seq``/``last_seq``/``prev_seq`` here and nowhere later.
 The depth path is the hot path of the whole library: one typed msgspec decode (C), one
-``BookDelta`` construction, no per-level Python. With the optional C accelerator
-(``bookkeeper._speedups``, see ``bookkeeper/book.py``) a strict-subset decoder handles the
+``BookDelta`` construction, no per-level Python. With the optional C decoder beside this file
+(``_fastdepth.c``, built as ``bookkeeper.adapters.binance._fastdepth`` and loaded through
+``bookkeeper._accel``, so ``BOOKKEEPER_PURE_PYTHON=1`` turns it off) a strict-subset decoder handles the
 frames Binance actually sends (bytes, no escapes, plain decimal strings) and builds the same
 ``BookDelta`` directly (~2x faster than msgspec + ``BookDelta``); it answers ``None`` for
 anything else and the msgspec path below decides, errors included
 (``tests/speedups/test_speedups_binance.py`` checks both against each other).
-``fused_depth`` is the accelerator's fused decode + apply of the synced steady state, for
-``BookSession.apply_frame_fast`` (``tests/speedups/test_fastpath.py``).
+``fused_depth`` is its fused decode + apply of the synced steady state, for
+``BookSession.apply_frame_fast`` (``tests/speedups/test_fastpath.py``); it applies through
+``bookkeeper._speedups``' C API, the generic book loop.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from decimal import Decimal
-from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
+from bookkeeper._accel import load
 from bookkeeper.errors import AdapterError
 from bookkeeper.events import BookDelta, BookSnapshot, BookTicker, MarketEvent, SnapshotSource, Subscribed, Trade
 from bookkeeper.types import TradeSide
@@ -35,20 +36,13 @@ _plain = msgspec.json.Decoder(DepthUpdate, strict=False)
 _snapshot = msgspec.json.Decoder(DepthSnapshot, strict=False)
 _snapshot_convert = DepthSnapshot
 
+_fd = load("bookkeeper.adapters.binance._fastdepth")
 #: ``binance_depth(frame, ts_recv_ns, BookDelta) -> BookDelta | None`` from the optional C
-#: accelerator, or None (not built, or ``BOOKKEEPER_PURE_PYTHON=1``; tests may set it to None).
-_fast_depth: Any = None
-if os.environ.get("BOOKKEEPER_PURE_PYTHON", "") in ("", "0"):
-    try:
-        _fast_depth = import_module("bookkeeper._speedups").binance_depth
-    except (ImportError, AttributeError):
-        _fast_depth = None
-
+#: decoder, or None (not built, or ``BOOKKEEPER_PURE_PYTHON=1``; tests may set it to None).
+_fast_depth: Any = None if _fd is None else _fd.binance_depth
 #: ``binance_depth_apply`` (the fused steady-state decode + apply for
-#: ``BookSession.apply_frame_fast``), or None without the accelerator.
-fused_depth: Any = None
-if _fast_depth is not None:
-    fused_depth = getattr(import_module("bookkeeper._speedups"), "binance_depth_apply", None)
+#: ``BookSession.apply_frame_fast``), or None without the C decoder.
+fused_depth: Any = None if _fd is None else _fd.binance_depth_apply
 
 
 def parse_depth_update(frame: bytes | str, ts_recv_ns: int, exchange: str) -> BookDelta:

@@ -25,7 +25,7 @@ from bookkeeper.errors import AdapterError
 from bookkeeper.events import BookSnapshot, CloseReason, SnapshotSource, StreamClosed
 from bookkeeper.session import BookSession
 
-pytest.importorskip("bookkeeper._speedups", reason="C accelerator not built")
+pytest.importorskip("bookkeeper.adapters.binance._fastdepth", reason="C decoder not built")
 FUSED = P.fused_depth
 pytestmark = pytest.mark.skipif(FUSED is None, reason="fused path not available")
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures/real"

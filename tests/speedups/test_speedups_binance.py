@@ -1,5 +1,6 @@
-"""The C Binance depthUpdate decoder (``bookkeeper._speedups.binance_depth``) against the
-msgspec path of ``adapters/binance/parse.py``.
+"""The C Binance depthUpdate decoder (``bookkeeper.adapters.binance._fastdepth.binance_depth``,
+built from ``adapters/binance/_fastdepth.c``) against the msgspec path of
+``adapters/binance/parse.py``.
 
 The C decoder takes a strict subset of frames and answers ``None`` for everything else, so the
 public ``parse_depth_update`` / ``decode`` must give *identical* events (same values, same
@@ -25,7 +26,7 @@ from bookkeeper.adapters.binance import parse as P
 from bookkeeper.errors import AdapterError
 from bookkeeper.events import BookDelta
 
-_speedups = pytest.importorskip("bookkeeper._speedups", reason="C accelerator not built")
+_fastdepth = pytest.importorskip("bookkeeper.adapters.binance._fastdepth", reason="C decoder not built")
 FIXTURES = Path("/work/shared/fixtures/real")
 SETTINGS = settings(max_examples=400, derandomize=True, deadline=None)
 
@@ -69,7 +70,7 @@ def outcome(fn, frame):
 
 def check(frame):
     """Both public entry points agree with the msgspec-only path; returns whether C took it."""
-    fast = _speedups.binance_depth(frame, 123, BookDelta)
+    fast = _fastdepth.binance_depth(frame, 123, BookDelta)
     for fn in (P.parse_depth_update, P.decode):
         got = outcome(fn, frame)
         with typed_only():
@@ -191,7 +192,7 @@ def test_random_frames_decode_identically(seed):
 
 def test_random_frame_generator_exercises_both_paths():
     rng = random.Random(1)
-    taken = sum(_speedups.binance_depth(make_frame(rng), 0, BookDelta) is not None for _ in range(2000))
+    taken = sum(_fastdepth.binance_depth(make_frame(rng), 0, BookDelta) is not None for _ in range(2000))
     assert 300 < taken < 1900, taken
 
 
@@ -243,7 +244,7 @@ def test_edge_frames_decode_identically(frame):
 def test_zero_sizes_are_positive_zero_and_prices_exact():
     frame = (b'{"e":"depthUpdate","E":7,"s":"BTCUSDT","U":1,"u":2,'
              b'"b":[["0.30000000","0.00000000"],["57000.01000000","1.23456789"]],"a":[["0.1","0"]]}')
-    ev = _speedups.binance_depth(frame, 9, BookDelta)
+    ev = _fastdepth.binance_depth(frame, 9, BookDelta)
     assert ev is not None
     assert ev.bids == [(0.3, 0.0), (57000.01, 1.23456789)] and ev.asks == [(0.1, 0.0)]
     assert math.copysign(1.0, ev.bids[0][1]) == 1.0
@@ -252,6 +253,6 @@ def test_zero_sizes_are_positive_zero_and_prices_exact():
 
 def test_non_bytes_frames_are_declined():
     frame = b'{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[],"a":[]}'
-    assert _speedups.binance_depth(bytearray(frame), 0, BookDelta) is None
-    assert _speedups.binance_depth(frame.decode(), 0, BookDelta) is None
-    assert _speedups.binance_depth(memoryview(frame), 0, BookDelta) is None
+    assert _fastdepth.binance_depth(bytearray(frame), 0, BookDelta) is None
+    assert _fastdepth.binance_depth(frame.decode(), 0, BookDelta) is None
+    assert _fastdepth.binance_depth(memoryview(frame), 0, BookDelta) is None

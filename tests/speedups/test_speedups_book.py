@@ -228,7 +228,7 @@ def test_unpack_errors_match_python():
             book.apply_delta(make(), [])
             return state(book)
         a, b = _both(run)
-        assert a == b, bad
+        assert a == b, make()
 
 
 def test_non_float_sizes_and_prices_use_python_comparisons():
