@@ -22,7 +22,17 @@ from __future__ import annotations
 
 
 class BookkeeperError(Exception):
-    """Root of every exception bookkeeper raises. Never raised directly."""
+    """Root of every exception bookkeeper raises. Never raised directly.
+
+    Context is passed as keyword arguments and becomes attributes (the ones each class
+    documents are declared on it, ``None`` when not given); all of them are also in
+    :attr:`context`.
+
+    Attributes:
+        context: every keyword given at construction.
+    """
+
+    context: dict[str, object]
 
     def __init__(self, message: str = "", **context: object) -> None:
         if type(self) is BookkeeperError:
@@ -34,15 +44,41 @@ class BookkeeperError(Exception):
 
 
 class InvalidEvent(BookkeeperError):
-    """An event or value violates its own invariants (e.g. ``last_seq < first_seq``)."""
+    """An event or value violates its own invariants (e.g. ``last_seq < first_seq``).
+
+    Attributes:
+        symbol: the instrument of the event, when known.
+        fill_id: the venue fill id, for fills.
+    """
+
+    symbol: str | None = None
+    fill_id: str | None = None
 
 
 class InvalidState(BookkeeperError):
-    """A method was called in a state that forbids it (e.g. an illegal sync transition)."""
+    """A method was called in a state that forbids it (e.g. reading a book that is not
+    SYNCED, an illegal sync transition, a feed whose driver died: then ``__cause__`` is the
+    driver's exception).
+
+    Attributes:
+        symbol: the instrument, when the state is a book's.
+        state: the :class:`~bookkeeper.actions.SyncState` the book was in, when it is a book's.
+    """
+
+    symbol: str | None = None
+    state: object | None = None
 
 
 class IntegrityError(BookkeeperError):
-    """The book or ledger reached an impossible state. Carries evidence as attributes."""
+    """The book or ledger reached an impossible state. Carries evidence as attributes.
+
+    Attributes:
+        price: the offending level's price, when one level is to blame.
+        reason: why the state is impossible (also the message).
+    """
+
+    price: float | None = None
+    reason: str | None = None
 
 
 class CrossedBook(IntegrityError):
@@ -62,13 +98,28 @@ class AdapterError(BookkeeperError):
         symbol: the instrument when it could be read, else ``None``.
     """
 
+    exchange: str
+    excerpt: str
+    symbol: str | None = None
+
     def __init__(self, message: str, *, exchange: str, raw: object = b"", symbol: str | None = None) -> None:
         text = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray, memoryview)) else str(raw)
         super().__init__(message, exchange=exchange, excerpt=text[:200], symbol=symbol)
 
 
 class TransportError(BookkeeperError):
-    """A network-level failure, raised only by ``bookkeeper.io``."""
+    """A network-level failure, raised only by ``bookkeeper.io``.
+
+    Attributes:
+        exchange: venue name (REST failures).
+        symbol: the instrument a REST request was for.
+        closure: the :class:`~bookkeeper.io.ws.Closure` (close code, cause) of a WebSocket
+            failure.
+    """
+
+    exchange: str | None = None
+    symbol: str | None = None
+    closure: object | None = None
 
 
 class ConnectionLost(TransportError):
@@ -80,15 +131,46 @@ class RequestTimeout(TransportError):
 
 
 class RateLimited(TransportError):
-    """The venue answered 429/418; ``retry_after_s`` is what it asked for (or ``None``)."""
+    """The venue answered 429/418.
+
+    Attributes:
+        retry_after_s: what the venue asked us to wait (``Retry-After``), or ``None``.
+    """
+
+    retry_after_s: float | None = None
 
     def __init__(self, message: str = "rate limited", *, retry_after_s: float | None = None, **context: object) -> None:
         super().__init__(message, retry_after_s=retry_after_s, **context)
 
 
 class ExchangeRejected(BookkeeperError):
-    """A non-retryable answer from the venue (auth, bad symbol)."""
+    """A non-retryable answer from the venue (auth, bad symbol).
+
+    Attributes:
+        exchange: venue name.
+        symbol: the instrument the request was for.
+        ccxt_class: the name of the ccxt exception it was mapped from (``None`` when it came
+            from a WebSocket handshake).
+        closure: the WebSocket closure, for a refused handshake.
+    """
+
+    exchange: str | None = None
+    symbol: str | None = None
+    ccxt_class: str | None = None
+    closure: object | None = None
 
 
 class UsageError(BookkeeperError):
-    """Bad input from a user: unknown venue, unreadable file, bad flag value."""
+    """Bad input from a user: unknown venue, unreadable file, bad flag value.
+
+    Attributes:
+        venue: the venue name given, when it is to blame.
+        symbol: the symbol given, when it is to blame.
+        path: the file, when it is to blame.
+        line: the 1-based line of ``path`` that could not be read.
+    """
+
+    venue: str | None = None
+    symbol: str | None = None
+    path: str | None = None
+    line: int | None = None

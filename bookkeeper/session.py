@@ -7,14 +7,61 @@ A session owns an :class:`~bookkeeper.book.L2Book` and a
 it caused (``FetchSnapshot``, ``Resubscribe``, ``ReplayDeltas``, ``Halt``, ``Alert``,
 ``StateChanged``). It never reads a clock, touches a socket or retries: the driver does.
 
-States (legal transitions in :data:`TRANSITIONS`; anything else raises ``InvalidState``)::
+A session is in a :class:`~bookkeeper.actions.SyncState` (public: only SYNCED books are
+valid to read) and a :class:`Phase` (what it awaits: a snapshot, the delta that bridges one,
+the first delta after a reconnect, a journal replay). Every legal change of the pair is a
+row of :data:`PHASE_TRANSITIONS`; anything else raises ``InvalidState``. The diagram below is
+that table, as :func:`transition_diagram` renders it (a test keeps them equal). *Trouble* is
+a gap, a checksum mismatch, a crossed book, invalid input, no progress (``on_stale``), a local
+id ahead, a buffer overflow or a refused snapshot (stale, unbridgeable, invalid, diverged);
+the *next rung* is a REST snapshot or a resubscribe (``plan_recovery``); *halt* is the breaker
+opening or the snapshot attempts running out; a *bridge owed* means the first newer delta
+must bridge the snapshot by the venue's splice rule (:mod:`bookkeeper.splicing`)::
 
-    UNSYNCED ──first delta (REST venue)──▶ AWAITING_SNAPSHOT ──snapshot spliced──▶ SYNCED
-    UNSYNCED ──WS snapshot──────────────────────────────────────────────────────▶ SYNCED
-    SYNCED ──gap / checksum mismatch / crossed / bad input / disconnect / snapshot diverged
-             at the same id / snapshot without the id it needs / local id ahead──▶ RECOVERING
-    RECOVERING ──resume proven / replay closed the gap / snapshot spliced──▶ SYNCED
-    any ──breaker open, snapshot attempts exhausted──▶ HALTED ──operator reset──▶ UNSYNCED
+    UNSYNCED / idle
+      ──▶ AWAITING_SNAPSHOT / snapshot  first delta on a REST venue, or trouble: next rung
+      ──▶ SYNCED / idle                 snapshot applied
+      ──▶ SYNCED / bridge               snapshot applied, bridge owed
+      ──▶ HALTED / idle                 halt
+    AWAITING_SNAPSHOT / snapshot
+      ──▶ SYNCED / idle                 snapshot applied
+      ──▶ SYNCED / bridge               snapshot applied, bridge owed
+      ──▶ HALTED / idle                 halt
+    SYNCED / idle
+      ──▶ SYNCED / bridge               snapshot applied, bridge owed
+      ──▶ RECOVERING / snapshot         trouble, or disconnect without ids: next rung
+      ──▶ RECOVERING / replay           gap: replay requested
+      ──▶ RECOVERING / resume           disconnect: resume pending
+      ──▶ HALTED / idle                 halt
+    SYNCED / bridge
+      ──▶ SYNCED / idle                 the bridging delta applied
+      ──▶ RECOVERING / snapshot         trouble: next rung
+      ──▶ RECOVERING / replay           gap: replay requested
+      ──▶ RECOVERING / resume_bridge    disconnect: resume pending
+      ──▶ HALTED / idle                 halt
+    RECOVERING / snapshot
+      ──▶ SYNCED / idle                 snapshot applied
+      ──▶ SYNCED / bridge               snapshot applied, bridge owed
+      ──▶ HALTED / idle                 halt
+    RECOVERING / resume
+      ──▶ SYNCED / idle                 the first delta chains (resumed), or snapshot applied
+      ──▶ SYNCED / bridge               snapshot applied, bridge owed
+      ──▶ RECOVERING / snapshot         trouble: next rung
+      ──▶ RECOVERING / replay           gap: replay requested
+      ──▶ HALTED / idle                 halt
+    RECOVERING / resume_bridge
+      ──▶ SYNCED / idle                 the first delta bridges (resumed), or snapshot applied
+      ──▶ SYNCED / bridge               snapshot applied, bridge owed
+      ──▶ RECOVERING / snapshot         trouble: next rung
+      ──▶ RECOVERING / replay           gap: replay requested
+      ──▶ HALTED / idle                 halt
+    RECOVERING / replay
+      ──▶ SYNCED / idle                 the replay closed the gap, or snapshot applied
+      ──▶ SYNCED / bridge               snapshot applied, bridge owed
+      ──▶ RECOVERING / snapshot         the replay failed, or trouble: next rung
+      ──▶ HALTED / idle                 halt
+    HALTED / idle
+      ──▶ UNSYNCED / idle               operator reset
 
 While not SYNCED, deltas are buffered (bounded) for the splice. After a disconnect a
 sequenced stream first tries to *resume*: if the first delta on the new connection still
@@ -47,7 +94,7 @@ A synced book never moves back silently:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .actions import (
     Action,
@@ -62,47 +109,158 @@ from .actions import (
     SyncState,
 )
 from .book import L2Book
-from .capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
-from .checksum import checksum_absent, compute_checksum
+from .capabilities import ChecksumKind, ExchangeCapabilities, SequenceModel, SpliceRule
+from .checksum import checksum_absent
 from .errors import IntegrityError, InvalidState
-from .events import BookDelta, BookSnapshot, BookTicker, SnapshotSource, StreamClosed, StreamOpened
-from .recovery import RecoveryPlan, SpliceOutcome, bridges, is_stale, plan_recovery, splice
-from .sequencer import SeqVerdict, Sequencer
+from .events import (
+    BookDelta,
+    BookSnapshot,
+    BookTicker,
+    SnapshotSource,
+    StreamClosed,
+    StreamOpened,
+)
+from .integrity import (
+    STALE_RUN_LIMIT,
+    ChecksumVerifier,
+    StaleRunDetector,
+    crossed_evidence,
+)
+from .recovery import RecoveryPlan, plan_recovery
+from .sequencer import Sequencer, SeqVerdict
+from .splicing import (
+    SpliceOutcome,
+    judge_bridge,
+    needs_bridge,
+    rule_for,
+    splice,
+    unbridgeable,
+)
 
-__all__ = ["BookSession", "SessionStats", "STALE_RUN_LIMIT", "TRANSITIONS"]
+__all__ = [
+    "PHASE_TRANSITIONS",
+    "STALE_RUN_LIMIT",
+    "TRANSITIONS",
+    "BookSession",
+    "Phase",
+    "SessionStats",
+    "transition_diagram",
+]
+
+
+class Phase(enum.Enum):
+    """What a session awaits beside its :class:`~bookkeeper.actions.SyncState`."""
+
+    IDLE = "idle"  # nothing: fresh (UNSYNCED), steady (SYNCED), or HALTED
+    SNAPSHOT = "snapshot"  # the REST answer to the newest epoch, or the venue's WS snapshot
+    BRIDGE = "bridge"  # synced on a snapshot; the first newer delta must bridge it (splice rule)
+    RESUME = "resume"  # reconnected: does the first delta still chain to the last id?
+    RESUME_BRIDGE = "resume_bridge"  # reconnected before the bridging delta: it must still bridge
+    REPLAY = "replay"  # the journal's / redundant line's answer to ReplayDeltas
+
 
 S = SyncState
-#: Every legal state change (h11-style table). Same-state "changes" are not transitions.
-TRANSITIONS: dict[SyncState, frozenset[SyncState]] = {
-    S.UNSYNCED: frozenset({S.AWAITING_SNAPSHOT, S.SYNCED, S.RECOVERING, S.HALTED}),
-    S.AWAITING_SNAPSHOT: frozenset({S.SYNCED, S.RECOVERING, S.HALTED, S.UNSYNCED}),
-    S.SYNCED: frozenset({S.RECOVERING, S.HALTED}),
-    S.RECOVERING: frozenset({S.SYNCED, S.HALTED}),
-    S.HALTED: frozenset({S.UNSYNCED}),
+P = Phase
+#: A session's (state, phase).
+Mode = tuple[SyncState, Phase]
+_FRESH: Mode = (S.UNSYNCED, P.IDLE)
+_FETCHING: Mode = (S.AWAITING_SNAPSHOT, P.SNAPSHOT)
+_STEADY: Mode = (S.SYNCED, P.IDLE)
+_BRIDGING: Mode = (S.SYNCED, P.BRIDGE)
+_REBUILDING: Mode = (S.RECOVERING, P.SNAPSHOT)
+_RESUMING: Mode = (S.RECOVERING, P.RESUME)
+_RESUMING_BRIDGE: Mode = (S.RECOVERING, P.RESUME_BRIDGE)
+_REPLAYING: Mode = (S.RECOVERING, P.REPLAY)
+_HALTED: Mode = (S.HALTED, P.IDLE)
+_APPLIED = "snapshot applied"
+_APPLIED_BRIDGE = "snapshot applied, bridge owed"
+_HALT = "halt"
+_RUNG = "trouble: next rung"
+_TO_REPLAY = "gap: replay requested"
+_TO_RESUME = "disconnect: resume pending"
+
+#: Every legal change of (state, phase), with what causes it (h11-style table: ``_to`` checks
+#: it, :func:`transition_diagram` draws it; the words are explained in the module docstring).
+#: Staying in the same (state, phase) is no change.
+PHASE_TRANSITIONS: Mapping[Mode, Mapping[Mode, str]] = {
+    _FRESH: {
+        _FETCHING: "first delta on a REST venue, or trouble: next rung",
+        _STEADY: _APPLIED,
+        _BRIDGING: _APPLIED_BRIDGE,
+        _HALTED: _HALT,
+    },
+    _FETCHING: {_STEADY: _APPLIED, _BRIDGING: _APPLIED_BRIDGE, _HALTED: _HALT},
+    _STEADY: {
+        _BRIDGING: _APPLIED_BRIDGE,
+        _REBUILDING: "trouble, or disconnect without ids: next rung",
+        _REPLAYING: _TO_REPLAY,
+        _RESUMING: _TO_RESUME,
+        _HALTED: _HALT,
+    },
+    _BRIDGING: {
+        _STEADY: "the bridging delta applied",
+        _REBUILDING: _RUNG,
+        _REPLAYING: _TO_REPLAY,
+        _RESUMING_BRIDGE: _TO_RESUME,
+        _HALTED: _HALT,
+    },
+    _REBUILDING: {_STEADY: _APPLIED, _BRIDGING: _APPLIED_BRIDGE, _HALTED: _HALT},
+    _RESUMING: {
+        _STEADY: "the first delta chains (resumed), or snapshot applied",
+        _BRIDGING: _APPLIED_BRIDGE,
+        _REBUILDING: _RUNG,
+        _REPLAYING: _TO_REPLAY,
+        _HALTED: _HALT,
+    },
+    _RESUMING_BRIDGE: {
+        _STEADY: "the first delta bridges (resumed), or snapshot applied",
+        _BRIDGING: _APPLIED_BRIDGE,
+        _REBUILDING: _RUNG,
+        _REPLAYING: _TO_REPLAY,
+        _HALTED: _HALT,
+    },
+    _REPLAYING: {
+        _STEADY: "the replay closed the gap, or snapshot applied",
+        _BRIDGING: _APPLIED_BRIDGE,
+        _REBUILDING: "the replay failed, or trouble: next rung",
+        _HALTED: _HALT,
+    },
+    _HALTED: {_FRESH: "operator reset"},
 }
+
+#: The state-level view of :data:`PHASE_TRANSITIONS`: every legal :class:`SyncState` change
+#: (what ``StateChanged`` actions can report). Same-state "changes" are not transitions.
+TRANSITIONS: Mapping[SyncState, frozenset[SyncState]] = {
+    state: frozenset(new_state for (old_state, _), row in PHASE_TRANSITIONS.items() if old_state is state
+                     for (new_state, _) in row if new_state is not state)
+    for state in SyncState
+}
+
+
+def transition_diagram() -> str:
+    """Draw :data:`PHASE_TRANSITIONS`: each (state, phase), then one line per legal change.
+
+    Returns:
+        The diagram the module docstring shows (indented by 4, without trailing spaces).
+    """
+    def name(mode: Mode) -> str:
+        return f"{mode[0].name} / {mode[1].value}"
+
+    width = max(len(name(new)) for row in PHASE_TRANSITIONS.values() for new in row)
+    lines: list[str] = []
+    for old, row in PHASE_TRANSITIONS.items():
+        lines.append(f"    {name(old)}")
+        lines.extend(f"      ──▶ {name(new):<{width}}  {why}" for new, why in row.items())
+    return "\n".join(lines)
+
 
 _APPLY = SeqVerdict.APPLY
 _STALE = SeqVerdict.STALE
 _DUP = SeqVerdict.DUPLICATE
 _SYNCED = SyncState.SYNCED
-_CHECKSUM_DEPTH = 25
+_IDLE = Phase.IDLE
 #: deltas buffered without the promised WS snapshot before a REST snapshot is requested
 _WS_SNAPSHOT_GRACE = 50
-#: Default ``max_stale_run``: consecutive deltas judged stale although newer than the id the
-#: book held before its last applied delta (none applied meanwhile) after which a synced book's
-#: last id is taken to be corrupt and ahead of the venue. A real late copy is at or below that
-#: id, so no real capture counts a single one (tests/adapters), and a reordered pair counts
-#: one; 10 is ~1 s of a 100 ms stream — a frozen book must not be served for long.
-STALE_RUN_LIMIT = 10
-#: splice rules that can only place a snapshot by its id
-_ID_RULES = frozenset({SpliceRule.RANGE_NEXT, SpliceRule.RANGE_AT, SpliceRule.PREV_BRACKET, SpliceRule.PREV_EXACT})
-
-
-class _Pending(enum.Enum):
-    NOTHING = "nothing"
-    SNAPSHOT = "snapshot"  # a REST answer or a WS snapshot after resubscribe
-    RESUME = "resume"  # reconnected: does the first delta still chain?
-    REPLAY = "replay"  # waiting for journal / redundant-line deltas
 
 
 class SessionStats:
@@ -146,18 +304,19 @@ class BookSession:
     >>> [type(a).__name__ for a in s.on_delta(BookDelta(symbol="BTCUSDT", bids=[(10.0, 1.0)],
     ...                                                  asks=[], first_seq=5, last_seq=6))]
     ['FetchSnapshot', 'StateChanged']
+    >>> s.state, s.phase
+    (<SyncState.AWAITING_SNAPSHOT: 'awaiting_snapshot'>, <Phase.SNAPSHOT: 'snapshot'>)
     >>> _ = s.on_snapshot(BookSnapshot(symbol="BTCUSDT", bids=[(9.0, 1.0)], asks=[(11.0, 1.0)],
     ...                                seq=5, source=SnapshotSource.REST), epoch=1)
-    >>> s.state, s.last_seq, s.book.best_bid()
-    (<SyncState.SYNCED: 'synced'>, 6, (10.0, 1.0))
+    >>> s.state, s.phase, s.last_seq, s.book.best_bid()
+    (<SyncState.SYNCED: 'synced'>, <Phase.IDLE: 'idle'>, 6, (10.0, 1.0))
     """
 
     __slots__ = (
-        "_symbol", "_caps", "_book", "_seq", "_state", "_buffer", "_epoch", "_pending",
-        "_bridge_rule", "_snapshot_failures", "_depth", "_verify", "_max_failures",
-        "_max_buffer", "_replay_available", "_last_plan", "_stats", "_checksum_kind",
-        "_truncate", "_answered_epoch", "_fast_model", "_has_ids", "_max_stale_run", "_stale_run",
-        "_stale_mark", "_snapshot_ts",
+        "_symbol", "_caps", "_book", "_seq", "_state", "_phase", "_buffer", "_epoch",
+        "_splice_rule", "_snapshot_failures", "_depth", "_verify", "_max_failures",
+        "_max_buffer", "_replay_available", "_last_plan", "_stats", "_checksum_kind", "_checksum",
+        "_truncate", "_answered_epoch", "_fast_model", "_has_ids", "_stale_run", "_snapshot_ts",
     )  # fmt: skip
 
     def __init__(
@@ -171,21 +330,22 @@ class BookSession:
         depth: int | None = None,
         max_stale_run: int = STALE_RUN_LIMIT,
     ) -> None:
-        if max_stale_run < 1:
-            raise ValueError(f"max_stale_run must be >= 1, not {max_stale_run}")
+        self._stale_run = StaleRunDetector(max_stale_run)
         self._symbol = symbol
         self._caps = capabilities
         self._book = L2Book()
         self._seq = Sequencer(capabilities.sequence_model)
         self._state = SyncState.UNSYNCED
+        self._phase = Phase.IDLE
         self._buffer: list[BookDelta] = []
         self._epoch = 0
-        self._pending = _Pending.NOTHING
-        self._bridge_rule: SpliceRule | None = None
+        # The rule that placed the last snapshot applied: what the BRIDGE phases judge by.
+        self._splice_rule = capabilities.splice_rule
         self._snapshot_failures = 0
         self._depth = depth
-        self._verify = verify_checksums and capabilities.checksum.value != "none"
         self._checksum_kind = capabilities.checksum
+        self._verify = verify_checksums and capabilities.checksum is not ChecksumKind.NONE
+        self._checksum = ChecksumVerifier(capabilities.checksum) if self._verify else None
         self._truncate = capabilities.truncate_to_depth
         self._max_failures = max_snapshot_failures
         self._max_buffer = capabilities.max_buffered_deltas
@@ -194,9 +354,6 @@ class BookSession:
         self._stats = SessionStats()
         self._answered_epoch = -1
         self._has_ids = capabilities.sequence_model is not SequenceModel.NONE
-        self._max_stale_run = max_stale_run
-        self._stale_run = 0  # counted stale deltas since deltas_applied was _stale_mark
-        self._stale_mark = -1
         self._snapshot_ts = 0  # ts_exchange_ns of the last snapshot applied
         # apply_frame_fast's model code (0: never fast): sequenced by range or pointer, and
         # nothing per delta beyond apply + crossed check (no checksum, no truncation).
@@ -216,6 +373,11 @@ class BookSession:
     @property
     def state(self) -> SyncState:
         return self._state
+
+    @property
+    def phase(self) -> Phase:
+        """What the session awaits (see :data:`PHASE_TRANSITIONS`); read-only, for observers."""
+        return self._phase
 
     @property
     def is_synced(self) -> bool:
@@ -267,18 +429,32 @@ class BookSession:
         self._replay_available = available
 
     # ------------------------------------------------------------------ transitions
-    def _to(self, new: SyncState, reason: str, actions: list[Action], plan: PlanKind | None = None) -> None:
-        old = self._state
-        if new is old:
+    def _to(self, state: SyncState, phase: Phase, reason: str, actions: list[Action],
+            plan: PlanKind | None = None) -> None:
+        """Move to (``state``, ``phase``) if :data:`PHASE_TRANSITIONS` allows it; a change of
+        state is reported as ``StateChanged``, a change of phase alone is not."""
+        old, old_phase = self._state, self._phase
+        if state is old and phase is old_phase:
             return
-        if new not in TRANSITIONS[old]:
-            raise InvalidState(f"illegal transition {old} -> {new} ({reason})", symbol=self._symbol)
-        self._state = new
-        actions.append(StateChanged(symbol=self._symbol, old=old, new=new, reason=reason, plan=plan))
+        if (state, phase) not in PHASE_TRANSITIONS[(old, old_phase)]:
+            raise InvalidState(f"illegal transition {old}/{old_phase.value} -> {state}/{phase.value} ({reason})",
+                               symbol=self._symbol)
+        self._state = state
+        self._phase = phase
+        if state is not old:
+            actions.append(StateChanged(symbol=self._symbol, old=old, new=state, reason=reason, plan=plan))
 
     # ------------------------------------------------------------------ inputs
     def handle(self, event: object) -> list[Action]:
-        """Dispatch any event this session understands; others return ``[]``."""
+        """Dispatch any event this session understands; others return ``[]``.
+
+        Args:
+            event: a ``BookDelta``, ``BookSnapshot``, ``BookTicker``, ``StreamClosed`` (or
+                anything else, ignored).
+
+        Returns:
+            The actions it caused.
+        """
         t = type(event)
         if t is BookDelta:
             return self.on_delta(event)  # type: ignore[arg-type]
@@ -293,9 +469,16 @@ class BookSession:
         return []
 
     def on_delta(self, d: BookDelta) -> list[Action]:
-        """Feed one delta. Returns the actions it caused (usually none)."""
+        """Feed one delta.
+
+        Args:
+            d: the delta.
+
+        Returns:
+            The actions it caused (usually none).
+        """
         if self._state is _SYNCED:
-            if self._bridge_rule is not None:
+            if self._phase is not _IDLE:  # BRIDGE: the first delta after a snapshot
                 return self._bridge(d)
             v = self._seq.check(d.first_seq, d.last_seq, d.prev_seq)
             if v is _APPLY:
@@ -303,38 +486,41 @@ class BookSession:
             if v is _STALE:
                 self._stats.stale_dropped += 1
                 floor = self._seq.previous
-                if floor is not None and d.last_seq > floor:  # type: ignore[operator]  # STALE has ids
-                    return self._stale_run_step(d)
+                # Only a stale delta newer than the id held before the last applied one counts
+                # towards LOCAL_AHEAD; late copies at or below it are ordinary (no call for them).
+                if (floor is not None and d.last_seq > floor  # type: ignore[operator]  # STALE has ids
+                        and self._stale_run.count(self._stats.deltas_applied)):
+                    return self._local_ahead(d)
                 return []
             if v is _DUP:
                 self._stats.duplicates += 1
                 return []
             return self._gap(d)
+        phase = self._phase
+        if phase is Phase.RESUME:
+            return self._resume(d, self._seq.check(d.first_seq, d.last_seq, d.prev_seq))
+        if phase is Phase.RESUME_BRIDGE:  # disconnected before the snapshot's bridging delta came
+            return self._resume(d, judge_bridge(self._splice_rule, self._seq.local, d))
         if self._state is SyncState.HALTED:
             return []
-        if self._pending is _Pending.RESUME:
-            rule = self._bridge_rule
-            if rule is not None:  # disconnected before the snapshot's bridging delta came
-                local = self._seq.local
-                v = _STALE if is_stale(rule, local, d) else _APPLY if bridges(rule, local, d) else SeqVerdict.GAP
-                if v is _APPLY:
-                    self._bridge_rule = None
-                    self._stats.bridged += 1
-            else:
-                v = self._seq.check(d.first_seq, d.last_seq, d.prev_seq)
-            if v is _APPLY:
-                actions: list[Action] = []
-                self._stats.resumes += 1
-                self._last_plan = RecoveryPlan(kind=PlanKind.RESUME, reason="first delta after reconnect chains")
-                self._pending = _Pending.NOTHING
-                self._to(_SYNCED, "resumed: nothing was missed", actions, PlanKind.RESUME)
-                actions.extend(self._apply(d))
-                return actions
-            if v is _STALE or v is _DUP:
-                self._stats.stale_dropped += 1
-                return []
-            return self._gap(d)
         return self._buffer_delta(d)
+
+    def _resume(self, d: BookDelta, v: SeqVerdict) -> list[Action]:
+        """The first delta after a reconnect, judged ``v``: APPLY proves nothing was missed."""
+        if v is _APPLY:
+            actions: list[Action] = []
+            st = self._stats
+            if self._phase is Phase.RESUME_BRIDGE:
+                st.bridged += 1
+            st.resumes += 1
+            self._last_plan = RecoveryPlan(kind=PlanKind.RESUME, reason="first delta after reconnect chains")
+            self._to(_SYNCED, _IDLE, "resumed: nothing was missed", actions, PlanKind.RESUME)
+            actions.extend(self._apply(d))
+            return actions
+        if v is _STALE or v is _DUP:
+            self._stats.stale_dropped += 1
+            return []
+        return self._gap(d)
 
     def apply_frame_fast(self, frame: bytes, fused: Callable[..., object]) -> bool:
         """Apply one raw frame in the SYNCED steady state without building a ``BookDelta``.
@@ -344,11 +530,19 @@ class BookSession:
         applied, exactly as ``on_delta(decode(frame))`` would have (which then returns no
         actions). False: nothing was touched and the caller MUST take the normal path for this
         frame (``decoder.decode()`` -> ``handle()``), which decides everything else: stale,
-        duplicate, gap, crossed, bad or foreign frames, every state but SYNCED. ``fused`` may
-        only answer the single APPLY case of :class:`~bookkeeper.sequencer.Sequencer`'s rule.
+        duplicate, gap, crossed, bad or foreign frames, every (state, phase) but SYNCED/idle.
+        ``fused`` may only answer the single APPLY case of
+        :class:`~bookkeeper.sequencer.Sequencer`'s rule.
+
+        Args:
+            frame: the raw frame.
+            fused: the venue's fused decode + apply.
+
+        Returns:
+            Whether the frame was applied.
         """
         model = self._fast_model
-        if not model or self._state is not _SYNCED or self._bridge_rule is not None:
+        if not model or self._state is not _SYNCED or self._phase is not _IDLE:
             return False
         seq = self._seq
         r = self._book.apply_frame(frame, fused, self._symbol, model, seq.local)
@@ -358,21 +552,12 @@ class BookSession:
         self._stats.deltas_applied += 1
         return True
 
-    def _stale_run_step(self, d: BookDelta) -> list[Action]:
-        """A stale delta that is newer than the id held before the last applied delta: the
-        venue has moved past that id while our last id stays ahead. One such delta is a late
-        copy; ``max_stale_run`` in a row with none applied means our last id is corrupt (e.g.
-        ``u = 2**70`` on a monotonic venue) and every later delta would be dropped."""
-        st = self._stats
-        if self._stale_mark != st.deltas_applied:  # a delta applied since: a new run
-            self._stale_mark = st.deltas_applied
-            self._stale_run = 0
-        self._stale_run += 1
-        if self._stale_run < self._max_stale_run:
-            return []
-        self._stale_run = 0
-        st.local_ahead += 1
-        reason = (f"local id {self._seq.local} is ahead of the venue: {self._max_stale_run} deltas in a row "
+    def _local_ahead(self, d: BookDelta) -> list[Action]:
+        """The stale-run detector's verdict: our last id is corrupt (e.g. ``u = 2**70`` on a
+        monotonic venue) and every later delta would be dropped. Alert and recover."""
+        self._stats.local_ahead += 1
+        limit = self._stale_run.max_stale_run
+        reason = (f"local id {self._seq.local} is ahead of the venue: {limit} deltas in a row "
                   f"newer than {self._seq.previous} judged stale (last {d.last_seq})")
         return self._recover(reason, AlertKind.LOCAL_AHEAD, d.last_seq)
 
@@ -395,21 +580,19 @@ class BookSession:
             # only updates (OKX announced removing its WS snapshot, exchange-protocols.md §5.1)
             # falls back to REST after a grace of buffered deltas.
             self._epoch += 1
-            self._pending = _Pending.SNAPSHOT
             actions.append(FetchSnapshot(symbol=self._symbol, epoch=self._epoch, reason="initial sync",
                                          depth=self._caps.rest_snapshot_depth))
-            self._to(SyncState.AWAITING_SNAPSHOT, "initial sync: REST snapshot requested", actions)
+            self._to(SyncState.AWAITING_SNAPSHOT, Phase.SNAPSHOT, "initial sync: REST snapshot requested", actions)
         return actions
 
     def _bridge(self, d: BookDelta) -> list[Action]:
-        rule = self._bridge_rule
-        local = self._seq.local
-        if is_stale(rule, local, d):  # type: ignore[arg-type]
+        v = judge_bridge(self._splice_rule, self._seq.local, d)
+        if v is _STALE:
             self._stats.stale_dropped += 1
             return []
-        if bridges(rule, local, d):  # type: ignore[arg-type]
-            self._bridge_rule = None
+        if v is _APPLY:
             self._stats.bridged += 1
+            self._to(_SYNCED, _IDLE, "bridged", [])  # a phase change only: nothing to report
             return self._apply(d)
         return self._gap(d)
 
@@ -437,34 +620,20 @@ class BookSession:
         self._seq.advance(first, last)
         st = self._stats
         st.deltas_applied += 1
-        if last is None and self._caps.sequence_model is not SequenceModel.NONE:
+        if last is None and self._has_ids:
             st.unsequenced += 1
         if self._truncate and self._depth:
             book.truncate(self._depth)
         if self._verify and not checksum_absent(self._checksum_kind, d.checksum):
-            mismatch = self._verify_checksum(d.checksum)  # type: ignore[arg-type]
+            mismatch = self._checksum.mismatch(book, d.checksum)  # type: ignore[union-attr,arg-type]
             if mismatch is not None:
-                return self._recover(mismatch, AlertKind.CHECKSUM_MISMATCH, d.last_seq)
+                st.checksum_mismatches += 1
+                return self._recover(mismatch, AlertKind.CHECKSUM_MISMATCH, last)
+            st.checksums_verified += 1
         if book.is_crossed():
             st.crossed += 1
-            return self._recover(f"crossed book: bid {book.best_bid()} >= ask {book.best_ask()}",
-                                 AlertKind.CROSSED, d.last_seq)
+            return self._recover(f"crossed book: {crossed_evidence(book)}", AlertKind.CROSSED, last)
         return []
-
-    def _verify_checksum(self, expected: int) -> str | None:
-        try:
-            bids, asks = self._book.top_raw(_CHECKSUM_DEPTH)
-            got = compute_checksum(self._checksum_kind, bids, asks)
-        except IntegrityError as exc:
-            got = None
-            detail = str(exc)
-        else:
-            detail = ""
-        if got == expected:
-            self._stats.checksums_verified += 1
-            return None
-        self._stats.checksum_mismatches += 1
-        return f"checksum mismatch: venue {expected}, local {got} {detail}".rstrip()
 
     def _gap(self, d: BookDelta) -> list[Action]:
         st = self._stats
@@ -476,13 +645,11 @@ class BookSession:
                   f"prev={d.prev_seq}")
         actions: list[Action] = [Alert(kind=AlertKind.GAP, symbol=self._symbol, reason=reason,
                                        seq=d.last_seq, missed=missed)]
-        self._bridge_rule = None
         actions.extend(self._start(self._plan(reason), d))
         return actions
 
     def _recover(self, reason: str, kind: AlertKind, seq: int | None) -> list[Action]:
         actions: list[Action] = [Alert(kind=kind, symbol=self._symbol, reason=reason, seq=seq)]
-        self._bridge_rule = None
         actions.extend(self._start(self._plan(reason, allow_replay=False), None))
         return actions
 
@@ -503,9 +670,8 @@ class BookSession:
         kind = plan.kind
         if kind is PlanKind.HALT:
             st.halts += 1
-            self._pending = _Pending.NOTHING
             self._buffer.clear()
-            self._to(SyncState.HALTED, plan.reason, actions, kind)
+            self._to(SyncState.HALTED, _IDLE, plan.reason, actions, kind)
             actions.append(Halt(symbol=self._symbol, reason=plan.reason))
             return actions
         target = SyncState.RECOVERING if self._state in (_SYNCED, SyncState.RECOVERING) else self._state
@@ -513,9 +679,10 @@ class BookSession:
             target = SyncState.AWAITING_SNAPSHOT
         if trigger is not None:
             self._buffer.append(trigger)
+        phase = Phase.SNAPSHOT
         if kind is PlanKind.REPLAY_DELTAS:
             st.replays += 1
-            self._pending = _Pending.REPLAY
+            phase = Phase.REPLAY
             local = self._seq.local
             to_seq = None
             if trigger is not None:
@@ -524,15 +691,13 @@ class BookSession:
                                         reason=plan.reason))
         elif kind is PlanKind.RESUBSCRIBE:
             st.resubscribes += 1
-            self._pending = _Pending.SNAPSHOT
             actions.append(Resubscribe(symbol=self._symbol, reason=plan.reason))
         else:  # SNAPSHOT_REBUILD
             st.rest_snapshots += 1
-            self._pending = _Pending.SNAPSHOT
             self._epoch += 1
             actions.append(FetchSnapshot(symbol=self._symbol, epoch=self._epoch, reason=plan.reason,
                                          depth=self._caps.rest_snapshot_depth))
-        self._to(target, plan.reason, actions, kind)
+        self._to(target, phase, plan.reason, actions, kind)
         return actions
 
     def on_snapshot(self, snap: BookSnapshot, *, epoch: int | None = None) -> list[Action]:
@@ -557,10 +722,10 @@ class BookSession:
                 return []
             self._answered_epoch = epoch  # answered, whatever becomes of it
         rest = snap.source is not SnapshotSource.WS
-        rule = self._caps.splice_rule if rest else self._caps.ws_splice_rule
+        rule = rule_for(self._caps, snap.source)
         actions: list[Action] = []
         if snap.seq is None:
-            if rule in _ID_RULES and (rest or self._stream_has_ids()):
+            if unbridgeable(rule, snap, self._seq.local, self._buffer):
                 return self._refuse_unbridgeable(snap, rule)
         elif self._state is _SYNCED and self._has_ids:
             local = self._seq.local
@@ -582,7 +747,7 @@ class BookSession:
                                         f"{self._buffer[0].first_seq}..{self._buffer[0].last_seq}"))
             actions.extend(self._start(self._plan("stale snapshot", allow_replay=False), None))
             return actions
-        was_resume = self._pending is _Pending.RESUME
+        was_resume = self._phase is Phase.RESUME or self._phase is Phase.RESUME_BRIDGE
         resumed = (
             was_resume
             and snap.seq is not None
@@ -611,37 +776,38 @@ class BookSession:
         pending = self._buffer[result.start:]
         self._buffer = []
         self._snapshot_failures = 0
-        was = self._state
-        self._pending = _Pending.NOTHING
         if self._verify and not checksum_absent(self._checksum_kind, snap.checksum):
-            mismatch = self._verify_checksum(snap.checksum)  # type: ignore[arg-type]
+            mismatch = self._checksum.mismatch(self._book, snap.checksum)  # type: ignore[union-attr,arg-type]
             if mismatch is not None:
+                st.checksum_mismatches += 1
                 actions.extend(self._recover(mismatch, AlertKind.CHECKSUM_MISMATCH, snap.seq))
                 return actions
+            st.checksums_verified += 1
         if self._book.is_crossed():
             st.crossed += 1
             self._snapshot_failures += 1
-            actions.extend(self._recover(f"crossed snapshot: bid {self._book.best_bid()} >= ask "
-                                         f"{self._book.best_ask()}", AlertKind.CROSSED, snap.seq))
+            actions.extend(self._recover(f"crossed snapshot: {crossed_evidence(self._book)}", AlertKind.CROSSED,
+                                         snap.seq))
             return actions
         # The book is synced by this snapshot: an outstanding REST request (a WS snapshot beat
         # its answer) is retired, so that older answer can never rewind the book.
         self._answered_epoch = self._epoch
-        if was is _SYNCED:
-            pass  # a venue-pushed snapshot mid-stream replaces the book (OKX, Bybit)
-        else:
+        self._splice_rule = rule
+        phase = Phase.BRIDGE if needs_bridge(rule, snap.seq) else _IDLE
+        was = self._state
+        plan = None
+        if was is SyncState.RECOVERING:
             if resumed:
                 st.resumes += 1
                 self._last_plan = RecoveryPlan(kind=PlanKind.RESUME, reason="snapshot id equals last applied")
-            elif was is SyncState.RECOVERING and was_resume:
+            elif was_resume:
                 # Reconnected, and the venue's own snapshot arrived before any delta could prove
                 # a resume: this recovery is the WS snapshot (no request of ours was needed).
                 st.resubscribes += 1
                 self._last_plan = RecoveryPlan(kind=PlanKind.RESUBSCRIBE, reason="ws snapshot after reconnect")
-            reason = "snapshot spliced" if rest else "ws snapshot"
-            self._to(_SYNCED, reason, actions, self._last_plan.kind if was is SyncState.RECOVERING and self._last_plan else None)
-        no_ids = rule is SpliceRule.NONE or rule is SpliceRule.MONOTONIC or snap.seq is None
-        self._bridge_rule = None if no_ids else rule
+            plan = self._last_plan.kind if self._last_plan else None
+        # A venue-pushed snapshot mid-stream (OKX, Bybit) replaces a SYNCED book: a phase change at most.
+        self._to(_SYNCED, phase, "snapshot spliced" if rest else "ws snapshot", actions, plan)
         for d in pending:
             if self._state is not _SYNCED:
                 self._buffer.append(d)
@@ -649,19 +815,12 @@ class BookSession:
             actions.extend(self.on_delta(d))
         return actions
 
-    def _stream_has_ids(self) -> bool:
-        """True when this stream has shown sequence ids (applied or buffered)."""
-        if self._seq.local is not None:
-            return True
-        return any(d.last_seq is not None or d.prev_seq is not None for d in self._buffer)
-
     def _refuse_unbridgeable(self, snap: BookSnapshot, rule: SpliceRule) -> list[Action]:
         """A snapshot without an id where ``rule`` places snapshots by id: splicing it would
         apply every buffered delta unchecked (they may be older or leave a gap). Refused; a
         failed snapshot attempt; the next rung (a resubscribe where the venue pushes one)."""
         self._stats.unbridgeable_snapshots += 1
         self._snapshot_failures += 1
-        self._bridge_rule = None
         reason = (f"{snap.source.value} snapshot without a sequence id cannot be bridged "
                   f"({rule.value} splice needs one)")
         actions: list[Action] = [Alert(kind=AlertKind.UNBRIDGEABLE_SNAPSHOT, symbol=self._symbol, reason=reason)]
@@ -710,9 +869,10 @@ class BookSession:
         actions: list[Action] = []
         if self._state is _SYNCED:
             if self._caps.sequence_model in (SequenceModel.CONTIGUOUS_RANGE, SequenceModel.PREV_POINTER):
-                self._pending = _Pending.RESUME
+                # Still owed the snapshot's bridging delta: the first delta must bridge, not chain.
+                phase = Phase.RESUME_BRIDGE if self._phase is Phase.BRIDGE else Phase.RESUME
                 self._last_plan = None  # decided by what arrives first on the new connection
-                self._to(SyncState.RECOVERING, f"disconnected ({ev.reason}); resume pending", actions)
+                self._to(SyncState.RECOVERING, phase, f"disconnected ({ev.reason}); resume pending", actions)
             else:
                 # No ids: nothing can prove that nothing was missed. The driver resubscribes
                 # on reconnect and the venue pushes a fresh snapshot.
@@ -720,8 +880,7 @@ class BookSession:
                 if plan.kind is PlanKind.RESUBSCRIBE:
                     self._last_plan = plan
                     self._stats.resubscribes += 1
-                    self._pending = _Pending.SNAPSHOT
-                    self._to(SyncState.RECOVERING, plan.reason, actions, plan.kind)
+                    self._to(SyncState.RECOVERING, Phase.SNAPSHOT, plan.reason, actions, plan.kind)
                 else:
                     actions.extend(self._start(plan, None))
         return actions
@@ -740,7 +899,7 @@ class BookSession:
 
     def on_replay(self, deltas: list[BookDelta] | None) -> list[Action]:
         """The journal's answer to ``ReplayDeltas`` (``None``: it could not serve them)."""
-        if self._pending is not _Pending.REPLAY:
+        if self._phase is not Phase.REPLAY:
             return []
         actions: list[Action] = []
         if deltas is not None and self._seq.local is not None:
@@ -758,8 +917,7 @@ class BookSession:
                     self._buffer = staged[i:]
                     break
             if ok:
-                self._pending = _Pending.NOTHING
-                self._to(_SYNCED, "gap closed from the journal", actions, PlanKind.REPLAY_DELTAS)
+                self._to(_SYNCED, _IDLE, "gap closed from the journal", actions, PlanKind.REPLAY_DELTAS)
                 return actions
         plan = plan_recovery(self._caps, reason="replay could not close the gap", replay_available=False,
                              snapshot_failures=self._snapshot_failures, max_snapshot_failures=self._max_failures)
@@ -784,7 +942,6 @@ class BookSession:
         if self._state is _SYNCED:
             return self._recover(f"stale stream: {reason}", AlertKind.STALE_STREAM, self._seq.local)
         self._snapshot_failures += 1
-        self._bridge_rule = None
         return self._start(self._plan(f"no progress: {reason}", allow_replay=False), None)
 
     def on_invalid_input(self, reason: str) -> list[Action]:
@@ -809,10 +966,8 @@ class BookSession:
         self._seq.reset(None)
         self._buffer = []
         self._snapshot_failures = 0
-        self._bridge_rule = None
-        self._pending = _Pending.NOTHING
         self._snapshot_ts = 0
-        self._to(SyncState.UNSYNCED, "operator reset", actions)
+        self._to(SyncState.UNSYNCED, _IDLE, "operator reset", actions)
         return actions
 
     def __repr__(self) -> str:

@@ -82,3 +82,21 @@ def test_import_bookkeeper_does_not_pull_the_io_stack() -> None:
     from bookkeeper.io.feed import Feed as Direct
 
     assert Feed is Direct
+
+
+def test_error_attributes_are_declared_on_the_error_classes() -> None:
+    """Every documented attribute exists on every instance (None when not given), so
+    ``except AdapterError as e: e.symbol`` never raises AttributeError."""
+    from bookkeeper import errors
+
+    assert errors.AdapterError("x", exchange="okx").symbol is None
+    assert errors.RateLimited().retry_after_s is None
+    assert errors.ExchangeRejected("no").ccxt_class is None
+    assert errors.UsageError("bad").path is None and errors.UsageError("bad", path="f").path == "f"
+    assert errors.InvalidState("x").state is None
+    for cls in (errors.AdapterError, errors.RateLimited, errors.ExchangeRejected, errors.UsageError,
+                errors.InvalidState, errors.IntegrityError, errors.TransportError, errors.InvalidEvent):
+        declared = set(cls.__annotations__)
+        assert declared, cls
+        for name in declared:
+            assert f"{name}:" in (cls.__doc__ or ""), f"{cls.__name__}.{name} is not documented"

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 
+from bookkeeper import recovery, splicing
 from bookkeeper.actions import PlanKind
 from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
-from bookkeeper.events import BookDelta
-from bookkeeper.recovery import RecoveryPlan, SpliceOutcome, SpliceResult, bridges, is_stale, plan_recovery, splice
+from bookkeeper.events import BookDelta, BookSnapshot, SnapshotSource
+from bookkeeper.recovery import RecoveryPlan, plan_recovery
+from bookkeeper.sequencer import SeqVerdict
+from bookkeeper.splicing import (
+    ID_RULES,
+    SpliceOutcome,
+    SpliceResult,
+    bridges,
+    is_stale,
+    judge_bridge,
+    needs_bridge,
+    rule_for,
+    splice,
+    unbridgeable,
+)
 
 BR, WAIT, OLD = SpliceOutcome.BRIDGED, SpliceOutcome.WAITING, SpliceOutcome.STALE_SNAPSHOT
 
@@ -132,3 +148,60 @@ def test_okx_reset_right_after_ws_snapshot_bridges():
     # §5.2: a reset keeps prevSeqId == local while seqId drops below it; it must be applied.
     buffer = [ptr(10, 3), ptr(3, 5)]
     assert splice(SpliceRule.PREV_EXACT, 10, buffer) == SpliceResult(outcome=BR, start=0, dropped=0)
+
+
+# ---------------------------------------------------------------------- splicing as the session composes it
+@pytest.mark.parametrize("rule,snap,delta,stale,bridge", BRIDGE_TABLE)
+def test_judge_bridge_agrees_with_is_stale_and_bridges(rule, snap, delta, stale, bridge):
+    expected = SeqVerdict.STALE if stale else SeqVerdict.APPLY if bridge else SeqVerdict.GAP
+    assert judge_bridge(rule, snap, delta) is expected
+
+
+@pytest.mark.parametrize("rule", list(SpliceRule))
+def test_needs_bridge_only_for_id_rules_with_an_id(rule):
+    assert needs_bridge(rule, 100) is (rule in ID_RULES)
+    assert needs_bridge(rule, None) is False
+
+
+def _snap(seq, source):
+    return BookSnapshot(symbol="X", bids=[], asks=[], seq=seq, source=source)
+
+
+REST, WS = SnapshotSource.REST, SnapshotSource.WS
+# (rule, snapshot seq, source, last applied id, buffered, refused)
+UNBRIDGEABLE_TABLE = [
+    pytest.param(SpliceRule.RANGE_NEXT, 5, REST, None, [], False, id="has-id"),
+    pytest.param(SpliceRule.RANGE_NEXT, None, REST, None, [], True, id="rest-without-id-always"),
+    pytest.param(SpliceRule.PREV_EXACT, None, WS, None, [], False, id="ws-no-ids-seen-yet"),
+    pytest.param(SpliceRule.PREV_EXACT, None, WS, None, [NOIDS], False, id="ws-buffer-without-ids"),
+    pytest.param(SpliceRule.PREV_EXACT, None, WS, None, [NOIDS, ptr(4, 5)], True, id="ws-buffer-shows-ids"),
+    pytest.param(SpliceRule.PREV_EXACT, None, WS, None, [mono(5)], True, id="ws-buffer-shows-last-id"),
+    pytest.param(SpliceRule.PREV_EXACT, None, WS, 7, [], True, id="ws-ids-applied"),
+    pytest.param(SpliceRule.MONOTONIC, None, REST, 7, [mono(8)], False, id="monotonic-never"),
+    pytest.param(SpliceRule.NONE, None, REST, 7, [mono(8)], False, id="none-never"),
+]
+
+
+@pytest.mark.parametrize("rule,seq,source,local,buffered,refused", UNBRIDGEABLE_TABLE)
+def test_unbridgeable_table(rule, seq, source, local, buffered, refused):
+    assert unbridgeable(rule, _snap(seq, source), local, buffered) is refused
+
+
+def test_rule_for_picks_the_rule_by_snapshot_source():
+    c = ExchangeCapabilities(venue="t", sequence_model=SequenceModel.PREV_POINTER,
+                             splice_rule=SpliceRule.PREV_BRACKET, ws_splice_rule=SpliceRule.PREV_EXACT)
+    assert [rule_for(c, src) for src in SnapshotSource] == [
+        SpliceRule.PREV_EXACT if src is WS else SpliceRule.PREV_BRACKET for src in SnapshotSource]
+
+
+def test_recovery_still_exports_the_splice_names():
+    # ``bookkeeper.recovery.splice`` is the documented path (bookkeeper/__init__.py): the same
+    # objects, moved to bookkeeper.splicing, not copies.
+    for name in ("SpliceOutcome", "SpliceResult", "bridges", "is_stale", "splice"):
+        assert getattr(recovery, name) is getattr(splicing, name)
+
+
+@pytest.mark.parametrize("module", [splicing, recovery], ids=lambda m: m.__name__)
+def test_module_doctests(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert (result.failed, result.attempted > 0) == (0, True)
