@@ -12,9 +12,9 @@ import msgspec
 import orjson
 
 from bookkeeper.capabilities import ExchangeCapabilities
-from bookkeeper.errors import AdapterError
+from bookkeeper.errors import AdapterError, UsageError
 from bookkeeper.events import BookSnapshot, MarketEvent, VenueNotice
-from bookkeeper.ports import Decoder
+from bookkeeper.ports import Decoder, RestCall
 
 _MAX = 1e15  # no real price or size is this large; anything above is a corrupt frame
 #: Sequence ids are signed 64-bit on every venue (Binance, OKX, Gate, KuCoin, Bybit... all
@@ -317,11 +317,36 @@ class RestParser(Protocol):
 
 
 class Dialogue(Protocol):
-    """What ``live`` must offer (a venue's ``spec`` module usually does)."""
+    """What ``live`` must offer (a venue's ``spec`` module usually does).
+
+    ``subscribe_messages``/``unsubscribe_messages`` take the same ``depth``; a dialogue whose
+    messages carry a timestamp (Gate's ``time``) also takes ``now_ns=`` (the caller's clock:
+    adapters never read one) and says so with a true ``CLOCKED`` attribute.
+    """
 
     def ws_url(self, base: str, symbols: Sequence[str]) -> str: ...
     def subscribe_messages(self, symbols: Sequence[str], depth: int | None = None) -> list[str]: ...
-    def unsubscribe_messages(self, symbols: Sequence[str]) -> list[str]: ...
+    def unsubscribe_messages(self, symbols: Sequence[str], depth: int | None = None) -> list[str]: ...
+
+
+#: ``(symbol, depth) -> RestCall``: a venue's REST snapshot request (see ``LiveSpec.rest_snapshot_call``)
+RestCallBuilder = Callable[[str, int | None], RestCall]
+
+
+def capped_depth(depth: int | None, *, default: int, maximum: int, allowed: Sequence[int] = ()) -> int:
+    """The depth to ask a venue's REST book for: ``default`` when ``None``, at most
+    ``maximum``; with ``allowed`` (a venue that accepts only some values) the smallest
+    allowed value covering ``depth``, else the largest.
+
+    >>> capped_depth(None, default=1000, maximum=5000), capped_depth(9000, default=1000, maximum=5000)
+    (1000, 5000)
+    >>> capped_depth(30, default=100, maximum=100, allowed=(20, 100))
+    100
+    """
+    d = min(default if depth is None else max(depth, 1), maximum)
+    if allowed:
+        return next((a for a in sorted(allowed) if a >= d), max(allowed))
+    return d
 
 
 class VenueAdapter:
@@ -342,6 +367,16 @@ class VenueAdapter:
             false and the live driver refuses it.
         ping: the app-level ping frame: a string, a zero-argument function returning one, or
             ``None`` where protocol pings suffice.
+        reply: ``reply(notice) -> frame | None``: answers to venue control messages.
+        ws_root: the production WebSocket root of this adapter's market (from the spec's
+            ``WS_ROOTS``); ``None`` with ``bootstrap`` (a per-connection URL) or ``closed``.
+        closed: why the venue cannot be reached live any more ("" while it is open).
+        rest_call: ``rest_call(symbol, depth) -> RestCall``: the REST snapshot request;
+            ``None`` when the venue's REST book cannot be spliced.
+        ccxt_urls: ``ccxt_urls(base_url) -> config``: ccxt URL overrides that point the REST
+            calls at a simulator; ``None`` when the venue makes no REST call.
+        bootstrap: ``(call, url_from(body, connect_id))``: the REST call that precedes each
+            connection and the URL built from its answer (KuCoin's token).
     """
 
     def __new__(cls, *args: Any, live: Dialogue | None = None, **kwargs: Any) -> VenueAdapter:
@@ -361,6 +396,11 @@ class VenueAdapter:
         ping: str | Callable[[], str] | None = None,
         fused: Callable[..., object] | None = None,
         reply: Callable[[VenueNotice], str | None] | None = None,
+        ws_root: str | None = None,
+        closed: str = "",
+        rest_call: RestCallBuilder | None = None,
+        ccxt_urls: Callable[[str], dict[str, Any]] | None = None,
+        bootstrap: tuple[RestCall, Callable[[Mapping[str, Any], str], str]] | None = None,
     ) -> None:
         self.name = name
         #: the venue's fused decode + apply of the synced steady state (C accelerator), handed
@@ -373,6 +413,11 @@ class VenueAdapter:
         self._live = live
         self._ping = ping
         self._reply = reply
+        self._ws_root = ws_root
+        self._closed = closed
+        self._rest_call = rest_call
+        self._ccxt_urls = ccxt_urls
+        self._bootstrap = bootstrap
 
     def __repr__(self) -> str:
         return f"<VenueAdapter {self.name!r}>"
@@ -412,14 +457,27 @@ class _LiveVenueAdapter(VenueAdapter):
     def ws_url(self, base: str, symbols: Sequence[str]) -> str:
         return self._live.ws_url(base, symbols)
 
-    def subscribe_messages(self, symbols: Sequence[str], depth: int | None = None) -> list[str]:
-        return self._live.subscribe_messages(symbols, depth)
+    def default_ws_url(self) -> str | None:
+        """See :meth:`bookkeeper.ports.LiveSpec.default_ws_url`."""
+        if self._closed:
+            raise UsageError(f"{self.name}: {self._closed}", venue=self.name)
+        return self._ws_root
 
-    def unsubscribe_messages(self, symbols: Sequence[str], depth: int | None = None) -> list[str]:
-        """``depth`` only for a dialogue whose unsubscribe names it (Kraken v2)."""
-        if depth is None:
-            return self._live.unsubscribe_messages(symbols)
-        return self._live.unsubscribe_messages(symbols, depth=depth)  # type: ignore[call-arg]
+    def _clocked(self, kwargs: dict[str, Any], now_ns: int | None) -> dict[str, Any]:
+        if now_ns is not None and getattr(self._live, "CLOCKED", False):
+            kwargs["now_ns"] = now_ns
+        return kwargs
+
+    def subscribe_messages(self, symbols: Sequence[str], depth: int | None = None, *,
+                           now_ns: int | None = None) -> list[str]:
+        """See :meth:`bookkeeper.ports.LiveSpec.subscribe_messages` (``now_ns``: the caller's
+        wall clock, for venues whose messages carry a timestamp)."""
+        return self._live.subscribe_messages(symbols, depth, **self._clocked({}, now_ns))
+
+    def unsubscribe_messages(self, symbols: Sequence[str], depth: int | None = None, *,
+                             now_ns: int | None = None) -> list[str]:
+        """See :meth:`bookkeeper.ports.LiveSpec.unsubscribe_messages`."""
+        return self._live.unsubscribe_messages(symbols, depth, **self._clocked({}, now_ns))
 
     def ping_message(self) -> str | None:
         return self._ping() if callable(self._ping) else self._ping
@@ -427,3 +485,28 @@ class _LiveVenueAdapter(VenueAdapter):
     def reply_to(self, notice: VenueNotice) -> str | None:
         """The frame that answers ``notice`` (Deribit's ``test_request``), or ``None``."""
         return self._reply(notice) if self._reply is not None else None
+
+    def rest_snapshot_call(self, symbol: str, depth: int | None = None) -> RestCall | None:
+        """See :meth:`bookkeeper.ports.LiveSpec.rest_snapshot_call`."""
+        return self._rest_call(symbol, depth) if self._rest_call is not None else None
+
+    def ccxt_config_for(self, base_url: str) -> dict[str, Any]:
+        """See :meth:`bookkeeper.ports.LiveSpec.ccxt_config_for`."""
+        if self._ccxt_urls is None:
+            raise UsageError(f"{self.name} makes no REST call; there is no ccxt URL to point", venue=self.name)
+        return self._ccxt_urls(base_url.rstrip("/"))
+
+    def ws_bootstrap_call(self) -> RestCall | None:
+        """See :meth:`bookkeeper.ports.LiveSpec.ws_bootstrap_call`."""
+        return self._bootstrap[0] if self._bootstrap is not None else None
+
+    def ws_url_from_bootstrap(self, body: Mapping[str, Any], connect_id: str) -> str:
+        """See :meth:`bookkeeper.ports.LiveSpec.ws_url_from_bootstrap`."""
+        if self._bootstrap is None:
+            raise UsageError(f"{self.name} has no connection bootstrap", venue=self.name)
+        try:
+            return self._bootstrap[1](body, connect_id)
+        except AdapterError:
+            raise
+        except Exception as exc:
+            raise untyped_error(exc, self.name, body) from exc

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from . import sim as _sim
 from .errors import UsageError
 
 
@@ -68,11 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-SIM_VENUES = ("binance", "okx", "kraken")
-FAULT_KINDS = (
-    "abort", "stall", "close_1000", "close_1001", "http_429", "http_418", "drop", "duplicate", "reorder",
-    "stale_snapshot", "corrupt_checksum", "refuse", "conn_limit",
-)  # fmt: skip
+#: the simulator's venues and fault kinds, from its registries (``bookkeeper.sim``)
+SIM_VENUES: tuple[str, ...] = tuple(_sim.VENUES)
+FAULT_KINDS: tuple[str, ...] = tuple(k.value for k in _sim.FAULTS)
 
 
 def _positive(text: str) -> float:

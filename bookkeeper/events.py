@@ -171,6 +171,9 @@ class NoticeKind(enum.StrEnum):
     ERROR = "error"
     #: informational (maintenance, shutdown warnings); logged
     NOTICE = "notice"
+    #: the venue says we are sending too fast (a 429 answer over the socket); logged, and
+    #: what triage reads as reconnect/request rate limiting
+    RATE_LIMITED = "rate_limited"
     #: the venue closes the connection unless it is answered (Deribit ``test_request``):
     #: the adapter's ``reply_to`` says with what
     TEST_REQUEST = "test_request"

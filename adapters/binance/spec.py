@@ -9,11 +9,15 @@ needs no app-level ping, only a data-staleness timer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
 
 from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
+from bookkeeper.ports import Market, RestCall
+
+from .._common import capped_depth
 
 SPOT_CAPABILITIES = ExchangeCapabilities(
     venue="binance",
@@ -46,6 +50,52 @@ COINM_CAPABILITIES = ExchangeCapabilities(
 )
 
 
+#: Production WebSocket roots per market (``ws_url`` appends ``/stream?streams=..``).
+#: §3.1 spot; §4.1 USD-M: since 2026-04-23 depth streams live under ``/public`` only (the
+#: legacy root is retired); COIN-M keeps ``dstream`` (not part of the 2026 split).
+WS_ROOTS: Mapping[Market, str] = {
+    Market.SPOT: "wss://stream.binance.com:9443",
+    Market.LINEAR: "wss://fstream.binance.com/public",
+    Market.INVERSE: "wss://dstream.binance.com",
+}
+
+
+def spot_depth_call(symbol: str, depth: int | None) -> RestCall:
+    """``GET /api/v3/depth`` -> ``{lastUpdateId, bids, asks}``; ``limit`` max 5000 (§3.4)."""
+    return RestCall(ccxt_id="binance", method="public_get_depth",
+                    params={"symbol": symbol, "limit": capped_depth(depth, default=1000, maximum=5000)})
+
+
+#: USD-M / COIN-M ``depth`` accepts only these limits (§4.4).
+FUTURES_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+
+
+def usdm_depth_call(symbol: str, depth: int | None) -> RestCall:
+    """``GET /fapi/v1/depth``: ``limit`` in :data:`FUTURES_LIMITS` (§4.4)."""
+    return RestCall(ccxt_id="binanceusdm", method="fapipublic_get_depth",
+                    params={"symbol": symbol, "limit": capped_depth(depth, default=1000, maximum=1000,
+                                                                    allowed=FUTURES_LIMITS)})
+
+
+def coinm_depth_call(symbol: str, depth: int | None) -> RestCall:
+    """``GET /dapi/v1/depth`` (same limits as USD-M)."""
+    return RestCall(ccxt_id="binancecoinm", method="dapipublic_get_depth",
+                    params={"symbol": symbol, "limit": capped_depth(depth, default=1000, maximum=1000,
+                                                                    allowed=FUTURES_LIMITS)})
+
+
+def spot_ccxt_urls(base: str) -> dict[str, Any]:
+    return {"urls": {"api": {"public": f"{base}/api/v3"}}}
+
+
+def usdm_ccxt_urls(base: str) -> dict[str, Any]:
+    return {"urls": {"api": {"fapiPublic": f"{base}/fapi/v1"}}}
+
+
+def coinm_ccxt_urls(base: str) -> dict[str, Any]:
+    return {"urls": {"api": {"dapiPublic": f"{base}/dapi/v1"}}}
+
+
 def stream_names(symbols: Sequence[str], speed: str = "@100ms") -> list[str]:
     return [f"{s.lower()}@depth{speed}" for s in symbols]
 
@@ -59,5 +109,5 @@ def subscribe_messages(symbols: Sequence[str], depth: int | None = None, request
     return [orjson.dumps({"method": "SUBSCRIBE", "params": stream_names(symbols), "id": request_id}).decode()]
 
 
-def unsubscribe_messages(symbols: Sequence[str], request_id: int = 2) -> list[str]:
+def unsubscribe_messages(symbols: Sequence[str], depth: int | None = None, request_id: int = 2) -> list[str]:
     return [orjson.dumps({"method": "UNSUBSCRIBE", "params": stream_names(symbols), "id": request_id}).decode()]

@@ -13,7 +13,15 @@ from typing import Any
 import orjson
 
 from bookkeeper.errors import AdapterError
-from bookkeeper.events import BookDelta, BookSnapshot, MarketEvent, SnapshotSource, Subscribed, VenueNotice
+from bookkeeper.events import (
+    BookDelta,
+    BookSnapshot,
+    MarketEvent,
+    NoticeKind,
+    SnapshotSource,
+    Subscribed,
+    VenueNotice,
+)
 
 from .._common import ms_ts_ns, okx_style_book_push, string_levels
 from .schemas import ACTION_SNAPSHOT, ACTION_UPDATE, BOOK_CHANNELS
@@ -62,7 +70,7 @@ def parse_event(obj: Mapping[str, Any]) -> list[MarketEvent]:
     if event == "subscribe":
         return [Subscribed(symbol=sym, channel=str(arg.get("channel", "")))]
     if event == "error":
-        return [VenueNotice(kind="error", message=f"{obj.get('code')}: {obj.get('msg')}", symbol=sym)]
+        return [VenueNotice(kind=NoticeKind.ERROR, message=f"{obj.get('code')}: {obj.get('msg')}", symbol=sym)]
     return []
 
 

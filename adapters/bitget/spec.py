@@ -10,11 +10,17 @@ v1 stream was captured.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import orjson
 
-from bookkeeper.capabilities import ChecksumKind, ExchangeCapabilities, SequenceModel, SpliceRule
+from bookkeeper.capabilities import (
+    ChecksumKind,
+    ExchangeCapabilities,
+    SequenceModel,
+    SpliceRule,
+)
+from bookkeeper.ports import Market
 
 CAPABILITIES = ExchangeCapabilities(
     venue="bitget",
@@ -31,6 +37,9 @@ CAPABILITIES = ExchangeCapabilities(
 
 PING = "ping"
 INST_TYPE = "SPOT"
+#: Bitget v2 public WebSocket (one host for every market; ``ws_url`` adds ``/v2/ws/public``).
+#: ⚠ Not in exchange-protocols.md; from Bitget's v2 API docs ("Websocket Domain").
+WS_ROOTS: Mapping[Market, str] = dict.fromkeys(Market, "wss://ws.bitget.com")
 
 
 def ws_url(base: str, symbols: Sequence[str]) -> str:
@@ -45,5 +54,5 @@ def subscribe_messages(symbols: Sequence[str], depth: int | None = None) -> list
     return [orjson.dumps({"op": "subscribe", "args": _args(symbols)}).decode()]
 
 
-def unsubscribe_messages(symbols: Sequence[str]) -> list[str]:
+def unsubscribe_messages(symbols: Sequence[str], depth: int | None = None) -> list[str]:
     return [orjson.dumps({"op": "unsubscribe", "args": _args(symbols)}).decode()]

@@ -13,5 +13,5 @@ from .parse import L2Tables, decode, parse_rest_snapshot
 __all__ = ["BITMEX"]
 
 BITMEX = VenueAdapter("bitmex", spec.CAPABILITIES, decoder=stateful_decoder(decode, L2Tables), live=spec,
-                       ping=spec.ping_message,
+                       ping=spec.ping_message, closed=spec.CLOSED,
                        rest=lambda body, *, symbol, url, ts_recv_ns: parse_rest_snapshot(body, symbol, ts_recv_ns))

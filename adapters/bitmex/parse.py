@@ -18,7 +18,16 @@ from typing import Any
 import msgspec
 
 from bookkeeper.errors import AdapterError
-from bookkeeper.events import BookDelta, BookSnapshot, Heartbeat, MarketEvent, SnapshotSource, Trade, VenueNotice
+from bookkeeper.events import (
+    BookDelta,
+    BookSnapshot,
+    Heartbeat,
+    MarketEvent,
+    NoticeKind,
+    SnapshotSource,
+    Trade,
+    VenueNotice,
+)
 from bookkeeper.types import TradeSide
 
 from .._common import id_keyed_rows
@@ -179,8 +188,8 @@ def decode(frame: bytes | str, ts_recv_ns: int, tables: L2Tables) -> list[Market
     table = env.table
     if table is None:
         if env.error is not None:
-            kind = "rate_limited" if env.status == 429 else "error"
-            return [VenueNotice(kind=kind, message=f"{env.status}: {env.error}")]
+            return [VenueNotice(kind=NoticeKind.RATE_LIMITED if env.status == 429 else NoticeKind.ERROR,
+                                message=f"{env.status}: {env.error}")]
         return []  # welcome (info), subscribe acks
     if not env.action:
         raise AdapterError(f"{table} message without action", exchange=EXCHANGE, raw=frame)

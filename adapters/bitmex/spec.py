@@ -29,6 +29,9 @@ CAPABILITIES = ExchangeCapabilities(
 )
 
 WS_URL = "wss://ws.bitmex.com/realtime"  # dead since 2026-09-23
+#: why no live Feed can be made (exchange-protocols.md §0, §12); recordings still replay
+CLOSED = ("BitMEX closed on 2026-09-23 04:00 UTC: nothing can connect to it live; replay recordings, "
+          "or pass ws_url= to a server speaking its protocol")
 
 
 def topics(symbols: Sequence[str], depth: int | None = None) -> list[str]:

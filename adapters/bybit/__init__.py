@@ -14,5 +14,5 @@ from .parse import LegacyBooks, decode, parse_rest_snapshot
 __all__ = ["BYBIT"]
 
 BYBIT = VenueAdapter("bybit", spec.CAPABILITIES, decoder=stateful_decoder(decode, LegacyBooks), live=spec,
-                      ping=spec.ping_message,
+                      ping=spec.ping_message, ws_root=spec.WS_ROOTS[spec.MARKET],
                       rest=lambda body, *, symbol, url, ts_recv_ns: parse_rest_snapshot(body, symbol, ts_recv_ns))

@@ -15,7 +15,15 @@ from typing import Any
 import msgspec
 
 from bookkeeper.errors import AdapterError
-from bookkeeper.events import BookDelta, BookSnapshot, MarketEvent, SnapshotSource, Trade, VenueNotice
+from bookkeeper.events import (
+    BookDelta,
+    BookSnapshot,
+    MarketEvent,
+    NoticeKind,
+    SnapshotSource,
+    Trade,
+    VenueNotice,
+)
 from bookkeeper.types import TradeSide
 
 from .._common import id_keyed_rows
@@ -197,7 +205,7 @@ def decode(frame: bytes | str, ts_recv_ns: int, legacy: LegacyBooks) -> list[Mar
     topic = env.topic
     if topic is None:
         if env.success is False:
-            return [VenueNotice(kind="error", message=f"{env.op or 'request'} failed: {env.ret_msg}")]
+            return [VenueNotice(kind=NoticeKind.ERROR, message=f"{env.op or 'request'} failed: {env.ret_msg}")]
         return []  # subscribe acks and pongs (both shapes, §6.5)
     if topic.startswith("orderbook."):
         return [parse_v5_book(env, frame, ts_recv_ns)]

@@ -12,11 +12,12 @@ splice path (``rest_snapshot=False``); ``parse_rest_snapshot`` still reads it. C
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import orjson
 
 from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
+from bookkeeper.ports import Market
 
 CAPABILITIES = ExchangeCapabilities(
     venue="bybit",
@@ -30,7 +31,16 @@ CAPABILITIES = ExchangeCapabilities(
     pong_timeout_s=10.0,
 )
 
-WS_URL_LINEAR = "wss://stream.bybit.com/v5/public/linear"
+#: §6.1: one public endpoint per market (``ws_url`` uses it as is). This adapter's market is
+#: linear (USDT/USDC perpetuals and futures), as captured.
+WS_ROOTS: Mapping[Market, str] = {
+    Market.SPOT: "wss://stream.bybit.com/v5/public/spot",
+    Market.LINEAR: "wss://stream.bybit.com/v5/public/linear",
+    Market.INVERSE: "wss://stream.bybit.com/v5/public/inverse",
+    Market.OPTION: "wss://stream.bybit.com/v5/public/option",
+}
+MARKET = Market.LINEAR
+WS_URL_LINEAR = WS_ROOTS[Market.LINEAR]
 DEFAULT_DEPTH = 50
 _DEPTHS = (1, 50, 200, 1000)
 _MAX_ARGS = 10  # spot allows at most 10 args per subscribe request (§6.1)

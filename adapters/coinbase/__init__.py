@@ -6,6 +6,8 @@ No client ping is specified: the heartbeats channel keeps the connection open.
 
 from __future__ import annotations
 
+from bookkeeper.ports import Market
+
 from .._common import FrameDecoder, VenueAdapter
 from . import spec
 from .parse import AtSequence, decode, parse_rest_snapshot
@@ -27,4 +29,5 @@ class _Decoder(FrameDecoder):
         return self._seq.last
 
 
-COINBASE = VenueAdapter("coinbase", spec.CAPABILITIES, decoder=_Decoder, rest=parse_rest_snapshot, live=spec)
+COINBASE = VenueAdapter("coinbase", spec.CAPABILITIES, decoder=_Decoder, rest=parse_rest_snapshot, live=spec,
+                        ws_root=spec.WS_ROOTS[Market.SPOT])

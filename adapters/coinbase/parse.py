@@ -4,8 +4,8 @@
 the connection, across channels and products (exchange-protocols.md §8.2), so no per-product
 session can check it. The per-connection :class:`AtSequence` does, and reports a break as a
 value, not an exception: the frame's events are preceded by
-``VenueNotice(kind="connection_gap")`` when numbers were skipped, and replaced by
-``VenueNotice(kind="connection_out_of_order")`` when a number repeats or goes back (a
+``VenueNotice(kind=NoticeKind.CONNECTION_GAP)`` when numbers were skipped, and replaced by
+``VenueNotice(kind=NoticeKind.CONNECTION_OUT_OF_ORDER)`` when a number repeats or goes back (a
 duplicate or late frame must not overwrite newer absolute sizes). Either notice means every
 book on that connection is suspect: the driver resubscribes ``level2`` (or reconnects).
 A frame rejected with :class:`AdapterError` does not advance the counter, so the next good
@@ -27,6 +27,7 @@ from bookkeeper.events import (
     BookSnapshot,
     Heartbeat,
     MarketEvent,
+    NoticeKind,
     SnapshotSource,
     Subscribed,
     Trade,
@@ -115,10 +116,10 @@ class AtSequence:
             return None
         if n > last:
             self._last = n
-            return VenueNotice(kind="connection_gap",
+            return VenueNotice(kind=NoticeKind.CONNECTION_GAP,
                                message=f"sequence_num {last} -> {n}: {n - last - 1} message(s) missed on this "
                                        "connection; every book on it is suspect")
-        return VenueNotice(kind="connection_out_of_order",
+        return VenueNotice(kind=NoticeKind.CONNECTION_OUT_OF_ORDER,
                            message=f"sequence_num {n} after {last}: duplicate or late frame dropped")
 
 
@@ -259,7 +260,7 @@ def decode(frame: bytes | str, ts_recv_ns: int, seq: AtSequence) -> list[MarketE
             err = _error.decode(frame)
         except _Errors:
             err = ErrorMessage()
-        return [VenueNotice(kind="error", message=f"{err.message} {err.reason}".strip())]
+        return [VenueNotice(kind=NoticeKind.ERROR, message=f"{err.message} {err.reason}".strip())]
     if env.channel is not None:
         return decode_advanced(frame, ts_recv_ns, seq)
     return decode_legacy(env.type, frame, ts_recv_ns)

@@ -11,11 +11,12 @@ connecting).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import orjson
 
 from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
+from bookkeeper.ports import Market
 
 CAPABILITIES = ExchangeCapabilities(
     venue="coinbase",
@@ -26,7 +27,8 @@ CAPABILITIES = ExchangeCapabilities(
     rest_snapshot=False,
 )
 
-WS_URL = "wss://advanced-trade-ws.coinbase.com"
+WS_URL = "wss://advanced-trade-ws.coinbase.com"  # §8.1 market data
+WS_ROOTS: Mapping[Market, str] = {Market.SPOT: WS_URL}
 
 
 def ws_url(base: str, symbols: Sequence[str]) -> str:
@@ -43,5 +45,5 @@ def subscribe_messages(symbols: Sequence[str], depth: int | None = None) -> list
     return [_msg("subscribe", symbols, "heartbeats"), _msg("subscribe", symbols, "level2")]
 
 
-def unsubscribe_messages(symbols: Sequence[str]) -> list[str]:
+def unsubscribe_messages(symbols: Sequence[str], depth: int | None = None) -> list[str]:
     return [_msg("unsubscribe", symbols, "level2")]

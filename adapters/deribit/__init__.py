@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import partial
 
+from bookkeeper.ports import Market
+
 from .._common import FrameDecoder, VenueAdapter
 from . import spec
 from .parse import NO_REST, decode
@@ -16,4 +18,5 @@ from .parse import NO_REST, decode
 __all__ = ["DERIBIT"]
 
 DERIBIT = VenueAdapter("deribit", spec.CAPABILITIES, decoder=partial(FrameDecoder, decode), no_rest=NO_REST,
-                       live=spec, ping=spec.test_message, reply=spec.reply_to)
+                       live=spec, ping=spec.test_message, reply=spec.reply_to,
+                       ws_root=spec.WS_ROOTS[Market.INVERSE])

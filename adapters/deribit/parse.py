@@ -14,10 +14,27 @@ from typing import Any
 import msgspec
 
 from bookkeeper.errors import AdapterError
-from bookkeeper.events import BookDelta, BookSnapshot, Heartbeat, MarketEvent, NoticeKind, Subscribed, Trade, VenueNotice
+from bookkeeper.events import (
+    BookDelta,
+    BookSnapshot,
+    Heartbeat,
+    MarketEvent,
+    NoticeKind,
+    Subscribed,
+    Trade,
+    VenueNotice,
+)
 from bookkeeper.types import TradeSide
 
-from .schemas import BookData, Envelope, GroupedBookData, HeartbeatParams, Notification, RpcError, TradeData
+from .schemas import (
+    BookData,
+    Envelope,
+    GroupedBookData,
+    HeartbeatParams,
+    Notification,
+    RpcError,
+    TradeData,
+)
 
 EXCHANGE = "deribit"
 
@@ -91,8 +108,8 @@ def _response(env: Envelope, frame: bytes | str) -> list[MarketEvent]:
             err = _error.decode(env.error)
         except (msgspec.DecodeError, msgspec.ValidationError):
             err = RpcError(message=bytes(env.error).decode("utf-8", "replace"))
-        kind = "rate_limited" if err.code == _RATE_LIMIT_CODE else "error"
-        return [VenueNotice(kind=kind, message=f"{err.code}: {err.message}")]
+        return [VenueNotice(kind=NoticeKind.RATE_LIMITED if err.code == _RATE_LIMIT_CODE else NoticeKind.ERROR,
+                            message=f"{err.code}: {err.message}")]
     if not len(env.result):
         return []
     try:

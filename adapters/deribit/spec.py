@@ -12,12 +12,13 @@ undocumented (§9.2 ⚠). Heartbeats are opt-in: we ask for them on connect
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import orjson
 
 from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
 from bookkeeper.events import NoticeKind, VenueNotice
+from bookkeeper.ports import Market
 
 HEARTBEAT_INTERVAL_S = 10  # Deribit's minimum
 
@@ -34,7 +35,8 @@ CAPABILITIES = ExchangeCapabilities(
     idle_timeout_s=None,
 )
 
-WS_URL = "wss://www.deribit.com/ws/api/v2"
+WS_URL = "wss://www.deribit.com/ws/api/v2"  # §9.1 production; one endpoint for every instrument
+WS_ROOTS: Mapping[Market, str] = dict.fromkeys(Market, WS_URL)
 
 
 def channels(symbols: Sequence[str], interval: str = "100ms") -> list[str]:
@@ -58,7 +60,7 @@ def subscribe_messages(symbols: Sequence[str], depth: int | None = None, interva
     ]
 
 
-def unsubscribe_messages(symbols: Sequence[str], interval: str = "100ms") -> list[str]:
+def unsubscribe_messages(symbols: Sequence[str], depth: int | None = None, interval: str = "100ms") -> list[str]:
     return [_rpc("public/unsubscribe", {"channels": channels(symbols, interval)}, 3)]
 
 

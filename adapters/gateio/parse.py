@@ -17,12 +17,14 @@ from bookkeeper.events import (
     BookSnapshot,
     BookTicker,
     MarketEvent,
+    NoticeKind,
     SnapshotSource,
     Subscribed,
     VenueNotice,
 )
 
-from .._common import level, loads, ms_to_ns as _ms_to_ns_float
+from .._common import level, loads
+from .._common import ms_to_ns as _ms_to_ns_float
 from .schemas import SPOT_OBU, TICKER_CHANNELS, UPDATE_CHANNELS
 
 _MAX_SEQ = 1 << 63
@@ -155,7 +157,7 @@ def parse_message(obj: Any, frame: bytes | str, ts_recv_ns: int, exchange: str) 
     if error:
         msg = error.get("message") if isinstance(error, dict) else error
         code = error.get("code") if isinstance(error, dict) else None
-        return [VenueNotice(kind="error", message=f"{channel} {event}: {code}: {msg}")]
+        return [VenueNotice(kind=NoticeKind.ERROR, message=f"{channel} {event}: {code}: {msg}")]
     if channel in UPDATE_CHANNELS or channel == SPOT_OBU:
         if event == "update":
             res = obj.get("result")

@@ -10,12 +10,15 @@ optional ``spot.ping`` only resets its idle timer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
 
 from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
+from bookkeeper.ports import Market, RestCall
 
+from .._common import capped_depth
 from .schemas import FUTURES_UPDATE, SPOT_UPDATE
 
 SPOT_CAPABILITIES = ExchangeCapabilities(
@@ -35,6 +38,36 @@ FUTURES_CAPABILITIES = ExchangeCapabilities(
     rest_snapshot=True,
     rest_snapshot_depth=100,
 )
+
+
+#: §11.1 spot; USDT-settled futures use their own host (Gate futures WS docs, "Server URL").
+WS_ROOTS: Mapping[Market, str] = {
+    Market.SPOT: "wss://api.gateio.ws/ws/v4/",
+    Market.LINEAR: "wss://fx-ws.gateio.ws/v4/ws/usdt",
+}
+#: §11.4 ⚠: 100 is the documented maximum in older docs (ccxt allows 1000; gateeu returns an
+#: empty book above 100), so we never ask for more.
+REST_MAX_DEPTH = 100
+_SETTLE = "usdt"
+
+
+def spot_depth_call(symbol: str, depth: int | None) -> RestCall:
+    """``GET /api/v4/spot/order_book?currency_pair=&limit=&with_id=true`` (§11.4: without
+    ``with_id`` the book has no id and cannot be bridged)."""
+    return RestCall(ccxt_id="gate", method="public_spot_get_order_book",
+                    params={"currency_pair": symbol, "with_id": "true",
+                            "limit": capped_depth(depth, default=REST_MAX_DEPTH, maximum=REST_MAX_DEPTH)})
+
+
+def futures_depth_call(symbol: str, depth: int | None) -> RestCall:
+    """``GET /api/v4/futures/usdt/order_book?contract=&limit=&with_id=true``."""
+    return RestCall(ccxt_id="gate", method="public_futures_get_settle_order_book",
+                    params={"settle": _SETTLE, "contract": symbol, "with_id": "true",
+                            "limit": capped_depth(depth, default=REST_MAX_DEPTH, maximum=REST_MAX_DEPTH)})
+
+
+def ccxt_urls(base: str) -> dict[str, Any]:
+    return {"urls": {"api": {"public": {"spot": f"{base}/api/v4", "futures": f"{base}/api/v4"}}}}
 
 
 def ws_url(base: str, symbols: Sequence[str]) -> str:
@@ -64,3 +97,23 @@ def unsubscribe_messages(symbols: Sequence[str], *, now_s: int, futures: bool = 
 
 def ping_message(*, now_s: int, futures: bool = False) -> str:
     return orjson.dumps({"time": now_s, "channel": "futures.ping" if futures else "spot.ping"}).decode()
+
+
+class Dialogue:
+    """The live dialogue of one Gate flavour (implements ``_common.Dialogue``, ``CLOCKED``):
+    messages carry ``time``, from the caller's ``now_ns`` (0 when the caller gives none)."""
+
+    CLOCKED = True
+
+    def __init__(self, *, futures: bool) -> None:
+        self.futures = futures
+
+    def ws_url(self, base: str, symbols: Sequence[str]) -> str:
+        return ws_url(base, symbols)
+
+    def subscribe_messages(self, symbols: Sequence[str], depth: int | None = None, *, now_ns: int = 0) -> list[str]:
+        """One subscribe per pair (the legacy channel has no depth)."""
+        return subscribe_messages(symbols, now_s=now_ns // 1_000_000_000, futures=self.futures)
+
+    def unsubscribe_messages(self, symbols: Sequence[str], depth: int | None = None, *, now_ns: int = 0) -> list[str]:
+        return unsubscribe_messages(symbols, now_s=now_ns // 1_000_000_000, futures=self.futures)

@@ -8,6 +8,8 @@ qty_decimals)}``), ``depth`` the v2 book depth. The live dialogue is WS v2, whos
 
 from __future__ import annotations
 
+from bookkeeper.ports import Market
+
 from .._common import VenueAdapter
 from . import spec
 from .parse import KrakenDecoder, parse_rest_depth, parse_v1_book, parse_v2_levels
@@ -15,4 +17,4 @@ from .parse import KrakenDecoder, parse_rest_depth, parse_v1_book, parse_v2_leve
 __all__ = ["KRAKEN", "KrakenDecoder", "parse_rest_depth", "parse_v1_book", "parse_v2_levels"]
 
 KRAKEN = VenueAdapter("kraken", spec.CAPABILITIES, decoder=KrakenDecoder, rest=parse_rest_depth, live=spec,
-                      ping=spec.PING)
+                      ping=spec.PING, ws_root=spec.WS_ROOTS[Market.SPOT], ccxt_urls=spec.ccxt_urls)

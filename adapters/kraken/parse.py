@@ -25,7 +25,16 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from bookkeeper.errors import AdapterError
-from bookkeeper.events import BookDelta, BookSnapshot, Heartbeat, MarketEvent, SnapshotSource, Subscribed, VenueNotice
+from bookkeeper.events import (
+    BookDelta,
+    BookSnapshot,
+    Heartbeat,
+    MarketEvent,
+    NoticeKind,
+    SnapshotSource,
+    Subscribed,
+    VenueNotice,
+)
 
 from .._common import FrameDecoder, check_string_level, string_row
 from .schemas import BOOK_PREFIX, DEFAULT_DEPTH, V2_BOOK, V2_HEARTBEAT, V2_INSTRUMENT
@@ -249,7 +258,7 @@ class KrakenState:
         if event == "subscriptionStatus":
             pair = obj.get("pair") if type(obj.get("pair")) is str else None
             if obj.get("status") == "error":
-                return [VenueNotice(kind="error", message=str(obj.get("errorMessage", "")), symbol=pair)]
+                return [VenueNotice(kind=NoticeKind.ERROR, message=str(obj.get("errorMessage", "")), symbol=pair)]
             name = obj.get("channelName")
             if obj.get("status") == "subscribed" and type(name) is str:
                 cid = obj.get("channelID")
@@ -261,7 +270,7 @@ class KrakenState:
                 return [Subscribed(symbol=pair, channel=name, depth=depth)]
             return []
         if event == "error":
-            return [VenueNotice(kind="error", message=str(obj.get("errorMessage", "")))]
+            return [VenueNotice(kind=NoticeKind.ERROR, message=str(obj.get("errorMessage", "")))]
         return []  # systemStatus, pong
 
     # v2 ---------------------------------------------------------------------------
@@ -272,7 +281,7 @@ class KrakenState:
         result = obj.get("result") if type(obj.get("result")) is dict else {}
         sym = result.get("symbol") if type(result.get("symbol")) is str else None
         if obj.get("success") is False:
-            return [VenueNotice(kind="error", message=str(obj.get("error", "")), symbol=sym)]
+            return [VenueNotice(kind=NoticeKind.ERROR, message=str(obj.get("error", "")), symbol=sym)]
         if method == "unsubscribe":
             return []
         channel = str(result.get("channel", ""))

@@ -14,11 +14,18 @@ The live dialogue is WS v2; the decoder also reads v1 recordings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
 
-from bookkeeper.capabilities import ChecksumKind, ExchangeCapabilities, SequenceModel, SpliceRule
+from bookkeeper.capabilities import (
+    ChecksumKind,
+    ExchangeCapabilities,
+    SequenceModel,
+    SpliceRule,
+)
+from bookkeeper.ports import Market
 
 from .schemas import DEFAULT_DEPTH, DEPTHS
 
@@ -38,6 +45,14 @@ CAPABILITIES = ExchangeCapabilities(
 )
 
 PING = orjson.dumps({"method": "ping"}).decode()
+
+#: §7.1: the public v2 root (``ws_url`` adds ``/v2``).
+WS_ROOTS: Mapping[Market, str] = {Market.SPOT: "wss://ws.kraken.com"}
+
+
+def ccxt_urls(base: str) -> dict[str, Any]:
+    """No REST call for books (§7.4: no id, never spliced); kept for ccxt's market data."""
+    return {"urls": {"api": {"public": base, "private": base}}}
 
 
 def ws_url(base: str, symbols: Sequence[str]) -> str:

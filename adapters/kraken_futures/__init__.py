@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import partial
 
+from bookkeeper.ports import Market
+
 from .._common import FrameDecoder, VenueAdapter
 from . import spec
 from .parse import decode, parse_book, parse_snapshot
@@ -16,4 +18,5 @@ from .parse import decode, parse_book, parse_snapshot
 __all__ = ["KRAKEN_FUTURES", "decode", "parse_book", "parse_snapshot"]
 
 KRAKEN_FUTURES = VenueAdapter("kraken_futures", spec.CAPABILITIES, decoder=partial(FrameDecoder, decode),
-                              no_rest="Kraken Futures REST books carry no seq; resubscribe instead", live=spec)
+                              no_rest="Kraken Futures REST books carry no seq; resubscribe instead", live=spec,
+                              ws_root=spec.WS_ROOTS[Market.INVERSE])

@@ -20,6 +20,7 @@ from bookkeeper.events import (
     BookSnapshot,
     Heartbeat,
     MarketEvent,
+    NoticeKind,
     SnapshotSource,
     Subscribed,
     Trade,
@@ -27,7 +28,14 @@ from bookkeeper.events import (
 )
 from bookkeeper.types import TradeSide
 
-from .schemas import FEED_BOOK, FEED_HEARTBEAT, FEED_SNAPSHOT, FEED_TRADE, SIDE_BUY, SIDE_SELL
+from .schemas import (
+    FEED_BOOK,
+    FEED_HEARTBEAT,
+    FEED_SNAPSHOT,
+    FEED_TRADE,
+    SIDE_BUY,
+    SIDE_SELL,
+)
 
 EXCHANGE = "kraken_futures"
 _MAX = 1e15
@@ -135,7 +143,8 @@ def parse_event(obj: Mapping[str, Any]) -> list[MarketEvent]:
             return [Subscribed(symbol=str(i), channel=feed) for i in ids]
         return [Subscribed(symbol=None, channel=feed)]
     if event in ("error", "alert"):
-        return [VenueNotice(kind=str(event), message=str(obj.get("message", "")))]
+        # both are failures the venue reports (an "alert" is e.g. "Bad websocket message")
+        return [VenueNotice(kind=NoticeKind.ERROR, message=str(obj.get("message", "")))]
     return []  # info, unsubscribed
 
 
@@ -158,7 +167,7 @@ def decode(frame: bytes | str, ts_recv_ns: int = 0) -> list[MarketEvent]:
         return [parse_snapshot(obj, frame, ts_recv_ns)]
     if "event" in obj:
         if obj.get("event") == "subscribed_failed":
-            return [VenueNotice(kind="error", message=f"subscribe failed: {obj.get('message', '')}")]
+            return [VenueNotice(kind=NoticeKind.ERROR, message=f"subscribe failed: {obj.get('message', '')}")]
         return parse_event(obj)
     if feed == FEED_HEARTBEAT:
         return [Heartbeat(ts_recv_ns=ts_recv_ns)]

@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import orjson
 
 from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
+from bookkeeper.ports import Market
 
 CAPABILITIES = ExchangeCapabilities(
     venue="kraken_futures",
@@ -29,6 +30,13 @@ CAPABILITIES = ExchangeCapabilities(
     ping_interval_s=None,
     idle_timeout_s=30.0,
 )
+
+
+#: Kraken Derivatives public WebSocket (``ws_url`` adds ``/ws/v1``). ⚠ Not in
+#: exchange-protocols.md (which covers Kraken spot only); from Kraken's Derivatives WebSocket
+#: docs, "Connection": ``wss://futures.kraken.com/ws/v1``.
+WS_ROOTS: Mapping[Market, str] = {Market.LINEAR: "wss://futures.kraken.com",
+                                  Market.INVERSE: "wss://futures.kraken.com"}
 
 
 def ws_url(base: str, symbols: Sequence[str]) -> str:
@@ -44,5 +52,5 @@ def subscribe_messages(symbols: Sequence[str], depth: int | None = None) -> list
     ]
 
 
-def unsubscribe_messages(symbols: Sequence[str]) -> list[str]:
+def unsubscribe_messages(symbols: Sequence[str], depth: int | None = None) -> list[str]:
     return [orjson.dumps({"event": "unsubscribe", "feed": "book", "product_ids": list(symbols)}).decode()]

@@ -14,9 +14,18 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bookkeeper.errors import AdapterError, InvalidEvent
-from bookkeeper.events import BookDelta, BookSnapshot, MarketEvent, SnapshotSource, Subscribed, VenueNotice
+from bookkeeper.events import (
+    BookDelta,
+    BookSnapshot,
+    MarketEvent,
+    NoticeKind,
+    SnapshotSource,
+    Subscribed,
+    VenueNotice,
+)
 
-from .._common import level, levels, loads, ms_to_ns as _ms_to_ns_float
+from .._common import level, levels, loads
+from .._common import ms_to_ns as _ms_to_ns_float
 from .schemas import CONTROL_TYPES, L2_SUBJECT, L2_TOPIC_PREFIX, REST_OK
 
 EXCHANGE = "kucoin"
@@ -118,7 +127,7 @@ def parse_message(obj: Any, frame: bytes | str, ts_recv_ns: int) -> list[MarketE
     if kind in CONTROL_TYPES:
         return []
     if kind == "error":
-        return [VenueNotice(kind="error", message=f"{obj.get('code')}: {obj.get('data')}")]
+        return [VenueNotice(kind=NoticeKind.ERROR, message=f"{obj.get('code')}: {obj.get('data')}")]
     if not isinstance(kind, str):
         raise AdapterError(f"frame has no string type: {kind!r}", exchange=EXCHANGE, raw=frame)
     return []

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from functools import partial
 
+from bookkeeper.ports import Market
+
 from .._common import FrameDecoder, VenueAdapter
 from . import spec
 from .parse import decode, parse_book_entry, parse_levels, parse_rest_books
@@ -15,4 +17,5 @@ from .parse import decode, parse_book_entry, parse_levels, parse_rest_books
 __all__ = ["OKX", "decode", "parse_book_entry", "parse_levels", "parse_rest_books"]
 
 OKX = VenueAdapter("okx", spec.CAPABILITIES, decoder=partial(FrameDecoder, decode), rest=parse_rest_books,
-                   live=spec, ping=spec.PING)
+                   live=spec, ping=spec.PING, ws_root=spec.WS_ROOTS[Market.SPOT], rest_call=spec.depth_call,
+                   ccxt_urls=spec.ccxt_urls)

@@ -22,6 +22,7 @@ from bookkeeper.events import (
     BookSnapshot,
     Heartbeat,
     MarketEvent,
+    NoticeKind,
     SnapshotSource,
     Subscribed,
     Trade,
@@ -122,9 +123,9 @@ def parse_event(obj: dict[str, Any], frame: Any) -> list[MarketEvent]:
     if event == "subscribe":
         return [Subscribed(symbol=sym, channel=str(arg.get("channel", "")))]
     if event == "error":
-        return [VenueNotice(kind="error", message=f"{obj.get('code')}: {obj.get('msg')}", symbol=sym)]
+        return [VenueNotice(kind=NoticeKind.ERROR, message=f"{obj.get('code')}: {obj.get('msg')}", symbol=sym)]
     if event == "notice":
-        return [VenueNotice(kind="notice", message=f"{obj.get('code')}: {obj.get('msg')}", symbol=sym)]
+        return [VenueNotice(kind=NoticeKind.NOTICE, message=f"{obj.get('code')}: {obj.get('msg')}", symbol=sym)]
     return []  # unsubscribe, login, channel-conn-count ...
 
 

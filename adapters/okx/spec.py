@@ -13,11 +13,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
 
-from bookkeeper.capabilities import ChecksumKind, ExchangeCapabilities, SequenceModel, SpliceRule
+from bookkeeper.capabilities import (
+    ChecksumKind,
+    ExchangeCapabilities,
+    SequenceModel,
+    SpliceRule,
+)
+from bookkeeper.ports import Market, RestCall
+
+from .._common import capped_depth
 
 CAPABILITIES = ExchangeCapabilities(
     venue="okx",
@@ -38,6 +47,20 @@ DEFAULT_CHANNEL = "books"
 PING = "ping"
 
 
+#: §5.1: one public root for every market (the instId names it); ``ws_url`` adds the path.
+WS_ROOTS: Mapping[Market, str] = dict.fromkeys(Market, "wss://ws.okx.com:8443")
+
+
+def depth_call(symbol: str, depth: int | None) -> RestCall:
+    """``GET /api/v5/market/books?instId=&sz=``; ``sz`` max 400 (§5.4)."""
+    return RestCall(ccxt_id="okx", method="public_get_market_books",
+                    params={"instId": symbol, "sz": capped_depth(depth, default=400, maximum=400)})
+
+
+def ccxt_urls(base: str) -> dict[str, Any]:
+    return {"urls": {"api": {"rest": base}}}
+
+
 def ws_url(base: str, symbols: Sequence[str]) -> str:
     """``{base}/ws/v5/public`` (subscriptions are sent as messages, not in the URL)."""
     return f"{base.rstrip('/')}/ws/v5/public"
@@ -52,5 +75,6 @@ def subscribe_messages(symbols: Sequence[str], depth: int | None = None, channel
     return [orjson.dumps({"op": "subscribe", "args": _args(symbols, channel)}).decode()]
 
 
-def unsubscribe_messages(symbols: Sequence[str], channel: str = DEFAULT_CHANNEL) -> list[str]:
+def unsubscribe_messages(symbols: Sequence[str], depth: int | None = None,
+                         channel: str = DEFAULT_CHANNEL) -> list[str]:
     return [orjson.dumps({"op": "unsubscribe", "args": _args(symbols, channel)}).decode()]

@@ -35,27 +35,56 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bookkeeper.actions import StateChanged, SyncState
+from bookkeeper.capabilities import ChecksumKind, ExchangeCapabilities, SequenceModel
 from bookkeeper.errors import InvalidState
 from bookkeeper.io.feed import Feed
 from bookkeeper.io.records import RecordWriter
 from bookkeeper.io.stream import BookUpdate, DriverConfig
 from bookkeeper.io.ws import WebsocketsTransport
 from bookkeeper.policy import BackoffPolicy, BreakerPolicy, KeepalivePolicy
-from bookkeeper.testing.sim import FaultKind, SimConfig, SimExchange
+from bookkeeper.testing.sim import (
+    DEMO_KINDS,
+    FAULTS,
+    VENUES,
+    FaultKind,
+    SimConfig,
+    SimExchange,
+)
 from bookkeeper.testing.sim.engine import KRAKEN_EPOCH
 
-__all__ = ["ChaosConfig", "ConsistencyChecker", "run_chaos", "run_failed", "ALL_FAULTS", "DEMO_FAULTS",
-           "SUPPORTED_VENUES"]
+__all__ = [
+    "ALL_FAULTS",
+    "DEMO_FAULTS",
+    "SUPPORTED_VENUES",
+    "ChaosConfig",
+    "ConsistencyChecker",
+    "run_chaos",
+    "run_failed",
+]
 
-SUPPORTED_VENUES = ("binance", "okx", "kraken")
-ALL_FAULTS: tuple[str, ...] = tuple(k.value for k in FaultKind)
-#: The visible default mix of ``bookkeeper demo``.
-DEMO_FAULTS: tuple[str, ...] = (
-    "abort", "stall", "close_1001", "drop", "duplicate", "reorder", "http_429", "stale_snapshot",
-    "corrupt_checksum",
-)  # fmt: skip
-_KRAKEN_DEPTH = 10
-_KRAKEN_EPOCH_NS = int(KRAKEN_EPOCH.timestamp()) * 1_000_000_000
+#: every venue the simulator speaks (its dialect registry)
+SUPPORTED_VENUES: tuple[str, ...] = tuple(VENUES)
+ALL_FAULTS: tuple[str, ...] = tuple(k.value for k in FAULTS)
+#: The visible default mix of ``bookkeeper demo`` (the registry's ``demo`` entries).
+DEMO_FAULTS: tuple[str, ...] = tuple(k.value for k in DEMO_KINDS)
+#: the depth subscribed on venues that truncate their book to the subscribed depth (the
+#: simulator's truth is compared at the same depth)
+_TRUNCATED_DEPTH = 10
+#: the simulator encodes its seq in the frame timestamp of venues without ids
+#: (``KRAKEN_EPOCH + seq`` microseconds; see ``bookkeeper.sim.engine``)
+_SIM_TS_EPOCH_NS = int(KRAKEN_EPOCH.timestamp()) * 1_000_000_000
+
+
+def _capabilities(venue: str) -> ExchangeCapabilities:
+    # adapters are looked up, never imported by name
+    from bookkeeper.adapters import get_adapter
+
+    return get_adapter(venue).capabilities
+
+
+def _depth(venue: str) -> int | None:
+    """The book depth to subscribe (and compare) on ``venue``."""
+    return _TRUNCATED_DEPTH if _capabilities(venue).truncate_to_depth else None
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -143,8 +172,8 @@ class ConsistencyChecker:
     def truth_seq(self, venue: str, update: BookUpdate) -> int | None:
         if update.seq is not None:
             return update.seq
-        if venue == "kraken" and update.ts_exchange_ns:
-            return (update.ts_exchange_ns - _KRAKEN_EPOCH_NS) // 1_000
+        if update.ts_exchange_ns and _capabilities(venue).sequence_model is SequenceModel.NONE:
+            return (update.ts_exchange_ns - _SIM_TS_EPOCH_NS) // 1_000
         return None
 
     def check(self, feed: Feed, venue: str, update: BookUpdate, *, force: bool = False) -> bool | None:
@@ -163,7 +192,7 @@ class ConsistencyChecker:
             self.skipped += 1
             return None
         self._last[key] = now
-        depth = _KRAKEN_DEPTH if venue == "kraken" else None
+        depth = _depth(venue)
         bids, asks = engine.book_at(update.symbol, seq, depth=depth)
         book = feed.book(update.symbol)
         self.checks += 1
@@ -242,10 +271,18 @@ class _Tracker:
 #: faults that act when the client next connects (or fetches): each is followed by an abort
 #: so that the client actually walks into it
 _ON_CONNECT = frozenset({"http_429", "http_418", "refuse", "conn_limit", "stale_snapshot"})
+def _applicable(kind: FaultKind, caps: ExchangeCapabilities) -> bool:
+    if kind is FaultKind.STALE_SNAPSHOT:  # only a venue that syncs from REST snapshots takes them
+        return caps.rest_snapshot and not caps.ws_snapshot_on_subscribe
+    if kind is FaultKind.CORRUPT_CHECKSUM:
+        return caps.checksum is not ChecksumKind.NONE
+    return True
+
+
 #: where a kind can act at all (others are counted as 0: e.g. Binance has no checksum)
 APPLICABLE: dict[str, frozenset[str]] = {
-    "stale_snapshot": frozenset({"binance"}),  # the only venue here that takes REST snapshots
-    "corrupt_checksum": frozenset({"okx", "kraken"}),
+    k.value: frozenset(v for v in SUPPORTED_VENUES if _applicable(k, _capabilities(v)))
+    for k in (FaultKind.STALE_SNAPSHOT, FaultKind.CORRUPT_CHECKSUM)
 }
 
 
@@ -333,7 +370,7 @@ def _driver_config(cfg: ChaosConfig, venue: str) -> DriverConfig:
         breaker = BreakerPolicy(max_failures=3, window_s=60.0, cooldown_s=4.0)
     return DriverConfig(backoff=backoff, breaker=breaker, keepalive=keepalive, startup_jitter_s=0.2,
                         resync_timeout_s=0.3,
-                        depth=_KRAKEN_DEPTH if venue == "kraken" else None, bot_instance_id=f"chaos-{venue}")
+                        depth=_depth(venue), bot_instance_id=f"chaos-{venue}")
 
 
 ViewFn = Callable[[dict[str, Any]], None]
@@ -468,7 +505,7 @@ def _all_consistent(sim: SimExchange, feeds: dict[str, Feed], checker: Consisten
                 continue
             if count:
                 checker.check_seq(venue, sym, feed.last_seq(sym))
-            depth = _KRAKEN_DEPTH if venue == "kraken" else None
+            depth = _depth(venue)
             bids, asks = sim.engine.book(sym, depth=depth)
             equal = feed.book(sym).equals(bids, asks)
             if count:

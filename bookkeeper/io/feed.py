@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
@@ -40,30 +41,69 @@ from types import TracebackType
 from typing import Any
 
 from bookkeeper.actions import StateChanged, SyncState
-from bookkeeper.errors import InvalidState, UsageError
+from bookkeeper.errors import AdapterError, ConnectionLost, InvalidState, UsageError
+from bookkeeper.events import CloseReason
 from bookkeeper.policy import BreakerState
+from bookkeeper.ports import Adapter, LiveSpec, RestCall
 from bookkeeper.view import BookView
 
 from .clock import SYSTEM_CLOCK, Clock, Sleep, real_sleep
 from .metrics import FeedMetrics
 from .records import RecordWriter
-from .rest import CcxtRestClient, RestClient
+from .rest import CcxtRestClient, NoRestClient, RestClient
 from .stream import BookUpdate, DriverConfig, FailureSite, Journal, StreamDriver
-from .ws import TransportFactory
+from .ws import Closure, Frame, StreamTransport, TransportFactory, WebsocketsTransport
 
-__all__ = ["DEFAULT_WS_URLS", "Feed"]
+__all__ = ["Feed"]
 
 log = logging.getLogger("bookkeeper.io.feed")
 
-#: Production WebSocket roots (exchange-protocols.md §3.1, §4.1, §5.1, §7.1); the adapter's
-#: ``ws_url(root, symbols)`` appends the path (``/stream?streams=..``, ``/ws/v5/public``, ``/v2``).
-DEFAULT_WS_URLS: dict[str, str] = {
-    "binance": "wss://stream.binance.com:9443",
-    "binance_usdm": "wss://fstream.binance.com",
-    "binance_coinm": "wss://dstream.binance.com",
-    "okx": "wss://ws.okx.com:8443",
-    "kraken": "wss://ws.kraken.com",
-}
+
+class _BootstrapTransport:
+    """A :class:`~bookkeeper.io.ws.StreamTransport` for a venue without a fixed WebSocket URL
+    (KuCoin): each :meth:`connect` first makes the adapter's bootstrap call
+    (:meth:`~bookkeeper.ports.LiveSpec.ws_bootstrap_call`: the endpoint and a token) and
+    connects to the URL the adapter builds from the answer; the URL it is given is unused."""
+
+    def __init__(self, inner: StreamTransport, spec: LiveSpec, call: RestCall, rest: CcxtRestClient) -> None:
+        self._inner = inner
+        self._spec = spec
+        self._call = call
+        self._rest = rest
+
+    @property
+    def closure(self) -> Closure | None:
+        return self._inner.closure
+
+    async def connect(self, url: str) -> None:
+        body = await self._rest.call(self._call)  # our typed, retryable errors (map_ccxt_errors)
+        try:
+            resolved = self._spec.ws_url_from_bootstrap(body, uuid.uuid4().hex)
+        except AdapterError as exc:  # a malformed answer fails this attempt; the next one asks again
+            closure = Closure(reason=CloseReason.TCP_ERROR, code=None, detail=f"bootstrap: {exc}")
+            raise ConnectionLost(closure.detail, closure=closure) from exc
+        await self._inner.connect(resolved)
+
+    async def recv(self) -> Frame:
+        return await self._inner.recv()
+
+    async def send(self, text: str) -> None:
+        await self._inner.send(text)
+
+    async def ping(self, message: str | None, on_pong: Callable[[], None]) -> None:
+        await self._inner.ping(message, on_pong)
+
+    def abort(self, reason: CloseReason) -> None:
+        self._inner.abort(reason)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _live(adapter: Adapter) -> LiveSpec:
+    if not isinstance(adapter, LiveSpec):
+        raise UsageError(f"{adapter.name} has no live wire dialogue", venue=adapter.name)
+    return adapter
 
 
 class _UpdateQueue:
@@ -104,10 +144,13 @@ class Feed:
         exchange: registry name (``binance``, ``okx``, ``kraken`` ...).
         symbols: the venue's spelling (``BTCUSDT``, ``BTC-USDT``, ``BTC/USD``).
         ws_url: WebSocket root (scheme, host, port; the adapter adds the path); ``None``
-            uses :data:`DEFAULT_WS_URLS` (the real venue).
+            uses the adapter's production root for its market
+            (:meth:`~bookkeeper.ports.LiveSpec.default_ws_url`), or, for a venue without a
+            fixed URL (KuCoin), asks the venue for one before each connection.
         rest_config: ccxt constructor config (URL overrides for the simulator); ignored
             when ``rest`` is given.
-        rest: a ready REST client (tests pass fakes); the feed does not close it.
+        rest: a ready REST client (tests pass fakes); the feed does not close it. A venue
+            whose REST book cannot be spliced needs none: no ccxt client is made for it.
         config: driver tunables (backoff, breaker, keepalive, startup jitter ...).
         records_path: append disconnect records to this JSONL file (checked now: see
             :func:`~bookkeeper.io.records.check_writable`; a write failing later is logged
@@ -123,8 +166,8 @@ class Feed:
         updates_maxlen: per-consumer bound of :meth:`updates`.
 
     Raises:
-        UsageError: unknown venue, no symbols, no default URL for the venue, or a
-            ``records_path`` that cannot be written.
+        UsageError: unknown venue, no symbols, a venue that cannot be reached live (BitMEX:
+            closed) or has no live dialogue, or a ``records_path`` that cannot be written.
     """
 
     def __init__(
@@ -148,19 +191,35 @@ class Feed:
         on_state: Callable[[StateChanged], None] | None = None,
         updates_maxlen: int = 1024,
     ) -> None:
-        from bookkeeper.adapters import get_adapter  # adapters are looked up, never imported by name
+        # adapters are looked up, never imported by name
+        from bookkeeper.adapters import get_adapter
 
         if not symbols:
             raise UsageError("a Feed needs at least one symbol")
         self._adapter = get_adapter(exchange)
-        base = ws_url if ws_url is not None else DEFAULT_WS_URLS.get(exchange)
-        if base is None:
+        spec = _live(self._adapter)
+        base = ws_url if ws_url is not None else spec.default_ws_url()  # raises for a closed venue
+        bootstrap = spec.ws_bootstrap_call() if base is None else None
+        if base is None and bootstrap is None:
             raise UsageError(f"no default WebSocket URL for {exchange!r}; pass ws_url=", venue=exchange)
         # records first: an unwritable path fails here, before any client is made
         self.records = records if records is not None else RecordWriter(records_path)
         self._owns_rest = rest is None
-        self._rest: RestClient = rest if rest is not None else CcxtRestClient(self._adapter, config=rest_config,
-                                                                              clock=clock)
+        needs_ccxt = bootstrap is not None or spec.rest_snapshot_call(next(iter(symbols)), None) is not None
+        ccxt_client = CcxtRestClient(self._adapter, config=rest_config, clock=clock) if needs_ccxt else None
+        if rest is None:
+            rest = ccxt_client if ccxt_client is not None else NoRestClient(self._adapter.name)
+        self._rest: RestClient = rest
+        self._bootstrap_rest = ccxt_client if bootstrap is not None and ccxt_client is not rest else None
+        if bootstrap is not None:
+            assert ccxt_client is not None
+            inner = transport_factory or (lambda: WebsocketsTransport(clock=clock))
+            call, client = bootstrap, ccxt_client
+
+            def bootstrapping() -> StreamTransport:
+                return _BootstrapTransport(inner(), spec, call, client)
+
+            transport_factory = bootstrapping
         self.metrics = metrics if metrics is not None else FeedMetrics()
         self._user_update = on_update
         self._user_state = on_state
@@ -168,7 +227,7 @@ class Feed:
         self._maxlen = updates_maxlen
         self._synced: dict[str, asyncio.Event] = {}
         self._driver = StreamDriver(
-            self._adapter, list(dict.fromkeys(symbols)), ws_base=base, rest=self._rest,
+            self._adapter, list(dict.fromkeys(symbols)), ws_base=base or "", rest=self._rest,
             transport_factory=transport_factory, clock=clock, sleep=sleep, seed=seed, config=config,
             records=self.records, metrics=self.metrics, journal=journal,
             on_update=self._on_update, on_state=self._on_state,
@@ -231,9 +290,12 @@ class Feed:
         finally:
             for q in list(self._queues):
                 q.close()
-            if self._owns_rest:
+            owned = [self._rest] if self._owns_rest else []
+            if self._bootstrap_rest is not None:
+                owned.append(self._bootstrap_rest)
+            for client in owned:
                 try:
-                    await self._rest.close()
+                    await client.close()
                 except Exception:  # closing an HTTP session must not hide the feed's own outcome
                     log.warning("closing the REST client failed", exc_info=True)
         self._raise_if_failed()

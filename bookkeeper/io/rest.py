@@ -5,39 +5,43 @@ Theory of operation
 ``fetch_order_book`` drops the raw body, and with it the venue's sequence id on most venues
 (exchange-protocols.md §2.6), so this client calls ccxt's *implicit endpoint* methods
 (``public_get_depth`` ...) and hands the raw dict to the adapter's ``parse_rest_snapshot``.
-The per-venue table :data:`ENDPOINTS` names the method and builds its parameters.
+Which class, method and parameters is the adapter's knowledge
+(:meth:`~bookkeeper.ports.LiveSpec.rest_snapshot_call`); this module names no venue. The ccxt
+exchange object is made on the first call (a venue that never needs a REST snapshot never
+makes one).
 
 ccxt is pointed at the simulator by overriding its URLs through the constructor config
-(``rest_config``); production uses ccxt's defaults. Same code path either way.
+(``rest_config``, from :func:`rest_config_for`); production uses ccxt's defaults. Same code
+path either way.
 
 Every ccxt exception is mapped into ours at one boundary, :func:`map_ccxt_errors` (the httpx
 ``map_httpcore_exceptions`` pattern). This client never retries: the driver does, through
 tenacity, with the policy in :mod:`bookkeeper.policy`.
-
->>> rest_config_for("binance", "http://127.0.0.1:8080")
-{'urls': {'api': {'public': 'http://127.0.0.1:8080/api/v3'}}}
->>> ENDPOINTS["okx"].params("BTC-USDT", 1000)
-{'instId': 'BTC-USDT', 'sz': 400}
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import ccxt
 import ccxt.async_support as ccxt_async
 
-from bookkeeper.errors import ConnectionLost, ExchangeRejected, RateLimited, RequestTimeout, UsageError
+from bookkeeper.errors import (
+    ConnectionLost,
+    ExchangeRejected,
+    RateLimited,
+    RequestTimeout,
+    UsageError,
+)
 from bookkeeper.events import BookSnapshot
 from bookkeeper.policy import parse_retry_after
-from bookkeeper.ports import Adapter
+from bookkeeper.ports import Adapter, LiveSpec, RestCall
 
 from .clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["ENDPOINTS", "CcxtRestClient", "DepthEndpoint", "RestClient", "map_ccxt_errors", "rest_config_for"]
+__all__ = ["CcxtRestClient", "NoRestClient", "RestClient", "map_ccxt_errors", "rest_config_for"]
 
 
 class RestClient(Protocol):
@@ -58,52 +62,60 @@ class RestClient(Protocol):
     async def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DepthEndpoint:
-    """Which ccxt class and implicit method fetch a venue's raw depth, and how to ask."""
-
-    ccxt_id: str
-    method: str
-    params: Callable[[str, int | None], dict[str, Any]]
+def _live_spec(adapter: Adapter) -> LiveSpec:
+    if not isinstance(adapter, LiveSpec):
+        raise UsageError(f"adapter {adapter.name!r} has no live dialogue (LiveSpec)", venue=adapter.name)
+    return adapter
 
 
-#: venue -> raw depth endpoint (exchange-protocols.md §2.6, §3.4, §5.4, §7.4).
-ENDPOINTS: dict[str, DepthEndpoint] = {
-    # GET /api/v3/depth -> {lastUpdateId, bids, asks}; limit max 5000 (§3.4)
-    "binance": DepthEndpoint(ccxt_id="binance", method="public_get_depth",
-                             params=lambda s, d: {"symbol": s, "limit": min(d or 1000, 5000)}),
-    "binance_usdm": DepthEndpoint(ccxt_id="binanceusdm", method="fapipublic_get_depth",
-                                  params=lambda s, d: {"symbol": s, "limit": min(d or 1000, 1000)}),
-    "binance_coinm": DepthEndpoint(ccxt_id="binancecoinm", method="dapipublic_get_depth",
-                                   params=lambda s, d: {"symbol": s, "limit": min(d or 1000, 1000)}),
-    # GET /api/v5/market/books?instId=&sz= ; sz max 400 (§5.4)
-    "okx": DepthEndpoint(ccxt_id="okx", method="public_get_market_books",
-                         params=lambda s, d: {"instId": s, "sz": min(d or 400, 400)}),
-    # GET /0/public/Depth?pair=&count= ; the REST pair has no slash (BTC/USD -> BTCUSD) (§7.4)
-    "kraken": DepthEndpoint(ccxt_id="kraken", method="public_get_depth",
-                            params=lambda s, d: {"pair": s.replace("/", ""), "count": min(d or 500, 500)}),
-}
+def rest_config_for(venue: Adapter | str, base_url: str) -> dict[str, Any]:
+    """A ccxt constructor config that sends the venue's REST calls to ``base_url`` (the
+    simulator). Only the URLs change; everything else is ccxt's own code path. The URL rule is
+    the adapter's (:meth:`~bookkeeper.ports.LiveSpec.ccxt_config_for`).
 
+    Args:
+        venue: the adapter, or its registry name.
+        base_url: scheme, host and port of the server.
 
-def rest_config_for(venue: str, base_url: str) -> dict[str, Any]:
-    """A ccxt constructor config that sends ``venue``'s public REST calls to ``base_url``
-    (the simulator). Only the URLs change; everything else is ccxt's own code path.
+    >>> rest_config_for("binance", "http://127.0.0.1:8080")
+    {'urls': {'api': {'public': 'http://127.0.0.1:8080/api/v3'}}}
 
     Raises:
-        UsageError: no URL rule for ``venue``.
+        UsageError: unknown venue, or one that makes no REST call (nothing to point).
     """
-    base = base_url.rstrip("/")
-    if venue == "binance":
-        return {"urls": {"api": {"public": f"{base}/api/v3"}}}
-    if venue == "binance_usdm":
-        return {"urls": {"api": {"fapiPublic": f"{base}/fapi/v1"}}}
-    if venue == "binance_coinm":
-        return {"urls": {"api": {"dapiPublic": f"{base}/dapi/v1"}}}
-    if venue == "okx":
-        return {"urls": {"api": {"rest": base}}}
-    if venue == "kraken":
-        return {"urls": {"api": {"public": base, "private": base}}}
-    raise UsageError(f"no REST URL rule for venue {venue!r}", venue=venue)
+    adapter: Adapter
+    if isinstance(venue, str):
+        # adapters are looked up, never imported by name
+        from bookkeeper.adapters import get_adapter
+
+        adapter = get_adapter(venue)
+    else:
+        adapter = venue
+    return _live_spec(adapter).ccxt_config_for(base_url)
+
+
+class NoRestClient:
+    """The :class:`RestClient` of a venue whose REST book cannot be spliced (its capabilities
+    never ask for one): no HTTP client is made, and a request is refused.
+
+    Args:
+        venue: named in the error.
+    """
+
+    def __init__(self, venue: str) -> None:
+        self._venue = venue
+
+    async def fetch_snapshot(self, symbol: str, *, depth: int | None = None) -> BookSnapshot:
+        """Never answers.
+
+        Raises:
+            ExchangeRejected: always (not retryable: the venue has no REST snapshot path).
+        """
+        raise ExchangeRejected(f"{self._venue} has no spliceable REST snapshot; resubscribe instead",
+                               exchange=self._venue, symbol=symbol, ccxt_class=None)
+
+    async def close(self) -> None:
+        """Nothing to close."""
 
 
 def _retry_after(exchange: Any, now_s: float) -> float | None:
@@ -151,20 +163,22 @@ class CcxtRestClient:
     """:class:`RestClient` over ccxt's async implicit endpoints.
 
     Args:
-        adapter: parses the raw body (keeps the venue's sequence id).
+        adapter: the venue: says which call fetches a book
+            (:meth:`~bookkeeper.ports.LiveSpec.rest_snapshot_call`) and parses the raw body
+            (keeping the venue's sequence id).
         config: merged into the ccxt constructor config (``urls`` overrides for the
             simulator, ``timeout`` ...); ``None`` uses the real exchange.
-        endpoint: override the :data:`ENDPOINTS` entry.
         clock: stamps ``ts_recv_ns``.
 
     Example (pointing ccxt at a local simulator)::
 
-        rest = CcxtRestClient(get_adapter("binance"), config=rest_config_for("binance", sim.http_url))
+        adapter = get_adapter("binance")
+        rest = CcxtRestClient(adapter, config=rest_config_for(adapter, sim.http_url))
         snap = await rest.fetch_snapshot("BTCUSDT", depth=100)
         await rest.close()
 
     Raises:
-        UsageError: no endpoint known for the adapter's venue.
+        UsageError: the adapter has no live dialogue.
     """
 
     def __init__(
@@ -172,33 +186,46 @@ class CcxtRestClient:
         adapter: Adapter,
         *,
         config: Mapping[str, Any] | None = None,
-        endpoint: DepthEndpoint | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        ep = endpoint or ENDPOINTS.get(adapter.name)
-        if ep is None:
-            raise UsageError(f"no REST depth endpoint for venue {adapter.name!r}", venue=adapter.name)
+        spec = _live_spec(adapter)
         self._adapter = adapter
-        self._endpoint = ep
+        self._spec = spec
+        self._config = dict(config or {})
         self._clock = clock
-        cls = getattr(ccxt_async, ep.ccxt_id)
-        self._exchange: Any = cls(dict(config or {}))
+        self._exchanges: dict[str, Any] = {}  # ccxt id -> exchange, made on first use
         self.calls = 0  #: REST requests made (for tests and telemetry)
 
-    @property
-    def exchange(self) -> Any:
-        """The underlying ccxt exchange (read-only use)."""
-        return self._exchange
+    def _exchange_for(self, ccxt_id: str) -> Any:
+        exchange = self._exchanges.get(ccxt_id)
+        if exchange is None:
+            exchange = self._exchanges[ccxt_id] = getattr(ccxt_async, ccxt_id)(dict(self._config))
+        return exchange
+
+    async def call(self, call: RestCall, *, symbol: str | None = None) -> Any:
+        """Make one declared ccxt call and return its raw answer.
+
+        Raises:
+            RateLimited | RequestTimeout | ConnectionLost | ExchangeRejected: mapped from ccxt.
+        """
+        exchange = self._exchange_for(call.ccxt_id)
+        self.calls += 1
+        with map_ccxt_errors(exchange, venue=self._adapter.name, symbol=symbol, now_s=self._clock.time_ns() / 1e9):
+            return await getattr(exchange, call.method)(dict(call.params))
 
     async def fetch_snapshot(self, symbol: str, *, depth: int | None = None) -> BookSnapshot:
-        """Fetch and parse one depth snapshot (see :class:`RestClient`)."""
-        ep = self._endpoint
-        self.calls += 1
-        with map_ccxt_errors(self._exchange, venue=self._adapter.name, symbol=symbol,
-                             now_s=self._clock.time_ns() / 1e9):
-            body = await getattr(self._exchange, ep.method)(ep.params(symbol, depth))
+        """Fetch and parse one depth snapshot (see :class:`RestClient`).
+
+        Raises:
+            ExchangeRejected: the venue's REST book cannot be spliced (no call declared).
+        """
+        call = self._spec.rest_snapshot_call(symbol, depth)
+        if call is None:
+            return await NoRestClient(self._adapter.name).fetch_snapshot(symbol, depth=depth)
+        body = await self.call(call, symbol=symbol)
         return self._adapter.parse_rest_snapshot(body, symbol=symbol, ts_recv_ns=self._clock.time_ns())
 
     async def close(self) -> None:
-        """Close ccxt's HTTP session."""
-        await self._exchange.close()
+        """Close ccxt's HTTP sessions."""
+        for exchange in self._exchanges.values():
+            await exchange.close()

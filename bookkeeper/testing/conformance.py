@@ -10,17 +10,18 @@ frames of unknown channels yield ``[]``; malformed input raises
 :class:`~bookkeeper.errors.AdapterError` (never another exception, never a partial result);
 REST bodies that are not order books raise ``AdapterError``; every snapshot the adapter
 produces is flagged complete and every delta keeps ``first_seq <= last_seq``.
+:func:`check_live_spec` checks what the live driver needs of a :class:`~bookkeeper.ports.LiveSpec`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..errors import AdapterError
+from ..errors import AdapterError, UsageError
 from ..events import BookDelta, BookSnapshot
-from ..ports import Adapter, Decoder
+from ..ports import Adapter, Decoder, LiveSpec
 
-__all__ = ["GARBAGE_FRAMES", "check_adapter", "check_decoder_on_garbage", "check_events"]
+__all__ = ["GARBAGE_FRAMES", "check_adapter", "check_decoder_on_garbage", "check_events", "check_live_spec"]
 
 #: Frames no venue sends: each must give ``[]`` or ``AdapterError``.
 GARBAGE_FRAMES: tuple[bytes, ...] = (
@@ -55,7 +56,7 @@ def check_decoder_on_garbage(decoder: Decoder, frames: Iterable[bytes] = GARBAGE
                 events = decoder.decode(frame, 0)
             except AdapterError:
                 continue
-            except Exception as exc:  # noqa: BLE001 - the point is to name any other exception
+            except Exception as exc:
                 raise AssertionError(f"decode({frame[:60]!r}) raised {type(exc).__name__}: {exc}") from exc
             assert isinstance(events, list), f"decode({frame[:60]!r}) returned {type(events).__name__}"
             check_events(events)
@@ -64,6 +65,7 @@ def check_decoder_on_garbage(decoder: Decoder, frames: Iterable[bytes] = GARBAGE
 def check_adapter(adapter: Adapter) -> None:
     """Run every generic check on one adapter (raises AssertionError on the first failure)."""
     assert isinstance(adapter.name, str) and adapter.name, "adapter needs a name"
+    check_live_spec(adapter)
     caps = adapter.capabilities
     assert caps.venue, "capabilities need a venue"
     decoder = adapter.new_decoder()
@@ -75,9 +77,39 @@ def check_adapter(adapter: Adapter) -> None:
             snap = adapter.parse_rest_snapshot(body, symbol="X")
         except AdapterError:
             continue
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise AssertionError(f"parse_rest_snapshot({body!r}) raised {type(exc).__name__}: {exc}") from exc
         # a venue whose REST book is a bare list of rows (BitMEX) may read ``[]`` as an empty book
         if body == b"[]" and not snap.bids and not snap.asks:
             continue
         raise AssertionError(f"parse_rest_snapshot({body!r}) accepted a body that is not an order book")
+
+
+def check_live_spec(adapter: Adapter) -> None:
+    """What the I/O layer relies on in a venue's live dialogue (no-op for an adapter without
+    one): a ``ws://``/``wss://`` production root, or a bootstrap call that gives the URL, or a
+    :class:`UsageError` saying why the venue cannot be reached; subscribe and unsubscribe
+    frames for the same ``depth``; a REST snapshot call exactly when the capabilities declare
+    a spliceable REST book, and a ccxt URL rule for it."""
+    if not isinstance(adapter, LiveSpec):
+        return
+    try:
+        root = adapter.default_ws_url()
+    except UsageError as exc:
+        assert str(exc), f"{adapter.name}: default_ws_url refused without saying why"
+        return
+    if root is None:
+        assert adapter.ws_bootstrap_call() is not None, f"{adapter.name}: no default URL and no bootstrap call"
+    else:
+        assert root.startswith(("ws://", "wss://")), f"{adapter.name}: default root {root!r} is not a WebSocket URL"
+    for depth in (None, 1, 10, 25, 10_000):
+        for what, frames in (("subscribe", adapter.subscribe_messages(["X", "Y"], depth)),
+                             ("unsubscribe", adapter.unsubscribe_messages(["X", "Y"], depth))):
+            assert isinstance(frames, list) and all(isinstance(f, str) for f in frames), (
+                f"{adapter.name}: {what}_messages(depth={depth}) must be a list of text frames")
+        call = adapter.rest_snapshot_call("X", depth)
+        assert (call is not None) is adapter.capabilities.rest_snapshot, (
+            f"{adapter.name}: a REST snapshot call must exist exactly when capabilities.rest_snapshot")
+    if adapter.capabilities.rest_snapshot or adapter.ws_bootstrap_call() is not None:
+        config = adapter.ccxt_config_for("http://127.0.0.1:1")
+        assert "urls" in config, f"{adapter.name}: ccxt_config_for must override ccxt's urls"
