@@ -12,7 +12,6 @@ running our adapters against it is a real test of them.
 
 from .config import SimConfig
 from .engine import (
-    DEFAULT_SYMBOLS,
     ChangeSet,
     MarketEngine,
     SymbolSpec,
@@ -21,7 +20,7 @@ from .engine import (
 )
 from .exchange import VENUES, SimExchange, serve
 from .faults import DEMO_KINDS, FAULTS, FaultInfo, FaultKind, FaultPlan, FaultScope, FaultSpec
-from .venues import DIALECTS, get_dialect
+from .venues import DEFAULT_SYMBOLS, DIALECTS, get_dialect
 
 __all__ = [
     "ChangeSet",

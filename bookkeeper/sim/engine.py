@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -33,7 +33,6 @@ __all__ = [
     "SymbolSpec",
     "ChangeSet",
     "MarketEngine",
-    "DEFAULT_SYMBOLS",
     "KRAKEN_EPOCH",
     "fixed",
     "trim",
@@ -123,27 +122,6 @@ def seq_from_timestamp(timestamp: str) -> int:
     ts = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
     delta = ts - KRAKEN_EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _spec(symbol: str, pd: int, qd: int, mid: str, qty: str) -> SymbolSpec:
-    return SymbolSpec(symbol=symbol, price_decimals=pd, qty_decimals=qd, mid_price=mid, typical_qty=qty)
-
-
-#: Default instruments per venue (precisions as the venues publish them for these pairs).
-DEFAULT_SYMBOLS: Mapping[str, tuple[SymbolSpec, ...]] = {
-    "binance": (
-        _spec("BTCUSDT", 2, 5, "61837.63", "0.05"),
-        _spec("ETHUSDT", 2, 4, "3050.12", "0.8"),
-    ),
-    "okx": (
-        _spec("BTC-USDT", 1, 8, "61837.6", "0.05"),
-        _spec("ETH-USDT", 2, 6, "3050.12", "0.8"),
-    ),
-    "kraken": (
-        _spec("BTC/USD", 1, 8, "61837.6", "0.05"),
-        _spec("ETH/USD", 2, 8, "3050.12", "0.8"),
-    ),
-}
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,10 +28,10 @@ from dataclasses import replace
 from typing import Any
 
 from .config import SimConfig
-from .engine import DEFAULT_SYMBOLS, MarketEngine, SymbolSpec
+from .engine import MarketEngine, SymbolSpec
 from .faults import FAULTS, FaultKind, FaultPlan, FaultScope, FaultSpec
 from .server import VenueServer
-from .venues import DIALECTS, get_dialect
+from .venues import DEFAULT_SYMBOLS, DIALECTS, get_dialect
 
 __all__ = ["SimConfig", "SimExchange", "serve", "VENUES"]
 
@@ -67,7 +67,7 @@ class SimExchange:
 
     def __init__(
         self,
-        venues: Iterable[str] = ("binance", "okx", "kraken"),
+        venues: Iterable[str] = tuple(DIALECTS),
         symbols: Mapping[str, Sequence[str | SymbolSpec]] | None = None,
         *,
         seed: int = 0,
@@ -158,23 +158,7 @@ class SimExchange:
         ``load_markets`` only calls endpoints the simulator serves, and ccxt's client-side
         throttle is off (override ``enableRateLimit`` to test your own pacing).
         """
-        rest = self.servers[venue].rest_url
-        if venue == "binance":
-            return {
-                "enableRateLimit": False,
-                "urls": {"api": {"public": f"{rest}/api/v3", "private": f"{rest}/api/v3"}},
-                "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
-            }
-        if venue == "okx":
-            return {
-                "enableRateLimit": False,
-                "hostname": rest.removeprefix("http://"),
-                "urls": {"api": {"rest": "http://{hostname}"}},
-                "options": {"fetchMarkets": {"types": ["spot"]}},
-            }
-        if venue == "kraken":
-            return {"enableRateLimit": False, "urls": {"api": {"public": rest, "private": rest}}}
-        raise ValueError(venue)
+        return self.servers[venue].ccxt_config()
 
     def venue_of(self, symbol: str) -> str:
         """The venue simulating ``symbol``."""
@@ -406,7 +390,7 @@ class SimExchange:
 
 
 async def serve(
-    venues: Iterable[str] = ("binance", "okx", "kraken"),
+    venues: Iterable[str] = tuple(DIALECTS),
     port: int = 0,
     seed: int = 0,
     faults: FaultPlan | None = None,

@@ -152,6 +152,8 @@ class VenueServer:
     """
 
     venue: ClassVar[str] = ""
+    #: the instruments served when the caller names none
+    default_symbols: ClassVar[tuple[SymbolSpec, ...]] = ()
 
     def __init__(self, sim: SimHost, specs: Sequence[SymbolSpec]) -> None:
         self.sim = sim
@@ -363,6 +365,12 @@ class VenueServer:
     def publish(self, symbol: str, batch: Sequence[ChangeSet]) -> None:  # pragma: no cover
         """Turn one interval's change sets into frames for the subscribers of ``symbol``."""
         raise NotImplementedError
+
+    def ccxt_config(self) -> dict[str, Any]:
+        """Constructor config that points a ccxt (async_support) exchange of this venue at
+        this server: URLs overridden (ccxt deep-merges them), markets restricted to what the
+        server serves, ccxt's client-side throttle off."""
+        raise NotImplementedError(f"{type(self).__name__} has no ccxt configuration")
 
     def rest_book(self, symbol: str) -> tuple[int, Any, Any]:
         """``(seq, bids, asks)`` a REST depth answer is taken at: the truth now, or ``lag`` ids

@@ -14,14 +14,15 @@ dialect module imports ``server`` (never ``exchange``), so there is no import cy
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..engine import SymbolSpec
     from ..server import VenueServer
 
-__all__ = ["DIALECTS", "get_dialect"]
+__all__ = ["DEFAULT_SYMBOLS", "DIALECTS", "get_dialect"]
 
 #: registry name (the same name as the venue's adapter) -> "module:class"
 DIALECTS: Mapping[str, str] = MappingProxyType({
@@ -43,3 +44,23 @@ def get_dialect(venue: str) -> type[VenueServer]:
     module, cls = target.split(":")
     server: type[VenueServer] = getattr(importlib.import_module(module), cls)
     return server
+
+
+class _DefaultSymbols(Mapping[str, "tuple[SymbolSpec, ...]"]):
+    """venue -> the dialect's ``default_symbols`` (read lazily: importing the registry imports
+    no dialect)."""
+
+    def __getitem__(self, venue: str) -> tuple[SymbolSpec, ...]:
+        if venue not in DIALECTS:
+            raise KeyError(venue)
+        return get_dialect(venue).default_symbols
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(DIALECTS)
+
+    def __len__(self) -> int:
+        return len(DIALECTS)
+
+
+#: venue -> its default simulated instruments (two each)
+DEFAULT_SYMBOLS: Mapping[str, tuple[SymbolSpec, ...]] = _DefaultSymbols()

@@ -40,6 +40,20 @@ class BinanceServer(VenueServer):
     """Binance spot on loopback."""
 
     venue = "binance"
+    #: the instruments served when the caller names none (precisions as the venue publishes them)
+    default_symbols = (
+        SymbolSpec(symbol="BTCUSDT", price_decimals=2, qty_decimals=5, mid_price="61837.63", typical_qty="0.05"),
+        SymbolSpec(symbol="ETHUSDT", price_decimals=2, qty_decimals=4, mid_price="3050.12", typical_qty="0.8"),
+    )
+
+    def ccxt_config(self) -> dict[str, Any]:
+        """See :meth:`VenueServer.ccxt_config`."""
+        rest = self.rest_url
+        return {
+            "enableRateLimit": False,
+            "urls": {"api": {"public": f"{rest}/api/v3", "private": f"{rest}/api/v3"}},
+            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+        }
 
     def __init__(self, sim: Any, specs: Sequence[SymbolSpec]) -> None:
         super().__init__(sim, specs)

@@ -77,6 +77,16 @@ class KrakenServer(VenueServer):
     """Kraken spot v2 public book on loopback."""
 
     venue = "kraken"
+    #: the instruments served when the caller names none (precisions as the venue publishes them)
+    default_symbols = (
+        SymbolSpec(symbol="BTC/USD", price_decimals=1, qty_decimals=8, mid_price="61837.6", typical_qty="0.05"),
+        SymbolSpec(symbol="ETH/USD", price_decimals=2, qty_decimals=8, mid_price="3050.12", typical_qty="0.8"),
+    )
+
+    def ccxt_config(self) -> dict[str, Any]:
+        """See :meth:`VenueServer.ccxt_config`."""
+        rest = self.rest_url
+        return {"enableRateLimit": False, "urls": {"api": {"public": rest, "private": rest}}}
     ws_path = "/v2"
 
     def __init__(self, sim: Any, specs: Sequence[SymbolSpec]) -> None:

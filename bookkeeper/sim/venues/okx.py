@@ -38,6 +38,20 @@ class OkxServer(VenueServer):
     """OKX spot public books on loopback."""
 
     venue = "okx"
+    #: the instruments served when the caller names none (precisions as the venue publishes them)
+    default_symbols = (
+        SymbolSpec(symbol="BTC-USDT", price_decimals=1, qty_decimals=8, mid_price="61837.6", typical_qty="0.05"),
+        SymbolSpec(symbol="ETH-USDT", price_decimals=2, qty_decimals=6, mid_price="3050.12", typical_qty="0.8"),
+    )
+
+    def ccxt_config(self) -> dict[str, Any]:
+        """See :meth:`VenueServer.ccxt_config`."""
+        return {
+            "enableRateLimit": False,
+            "hostname": self.rest_url.removeprefix("http://"),
+            "urls": {"api": {"rest": "http://{hostname}"}},
+            "options": {"fetchMarkets": {"types": ["spot"]}},
+        }
     ws_path = "/ws/v5/public"
 
     def __init__(self, sim: Any, specs: Sequence[SymbolSpec]) -> None:
