@@ -42,3 +42,11 @@ def test_simulator_venues_come_from_the_dialect_registry() -> None:
 def test_connection_faults_are_those_the_servers_apply_at_once() -> None:
     assert {k for k, i in FAULTS.items() if i.scope is FaultScope.CONNECTION} == {
         FaultKind.ABORT, FaultKind.STALL, FaultKind.CLOSE_1000, FaultKind.CLOSE_1001}
+
+
+def test_demo_mix_keeps_its_order() -> None:
+    """The demo's seeded schedule draws from the mix in order: reordering it would change every
+    seeded demo's results (a public contract), so the order is pinned."""
+    assert [k.value for k in DEMO_KINDS] == [
+        "abort", "stall", "close_1001", "drop", "duplicate", "reorder", "http_429", "stale_snapshot",
+        "corrupt_checksum"]

@@ -69,8 +69,9 @@ class FaultInfo:
     scope: FaultScope
     #: what a real network or venue does that this imitates (CLI help, README)
     summary: str
-    #: part of ``bookkeeper demo``'s visible default mix
-    demo: bool = False
+    #: place in ``bookkeeper demo``'s visible default mix (1 = first; 0 = not in it). The demo's
+    #: seeded schedule draws from the mix in this order, so the order is part of its results.
+    demo: int = 0
 
 
 #: The one registry of fault kinds: CLI choices, the chaos and demo schedules and the README
@@ -78,25 +79,26 @@ class FaultInfo:
 #: its scope acts: ``apply_connection_fault``, the frame writer, the HTTP gate, ``rest_book``).
 FAULTS: Mapping[FaultKind, FaultInfo] = MappingProxyType({
     FaultKind.ABORT: FaultInfo(FaultScope.CONNECTION, "TCP abort without a close frame (the client sees 1006)",
-                               demo=True),
-    FaultKind.STALL: FaultInfo(FaultScope.CONNECTION, "silence: no data, no pongs (``duration_s``)", demo=True),
+                               demo=1),
+    FaultKind.STALL: FaultInfo(FaultScope.CONNECTION, "silence: no data, no pongs (``duration_s``)", demo=2),
     FaultKind.CLOSE_1000: FaultInfo(FaultScope.CONNECTION, "clean close with code 1000"),
-    FaultKind.CLOSE_1001: FaultInfo(FaultScope.CONNECTION, "server going away, close code 1001", demo=True),
-    FaultKind.HTTP_429: FaultInfo(FaultScope.HTTP, "HTTP 429 with Retry-After on a request or upgrade", demo=True),
+    FaultKind.CLOSE_1001: FaultInfo(FaultScope.CONNECTION, "server going away, close code 1001", demo=3),
+    FaultKind.HTTP_429: FaultInfo(FaultScope.HTTP, "HTTP 429 with Retry-After on a request or upgrade", demo=7),
     FaultKind.HTTP_418: FaultInfo(FaultScope.HTTP, "HTTP 418 (IP ban after ignoring 429s) with Retry-After"),
-    FaultKind.DROP: FaultInfo(FaultScope.FRAME, "a data frame never sent", demo=True),
-    FaultKind.DUPLICATE: FaultInfo(FaultScope.FRAME, "a data frame sent twice", demo=True),
-    FaultKind.REORDER: FaultInfo(FaultScope.FRAME, "a data frame swapped with its successor", demo=True),
-    FaultKind.STALE_SNAPSHOT: FaultInfo(FaultScope.REST, "a REST snapshot ``lag`` ids behind the stream", demo=True),
+    FaultKind.DROP: FaultInfo(FaultScope.FRAME, "a data frame never sent", demo=4),
+    FaultKind.DUPLICATE: FaultInfo(FaultScope.FRAME, "a data frame sent twice", demo=5),
+    FaultKind.REORDER: FaultInfo(FaultScope.FRAME, "a data frame swapped with its successor", demo=6),
+    FaultKind.STALE_SNAPSHOT: FaultInfo(FaultScope.REST, "a REST snapshot ``lag`` ids behind the stream", demo=8),
     FaultKind.CORRUPT_CHECKSUM: FaultInfo(FaultScope.FRAME, "a wrong checksum on a checksum-bearing frame",
-                                          demo=True),
+                                          demo=9),
     FaultKind.REFUSE: FaultInfo(FaultScope.ACCEPT, "connection refused (``outage=True``: listener closed)"),
     FaultKind.CONN_LIMIT: FaultInfo(FaultScope.LIMIT, "per-IP connection cap (``max``)"),
 })
 FRAME_KINDS = frozenset(k for k, info in FAULTS.items() if info.scope is FaultScope.FRAME)
 HTTP_KINDS = frozenset(k for k, info in FAULTS.items() if info.scope is FaultScope.HTTP)
-#: ``bookkeeper demo``'s visible default mix, in registry order
-DEMO_KINDS: tuple[FaultKind, ...] = tuple(k for k, info in FAULTS.items() if info.demo)
+#: ``bookkeeper demo``'s visible default mix, in its order
+DEMO_KINDS: tuple[FaultKind, ...] = tuple(sorted((k for k, info in FAULTS.items() if info.demo),
+                                                 key=lambda k: FAULTS[k].demo))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
