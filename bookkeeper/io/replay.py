@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 
 from ..actions import Alert, FetchSnapshot, Resubscribe, SyncState
+from ..connection import BookConnection, FaultKind, Output
 from ..errors import AdapterError, UsageError
 from ..events import (
     BookDelta,
@@ -42,13 +43,13 @@ from ..events import (
     BookTicker,
     CloseReason,
     StreamClosed,
-    VenueNotice,
+    StreamOpened,
 )
 from ..ports import Adapter
 from ..session import BookSession
 from .recording import ReadProgress, Record, RecordKind, read_records
 
-__all__ = ["ReplayReport", "InstrumentReport", "replay", "guess_venues", "format_table", "stderr_progress"]
+__all__ = ["InstrumentReport", "ReplayReport", "format_table", "guess_venues", "replay", "stderr_progress"]
 
 #: parse error samples kept (all are counted)
 MAX_SAMPLES = 20
@@ -192,8 +193,6 @@ class ReplayReport:
 
 
 ProgressFn = Callable[[int, int, int], None]
-#: VenueNotice kinds meaning "this connection's own sequence broke" (every book on it is suspect)
-_CONNECTION_GAPS = frozenset({"connection_gap", "connection_out_of_order"})
 
 
 def _envelope(frame: bytes) -> bytes:
@@ -270,21 +269,15 @@ def replay(
     report = ReplayReport(venue=adapter.name, files=[str(p) for p in paths])
     names = ["<stdin>" if f == "-" else f for f in report.files]
     caps = adapter.capabilities
-    decoder = adapter.new_decoder()
-    sessions: dict[str, BookSession] = {}
+    # BookSession is looked up when a symbol is first seen (a test substitutes it)
+    conn = BookConnection(adapter, factory=lambda symbol: BookSession(symbol, caps))
+    sessions = conn.sessions
+    receive = conn.receive_frame
     opened = 0
-    fused = getattr(adapter, "fused", None)
-    fast: BookSession | None = None
     head: list[bytes] = []  # the first frames, to ask other venues about (bounded)
     pending: dict[bytes, int] = {}  # envelope -> frames that yielded nothing, not yet matched
     matched: set[bytes] = set()  # envelopes of frames the decoder translated
     unmatched_overflow = 0
-
-    def session_for(symbol: str) -> BookSession:
-        s = sessions.get(symbol)
-        if s is None:
-            s = sessions[symbol] = BookSession(symbol, caps)
-        return s
 
     def note(actions: list[Any]) -> None:
         for a in actions:
@@ -304,16 +297,22 @@ def replay(
             where = names[rec.source] if rec.source < len(names) else "?"
             report.parse_error_samples.append(f"{where}: line {rec.line}: {text}")
 
-    def invalid_for(symbol: str | None, text: str) -> None:
-        # The frame may have been a delta of this book: its session must not stay SYNCED on
-        # the word of a stream that just lost a message.
-        if symbol is not None and symbol in sessions:
-            try:
-                note(sessions[symbol].on_invalid_input(text))
-            except Exception as exc:  # noqa: BLE001 - never let one record end the replay
+    def settle(rec: Record, out: Output) -> None:
+        """Count what the connection produced for one record (a frame, a fan-out)."""
+        for e in out.emitted:
+            note(e.actions)
+        report.connection_gaps += out.connection_gaps
+        for rej in out.rejected:
+            # A bad frame is a parse error, never the replay's end: decoders should raise only
+            # AdapterError and sessions nothing at all; a replay that verifies them must
+            # survive the day one of them does not. The session was told (it may have lost a
+            # delta); a connection no longer trusted needs nothing here: a recording goes on.
+            parse_error(rec, f"{rej.symbol}: {rej.reason}" if rec.kind is RecordKind.OPEN else rej.reason)
+            note(rej.actions)
+            for exc in rej.errors:
                 report.parse_errors += 1
                 if len(report.parse_error_samples) < MAX_SAMPLES:
-                    report.parse_error_samples.append(f"{symbol}: {type(exc).__name__}: {exc}")
+                    report.parse_error_samples.append(f"{rej.symbol}: {type(exc).__name__}: {exc}")
 
     n = 0
     try:
@@ -327,52 +326,24 @@ def replay(
                 report.messages += 1
                 if len(head) < _HEAD_FRAMES:
                     head.append(rec.data)
-                symbol: str | None = None
-                try:
-                    # Synced steady state: one fused decode + sequence check + apply (C accelerator)
-                    # for the session the previous delta went to; anything else takes the normal path.
-                    if fast is not None and fast.apply_frame_fast(rec.data, fused):  # type: ignore[arg-type]
-                        report.fast_path_frames += 1
-                        continue
-                    try:
-                        events = decoder.decode(rec.data, rec.ts_recv_ns)
-                    except AdapterError as exc:
-                        parse_error(rec, str(exc))
-                        invalid_for(getattr(exc, "symbol", None), str(exc))
-                        continue
-                    if not events:
-                        env = _envelope(rec.data)
-                        if env not in matched:
-                            if env in pending or len(pending) < _MAX_ENVELOPES:
-                                pending[env] = pending.get(env, 0) + 1
-                            else:
-                                unmatched_overflow += 1
-                        continue
+                out = receive(rec.data, rec.ts_recv_ns)
+                if out is None:  # the fused fast path applied it
+                    report.fast_path_frames += 1
+                    continue
+                events = out.events
+                if events is not None:
                     env = _envelope(rec.data)
-                    if env not in matched and len(matched) < _MAX_ENVELOPES:
-                        matched.add(env)
-                        pending.pop(env, None)
-                    for ev in events:
-                        t = type(ev)
-                        if t is BookDelta or t is BookSnapshot or t is BookTicker:
-                            symbol = ev.symbol  # type: ignore[union-attr]
-                            session = session_for(symbol)  # type: ignore[arg-type]
-                            actions = session.handle(ev)
-                            if actions:
-                                note(actions)
-                            if t is BookDelta and fused is not None:
-                                fast = session
-                        elif t is VenueNotice and ev.kind in _CONNECTION_GAPS:  # type: ignore[union-attr]
-                            report.connection_gaps += 1
-                            for s in sessions.values():
-                                note(s.on_connection_gap(f"{ev.kind}: {ev.message}"))  # type: ignore[union-attr]
-                except Exception as exc:  # noqa: BLE001 - a bad frame is a parse error, never the replay's end
-                    # Decoders should raise only AdapterError and sessions nothing at all; a
-                    # replay that verifies them must survive the day one of them does not.
-                    text = f"{type(exc).__name__}: {exc}"
-                    parse_error(rec, text)
-                    invalid_for(symbol, text)
-                    fast = None
+                    if events:
+                        if env not in matched and len(matched) < _MAX_ENVELOPES:
+                            matched.add(env)
+                            pending.pop(env, None)
+                    elif env not in matched:
+                        if env in pending or len(pending) < _MAX_ENVELOPES:
+                            pending[env] = pending.get(env, 0) + 1
+                        else:
+                            unmatched_overflow += 1
+                if out.emitted or out.rejected or out.connection_gaps:
+                    settle(rec, out)
             elif kind is RecordKind.REST:
                 report.rest_records += 1
                 try:
@@ -380,7 +351,7 @@ def replay(
                 except AdapterError as exc:
                     parse_error(rec, str(exc))
                     continue
-                except Exception as exc:  # noqa: BLE001 - see the RECV branch
+                except Exception as exc:  # noqa: BLE001 - see settle()
                     parse_error(rec, f"{type(exc).__name__}: {exc}")
                     continue
                 symbol = snap.symbol
@@ -391,24 +362,18 @@ def replay(
                         continue
                     symbol = next(iter(sessions))
                     snap = msgspec.structs.replace(snap, symbol=symbol)
+                session = conn.session(symbol)
+                assert session is not None  # the factory makes one
                 try:
-                    note(session_for(symbol).on_snapshot(snap))
-                except Exception as exc:  # noqa: BLE001 - see the RECV branch
-                    text = f"{type(exc).__name__}: {exc}"
-                    parse_error(rec, text)
-                    invalid_for(symbol, text)
+                    note(session.on_snapshot(snap))
+                except Exception as exc:  # noqa: BLE001 - see settle()
+                    settle(rec, Output(rejected=[conn.reject(FaultKind.FAULT, symbol, exc)]))
             elif kind is RecordKind.OPEN:
                 opened += 1
                 if opened > 1:  # a reconnect inside the recording
                     report.reconnects += 1
-                    decoder = adapter.new_decoder()
-                    fast = None
-                    for sym, s in sessions.items():
-                        try:
-                            note(s.on_stream_closed(StreamClosed(reason=CloseReason.ABNORMAL_CLOSURE,
-                                                                 ts_ns=rec.ts_recv_ns)))
-                        except Exception as exc:  # noqa: BLE001 - see the RECV branch
-                            parse_error(rec, f"{sym}: {type(exc).__name__}: {exc}")
+                    settle(rec, conn.close(StreamClosed(reason=CloseReason.ABNORMAL_CLOSURE, ts_ns=rec.ts_recv_ns)))
+                    settle(rec, conn.open(StreamOpened(ts_ns=rec.ts_recv_ns, attempt=opened - 1)))
     except (ValueError, OSError, EOFError, zlib.error) as exc:
         # read_records names the file and line itself; this is the last line of defence
         raise UsageError(f"cannot read recording: {exc}") from None

@@ -4,42 +4,36 @@ Theory of operation
 -------------------
 The driver is the only place where the book pipeline meets asyncio::
 
-    transport.recv() ─frame─▶ decoder.decode() ─events─▶ session.handle() ─actions─▶ _run_actions()
+    transport.recv() ─frame─▶ BookConnection.receive_frame() ─actions─▶ Executor.run()
 
-It owns, per connection:
+It wires small parts, each with one job:
 
-- **Reconnects.** :meth:`StreamDriver.run` loops *connect episode → serve → disconnect*.
-  An episode is a tenacity ``AsyncRetrying`` over single connection attempts: delays come
-  from :class:`~bookkeeper.policy.BackoffPolicy` (jittered, capped, ``Retry-After`` as a
-  floor), attempts are bounded, and the injected ``sleep`` does the waiting. Reconnects are
-  singleflight: :meth:`StreamDriver.reconnect` callers that arrive while one is pending
-  share it, and the serve loop is the only code that ever opens a connection.
-- **The circuit breaker.** Every disconnect and every failed attempt is a failure for the
-  :class:`~bookkeeper.policy.CircuitBreaker`; an exhausted episode trips it. When it opens,
-  every session is halted (``session.halt``: a halted book is never served as valid), the
-  driver waits the cool-down, then makes one probe (HALF_OPEN). The probe succeeds when
-  the new connection delivers data; the breaker closes and the sessions it halted are
-  reset and resync from scratch.
+- :class:`~bookkeeper.connection.BookConnection` (core, sans-I/O): the connection's book
+  logic: decode, demultiplex to the per-symbol sessions, the fused fast path, venue notices
+  and the answers to them, open/close fan-out, and the bad-input rule (an exception on a
+  frame is invalid input for its symbol, or, with no symbol known, makes the connection
+  untrusted: it is dropped with ``integrity_failure`` and every book on it leaves SYNCED).
+- :class:`~bookkeeper.io.episodes.Episodes`: reconnect episodes (tenacity) and the circuit
+  breaker. :meth:`StreamDriver.run` loops *connect episode → serve → disconnect*. Reconnects
+  are singleflight: :meth:`StreamDriver.reconnect` callers that arrive while one is pending
+  share it, and the serve loop is the only code that ever opens a connection. While the
+  breaker is open every book is halted (a halted book is never served as valid); when the
+  probe connection delivers data the books it halted are reset and resync from scratch.
+- :class:`~bookkeeper.io.execute.Executor`: runs what the sessions ask for (REST snapshots,
+  resubscribes, journal replays, the consumer's callbacks), containing failures.
+- :class:`~bookkeeper.io.telemetry.Telemetry`: disconnect records, metrics, contained-failure
+  counts (:attr:`StreamDriver.errors`, ``bookkeeper_driver_errors_total``).
 - **Keepalive.** A watchdog task asks the pure :class:`~bookkeeper.policy.Keepalive` what
   is due, sleeping (injected ``sleep``) until the next deadline: send the venue's ping, or
   abort the socket with ``PING_TIMEOUT`` / ``IDLE_TIMEOUT``. Only data frames reset the
   staleness timer; pings, pongs and venue heartbeats do not.
-- **Recovery actions.** ``FetchSnapshot`` runs REST through tenacity (bounded, epoch-tagged:
-  the session ignores a stale answer); ``Resubscribe`` sends unsubscribe + subscribe for that
-  one symbol; ``ReplayDeltas`` asks the journal (or answers ``None``); ``Halt``/``Alert``/
-  ``StateChanged`` are logged, counted and passed to the consumer's callbacks. A gap on one
-  symbol never touches another symbol's session.
-- **Telemetry.** One :class:`~bookkeeper.io.records.DisconnectRecord` per disconnect (and
-  per failed connection attempt), written once its reconnect and recovery are known.
-- **Containment.** Nothing that goes wrong while handling one input ends :meth:`run`: an
-  exception while handling a frame (decoder, session, fused fast path, building updates) is
-  invalid input for that symbol (``session.on_invalid_input``), or, when no symbol is known,
-  makes the connection untrusted: it is dropped with ``integrity_failure`` and every book on
-  it leaves SYNCED (resume or rebuild proves what was missed). A REST client raising anything
-  is a failed snapshot (``session.on_snapshot_failed``). User callbacks, the record writer and
-  the metrics run isolated. Each contained failure is logged with its traceback and counted
-  (:attr:`StreamDriver.errors`, ``bookkeeper_driver_errors_total``). ``CancelledError`` is
-  never caught.
+- **Per-symbol timers.** The pure :class:`~bookkeeper.timers.SymbolTimers` is fed ``Tick``
+  events on the injected clock and says which books are idle or make no progress (they get
+  ``session.on_stale``) and when to look again; the driver sleeps (injected ``sleep``) until
+  then or until a state change wakes it.
+- **Containment.** Nothing that goes wrong while handling one input ends :meth:`run`; each
+  contained failure is logged with its traceback and counted. ``CancelledError`` is never
+  caught.
 - **Death.** If :meth:`run` ends by an exception anyway (or is cancelled without
   :meth:`close`), every book is halted at once with the reason, :attr:`StreamDriver.failure`
   holds the exception, and :meth:`run` re-raises it.
@@ -51,49 +45,22 @@ then tries to *resume* (first delta still chains → no snapshot at all).
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-import msgspec
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
+from bookkeeper.actions import StateChanged, SyncState
+from bookkeeper.connection import (
+    CONNECTION_GAPS,
+    BookConnection,
+    BookUpdate,
+    FaultKind,
+    Output,
 )
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
-
-from bookkeeper.actions import (
-    Action,
-    Alert,
-    AlertKind,
-    FetchSnapshot,
-    Halt,
-    PlanKind,
-    ReplayDeltas,
-    Resubscribe,
-    StateChanged,
-    SyncState,
-)
-from bookkeeper.errors import AdapterError, ExchangeRejected, TransportError
-from bookkeeper.events import (
-    BookDelta,
-    BookSnapshot,
-    BookTicker,
-    CloseReason,
-    Fill,
-    SnapshotSource,
-    StreamClosed,
-    StreamOpened,
-    Trade,
-    VenueNotice,
-)
+from bookkeeper.errors import TransportError
+from bookkeeper.events import CloseReason, NoticeKind, StreamClosed, StreamOpened, Tick
 from bookkeeper.policy import (
     BackoffPolicy,
     BreakerPolicy,
@@ -103,67 +70,23 @@ from bookkeeper.policy import (
     KeepaliveDecision,
     KeepalivePolicy,
 )
-from bookkeeper.ports import Adapter, Decoder, LiveSpec
+from bookkeeper.ports import Adapter, LiveSpec
 from bookkeeper.session import BookSession
+from bookkeeper.timers import SymbolTimers
 from bookkeeper.types import Channel
 
 from .clock import SYSTEM_CLOCK, Clock, Sleep, real_sleep
+from .episodes import Episodes
+from .execute import Executor, Journal
 from .metrics import FeedMetrics
-from .records import DisconnectRecord, RecordWriter, iso_utc
+from .records import RecordWriter
 from .rest import RestClient
+from .telemetry import FailureSite, Telemetry
 from .ws import Closure, StreamTransport, TransportFactory, WebsocketsTransport
 
 __all__ = ["BookUpdate", "DriverConfig", "FailureSite", "Journal", "StreamDriver", "keepalive_for"]
 
 log = logging.getLogger("bookkeeper.io.stream")
-
-_DATA_TYPES = (BookDelta, BookSnapshot, BookTicker, Trade, Fill)
-_RETRYABLE = (TransportError, ExchangeRejected)
-_PLAN_OF_ACTION: dict[type, str] = {
-    FetchSnapshot: PlanKind.SNAPSHOT_REBUILD.value,
-    Resubscribe: PlanKind.RESUBSCRIBE.value,
-    ReplayDeltas: PlanKind.REPLAY_DELTAS.value,
-    Halt: PlanKind.HALT.value,
-}
-#: contained failures of one kind logged with a traceback before only every 1000th is
-#: (a callback raising on every delta must not flood the log, but stays visible and counted)
-_LOGGED_PER_SITE = 10
-
-
-class FailureSite(enum.StrEnum):
-    """Where a failure the driver contained happened (the ``where`` label of
-    ``bookkeeper_driver_errors_total`` and the keys of :attr:`StreamDriver.errors`)."""
-
-    DECODE = "decode"  # a typed AdapterError (expected: bad or unknown frames)
-    FRAME = "frame"  # anything else raised while handling a frame
-    SESSION = "session"  # a session method raised outside the frame path
-    REST = "rest"  # the REST client raised something other than our typed errors
-    JOURNAL = "journal"  # the journal raised something other than our typed errors
-    ON_UPDATE = "on_update"  # the user's update callback
-    ON_STATE = "on_state"  # the user's state callback
-    RECORDS = "records"  # a disconnect record could not be written
-    METRICS = "metrics"  # a metrics update raised
-    TASK = "task"  # a helper task (watchdog, resubscribe ...) died
-    DRIVER = "driver"  # run() itself died
-
-
-class BookUpdate(msgspec.Struct, frozen=True, kw_only=True):
-    """A synced book changed: read it with ``feed.book(symbol)``."""
-
-    symbol: str
-    seq: int | None
-    ts_recv_ns: int
-    #: the exchange timestamp of the event that produced this state (0 when unknown); for
-    #: venues without ids it is the only way to tell which point of the stream a book is at
-    ts_exchange_ns: int = 0
-
-
-class Journal(Protocol):
-    """A source of missed deltas (redundant line or the shared Redis journal)."""
-
-    async def fetch(self, symbol: str, from_seq: int, to_seq: int | None) -> list[BookDelta] | None:
-        """Deltas covering ``from_seq..to_seq``, or ``None`` when it cannot serve them."""
-        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,7 +98,8 @@ class DriverConfig:
         breaker: N disconnects within M seconds open the breaker for a cool-down.
         keepalive: ping / pong / staleness timing; ``None`` derives it from the venue
             (:func:`keepalive_for`).
-        snapshot_backoff: REST snapshot retries (its ``max_attempts`` bounds them).
+        snapshot_backoff: REST snapshot and journal read retries (its ``max_attempts``
+            bounds them; :func:`~bookkeeper.io.retry.is_retryable` decides what is retried).
         startup_jitter_s: upper bound of the random delay before the first connect, so a
             fleet restarted by one deploy does not reconnect in lock-step.
         depth: subscribed depth (venues that take one).
@@ -217,45 +141,6 @@ def keepalive_for(adapter: Adapter) -> KeepalivePolicy:
         pong_timeout_s=caps.pong_timeout_s if caps.pong_timeout_s is not None else 10.0,
         idle_timeout_s=caps.idle_timeout_s if caps.idle_timeout_s is not None else 60.0,
     )
-
-
-class _PolicyWait(wait_base):
-    """tenacity wait strategy backed by the pure :class:`BackoffPolicy`."""
-
-    def __init__(self, policy: BackoffPolicy, rng: random.Random) -> None:
-        self._policy = policy
-        self._rng = rng
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
-        retry_after = getattr(exc, "retry_after_s", None)
-        return self._policy.delay_s(retry_state.attempt_number, rand=self._rng.random(), retry_after_s=retry_after)
-
-
-class _StopWhenBreakerOpen(stop_base):
-    """Stop an episode as soon as the breaker opens (the cool-down takes over)."""
-
-    def __init__(self, breaker: CircuitBreaker, clock: Clock) -> None:
-        self._breaker = breaker
-        self._clock = clock
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return not self._breaker.allow_attempt(self._clock.monotonic_ns())
-
-
-@dataclass(slots=True)
-class _Recovery:
-    """What is known so far about one disconnect (becomes its record)."""
-
-    record: DisconnectRecord
-    disconnected_ns: int
-    awaiting: set[str]
-    plans: list[str] = field(default_factory=list)
-    reconnected: bool | None = None  # None while the episode runs
-
-    def add_plan(self, kind: str) -> None:
-        if kind not in self.plans:
-            self.plans.append(kind)
 
 
 class StreamDriver:
@@ -309,58 +194,48 @@ class StreamDriver:
             raise TypeError(f"adapter {adapter.name!r} has no live wire dialogue (LiveSpec)")
         self._adapter = adapter
         self._spec: LiveSpec = adapter
-        self._cfg = config or DriverConfig()
+        cfg = self._cfg = config or DriverConfig()
         if isinstance(symbols, Mapping):
             self._sessions: dict[str, BookSession] = dict(symbols)
         else:
-            self._sessions = {s: BookSession(s, adapter.capabilities, depth=self._cfg.depth,
+            self._sessions = {s: BookSession(s, adapter.capabilities, depth=cfg.depth,
                                              replay_available=journal is not None) for s in symbols}
         if not self._sessions:
             raise ValueError("a StreamDriver needs at least one symbol")
-        self._ws_base = ws_base
-        self._rest = rest
         self._clock = clock
         self._sleep = sleep
-        self._rng = random.Random(seed)
-        self._transport_factory: TransportFactory = transport_factory or (lambda: WebsocketsTransport(clock=clock))
-        self._records = records
-        self._metrics = metrics
-        self._journal = journal
+        rng = random.Random(seed)
+        self._rng = rng
         self._on_update = on_update
-        self._on_state = on_state
-        self._keepalive_policy = self._cfg.keepalive or keepalive_for(adapter)
+        self._keepalive_policy = cfg.keepalive or keepalive_for(adapter)
         self._ping_message = self._spec.ping_message()
-        self._breaker = CircuitBreaker(self._cfg.breaker)
+        self._conn = BookConnection(adapter, self._sessions, track_updates=on_update is not None)
+        self._tm = Telemetry(adapter.name, clock=clock, records=records, metrics=metrics, channel=cfg.channel.value,
+                             bot_instance_id=cfg.bot_instance_id)
+        self._timers = SymbolTimers(resync_timeout_s=cfg.resync_timeout_s, idle_timeout_s=cfg.symbol_idle_timeout_s)
+        self._episodes = Episodes(
+            spec=self._spec, ws_base=ws_base, symbols=list(self._sessions), depth=cfg.depth,
+            transport_factory=transport_factory or (lambda: WebsocketsTransport(clock=clock)),
+            backoff=cfg.backoff, breaker=CircuitBreaker(cfg.breaker), clock=clock, sleep=sleep, rng=rng,
+            telemetry=self._tm)
+        self._exec = Executor(
+            self._conn, spec=self._spec, depth=cfg.depth, rest=rest, journal=journal,
+            retry_policy=cfg.snapshot_backoff, rng=rng, sleep=sleep, clock=clock, telemetry=self._tm,
+            timers=self._timers, transport=lambda: self._transport,
+            stopped=lambda: self._closing or self._failure is not None, drop=self._drop_connection,
+            wake=self._wake_timers, on_update=on_update, on_state=on_state)
         self._breaker_halted: set[str] = set()
         self._transport: StreamTransport | None = None
-        self._decoder: Decoder | None = None
         self._keepalive: Keepalive | None = None
         self._connected_ns = 0
-        self._last_data_ns: int | None = None
         self._healthy = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._reconnect_future: asyncio.Future[bool] | None = None
-        self._episode_attempts = 0
-        self._retry_after_floor_s = 0.0
-        self._recovery: _Recovery | None = None
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        #: per symbol: monotonic ns of the last data event / of the last state change or request
-        self._symbol_data_ns: dict[str, int] = {}
-        self._symbol_progress_ns: dict[str, int] = {}
         self._symbol_wake = asyncio.Event()
-        #: fused fast path (see ``BookSession.apply_frame_fast``): the venue's C function, and
-        #: the session the last delta went to (reset on every connection)
-        self._fused = getattr(adapter, "fused", None)
-        self._fast: BookSession | None = None
-        self._aux_tasks: set[asyncio.Task[None]] = set()
         #: set by _drop_connection: the serve loop ends the connection with this closure
         self._dropped: Closure | None = None
         self._failure: BaseException | None = None
-        self.connections = 0  #: connections opened so far
-        self.attempts = 0  #: connection attempts so far (successful or not)
-        #: failures the driver contained, by where they happened (see :class:`FailureSite`)
-        self.errors: Counter[FailureSite] = Counter()
 
     # ------------------------------------------------------------------ observers
     @property
@@ -372,13 +247,28 @@ class StreamDriver:
         return self._adapter.name
 
     @property
+    def errors(self) -> Counter[FailureSite]:
+        """Failures the driver contained, by where they happened (see :class:`FailureSite`)."""
+        return self._tm.errors
+
+    @property
+    def connections(self) -> int:
+        """Connections opened so far."""
+        return self._episodes.connections
+
+    @property
+    def attempts(self) -> int:
+        """Connection attempts so far (successful or not)."""
+        return self._episodes.attempts
+
+    @property
     def breaker_state(self) -> BreakerState:
         """The connection's breaker, as an operator sees it now."""
-        return self._breaker.state_at(self._clock.monotonic_ns())
+        return self._episodes.breaker.state_at(self._clock.monotonic_ns())
 
     @property
     def breaker(self) -> CircuitBreaker:
-        return self._breaker
+        return self._episodes.breaker
 
     @property
     def connected(self) -> bool:
@@ -412,13 +302,15 @@ class StreamDriver:
                 await self._sleep(jitter)
             initial = True
             while not self._closing:
-                if self._breaker.state_at(self._clock.monotonic_ns()) is BreakerState.OPEN:
+                if self._episodes.is_open():
                     await self._wait_breaker()
                     continue
-                ok = await self._connect_episode(initial=initial)
+                transport = await self._episodes.connect(initial=initial)
                 initial = False
-                if not ok:
+                if transport is None:
+                    self._resolve_reconnect(False)
                     continue
+                self._transport = transport
                 closure = await self._serve()
                 self._on_disconnect(closure)
         except BaseException as exc:
@@ -431,26 +323,27 @@ class StreamDriver:
     def _die(self, exc: BaseException) -> None:
         """run() is ending abnormally: no book of this connection may stay SYNCED."""
         self._failure = exc
+        tm = self._tm
         if isinstance(exc, asyncio.CancelledError):  # cancelled by its owner, not a bug: no traceback
             what = "cancelled"
-            self._count(FailureSite.DRIVER)
+            tm.count(FailureSite.DRIVER)
             log.warning("%s: driver task cancelled without close(); every book is halted", self.exchange)
         else:
             what = f"{type(exc).__name__}: {exc}"
-            self._report(FailureSite.DRIVER, exc, f"driver stopped ({what}); every book is halted")
-        for t in [*self._tasks.values(), *self._aux_tasks]:
+            tm.report(FailureSite.DRIVER, exc, f"driver stopped ({what}); every book is halted")
+        for t in self._exec.tasks():
             t.cancel()  # nothing may act on the sessions any more
         reason = f"driver stopped: {what}"
         for session in self._sessions.values():
             try:
                 actions = session.halt(reason)
             except Exception as again:  # noqa: BLE001 - the feed refuses every book anyway (failure is set)
-                self._report(FailureSite.SESSION, again, f"{session.symbol}: halt failed")
+                tm.report(FailureSite.SESSION, again, f"{session.symbol}: halt failed")
                 continue
             try:
-                self._run_actions(session, actions)
+                self._exec.run(session, actions)
             except Exception as again:  # noqa: BLE001 - a containment boundary
-                self._report(FailureSite.SESSION, again, f"{session.symbol}: halt actions failed")
+                tm.report(FailureSite.SESSION, again, f"{session.symbol}: halt actions failed")
 
     async def close(self) -> None:
         """Close the connection (``local_shutdown`` record) and stop :meth:`run`.
@@ -473,7 +366,7 @@ class StreamDriver:
                 log.warning("%s: clean close took over %ss; aborting", self.exchange, bound)
                 transport.abort(CloseReason.LOCAL_SHUTDOWN)
             except Exception as exc:  # noqa: BLE001 - a transport bug must not keep the feed open
-                self._report(FailureSite.TASK, exc, "transport close failed")
+                self._tm.report(FailureSite.TASK, exc, "transport close failed")
                 transport.abort(CloseReason.LOCAL_SHUTDOWN)
             await asyncio.wait({task}, timeout=bound)
         if task is not None and not task.done():
@@ -481,17 +374,17 @@ class StreamDriver:
             await asyncio.wait({task}, timeout=bound)
             if not task.done():
                 log.error("%s: the driver task ignored cancellation; giving up on it", self.exchange)
-        for t in [*self._tasks.values(), *self._aux_tasks]:
+        pending = self._exec.tasks()
+        for t in pending:
             t.cancel()
-        pending = [*self._tasks.values(), *self._aux_tasks]
         if pending:
             await asyncio.wait(pending, timeout=bound)
         # A closed feed serves no book (normally StreamClosed already took every one out of
         # SYNCED; this covers a run task that had to be cancelled mid-serve).
         for session in self._sessions.values():
             if session.is_synced:
-                self._safely(session, session.halt, "feed closed")
-        self._finish_recovery(force=True)
+                self._exec.safely(session, session.halt, "feed closed")
+        self._tm.finish_recovery(force=True)
 
     async def reconnect(self, reason: CloseReason) -> bool:
         """Drop the connection and reconnect. Singleflight: callers that arrive while a
@@ -516,100 +409,16 @@ class StreamDriver:
         if fut is not None and not fut.done():
             fut.set_result(ok)
 
-    # ------------------------------------------------------------------ connecting
-    async def _connect_episode(self, *, initial: bool) -> bool:
-        """One reconnect episode: bounded attempts through tenacity. True when connected."""
-        now = self._clock.monotonic_ns()
-        probe = self._breaker.state_at(now) is BreakerState.HALF_OPEN
-        if not initial and not probe:
-            delay = self._cfg.backoff.initial_delay_s(rand=self._rng.random())
-            if delay > 0:
-                await self._sleep(delay)
-        self._episode_attempts = 0
-        max_attempts = 1 if probe else self._cfg.backoff.max_attempts
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(max_attempts) | _StopWhenBreakerOpen(self._breaker, self._clock),
-            wait=_PolicyWait(self._cfg.backoff, self._rng),
-            retry=retry_if_exception_type(_RETRYABLE),
-            sleep=self._sleep,
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    await self._open_once()
-        except _RETRYABLE as exc:
-            now = self._clock.monotonic_ns()
-            self._retry_after_floor_s = getattr(exc, "retry_after_s", None) or 0.0
-            if self._breaker.state_at(now) is not BreakerState.OPEN:
-                self._breaker.trip(now)  # attempts exhausted: stop hammering the venue
-            log.warning("%s: reconnect failed after %d attempts (%s); circuit breaker open",
-                        self.exchange, self._episode_attempts, exc)
-            rec = self._recovery
-            if rec is not None:
-                rec.record.reconnect_attempt = self._episode_attempts
-                rec.reconnected = False
-                self._finish_recovery()
-            self._resolve_reconnect(False)
-            return False
-        return True
-
-    def _log_retry(self, rs: RetryCallState) -> None:
-        exc = rs.outcome.exception() if rs.outcome is not None else None
-        delay = rs.next_action.sleep if rs.next_action is not None else 0.0
-        log.info("%s: connection attempt %d failed (%s); next in %.2fs", self.exchange, rs.attempt_number,
-                 exc, delay)
-
-    async def _open_once(self) -> None:
-        """One connection attempt: connect and subscribe every symbol."""
-        self._episode_attempts += 1
-        self.attempts += 1
-        if self._recovery is not None:
-            self._metric(lambda m: m.reconnect_attempts.labels(exchange=self.exchange).inc())
-        transport = self._transport_factory()
-        symbols = list(self._sessions)
-        try:
-            await transport.connect(self._spec.ws_url(self._ws_base, symbols))
-            for msg in self._spec.subscribe_messages(symbols, self._cfg.depth):
-                await transport.send(msg)
-        except _RETRYABLE as exc:
-            closure: Closure | None = getattr(exc, "closure", None) or transport.closure
-            if closure is not None:
-                self._attempt_failed(closure)
-            raise
-        self._transport = transport
-        self.connections += 1
-
-    def _attempt_failed(self, closure: Closure) -> None:
-        """A connection attempt failed: count it, and record it (its own record)."""
-        now = self._clock.monotonic_ns()
-        self._breaker.record_failure(now)
-        self._metric(lambda m: m.disconnects.labels(exchange=self.exchange, cause=closure.reason.value).inc())
-        if self._records is not None:
-            self._write_record(DisconnectRecord(
-                ts=iso_utc(self._clock.time_ns()), bot_instance_id=self._cfg.bot_instance_id,
-                exchange=self.exchange, channel=self._cfg.channel.value, close_code=closure.code,
-                close_cause=closure.reason.value, last_message_ago_ms=self._ago_ms(now), uptime_seconds=0.0,
-                reconnect_attempt=self._episode_attempts, reconnect_success=False,
-            ))
-
     async def _wait_breaker(self) -> None:
         """Breaker open: halt every book, wait the cool-down, then let run() probe."""
-        now = self._clock.monotonic_ns()
-        self._metric(lambda m: m.breaker_open.labels(exchange=self.exchange).set(1))
-        reason = f"circuit breaker open (opened {self._breaker.opens} time(s); " \
-                 f"cool-down {self._breaker.policy.cooldown_s:g}s)"
+        self._tm.breaker(True)
+        reason = self._episodes.open_reason()
         for symbol, session in self._sessions.items():
             if session.state is not SyncState.HALTED:
                 self._breaker_halted.add(symbol)
-                self._safely(session, session.halt, reason)
-        self._finish_recovery()
-        delay = max(self._breaker.cooldown_remaining_s(now), self._retry_after_floor_s)
-        self._retry_after_floor_s = 0.0
-        log.warning("%s: %s; probing again in %.2fs", self.exchange, reason, delay)
-        if delay > 0:
-            await self._sleep(delay)
+                self._exec.safely(session, session.halt, reason)
+        self._tm.finish_recovery()
+        await self._episodes.cool_down(reason)
 
     # ------------------------------------------------------------------ serving
     async def _serve(self) -> Closure:
@@ -619,30 +428,19 @@ class StreamDriver:
         now = self._clock.monotonic_ns()
         self._connected_ns = now
         self._healthy = False
-        self._decoder = self._adapter.new_decoder()
-        self._fast = None
         self._dropped = None
         self._keepalive = Keepalive(self._keepalive_policy, now_ns=now)
-        rec = self._recovery
-        if rec is not None:
-            rec.reconnected = True
-            rec.record.reconnect_attempt = self._episode_attempts
-            rec.record.reconnect_success = True
-            rec.record.reconnect_latency_ms = (now - rec.disconnected_ns) // 1_000_000
-            self._metric(lambda m: m.reconnect_successes.labels(exchange=self.exchange).inc())
+        self._tm.reconnected(now, self._episodes.episode_attempts)
         self._resolve_reconnect(True)
-        opened = StreamOpened(ts_ns=self._clock.time_ns(), attempt=self._episode_attempts)
-        for session in self._sessions.values():
-            self._safely(session, session.handle, opened)
+        self._settle(self._conn.open(StreamOpened(ts_ns=self._clock.time_ns(), attempt=self._episodes.episode_attempts)),
+                     FailureSite.SESSION)
         watchdog = None
         if self._keepalive_policy.enabled:
             watchdog = asyncio.create_task(self._watchdog(transport, self._keepalive))
             watchdog.add_done_callback(self._watchdog_done)
-        for symbol in self._sessions:
-            self._symbol_progress_ns[symbol] = now
-            self._symbol_data_ns[symbol] = now
+        self._timers.start(self._sessions, now_ns=now)
         symbol_watch = None
-        if self._cfg.resync_timeout_s is not None or self._cfg.symbol_idle_timeout_s is not None:
+        if self._timers.enabled:
             symbol_watch = asyncio.create_task(self._symbol_watchdog())
             symbol_watch.add_done_callback(self._watchdog_done)
         closure: Closure | None = None
@@ -701,447 +499,149 @@ class StreamDriver:
                 transport.abort(CloseReason.IDLE_TIMEOUT)
                 return
 
-    def _on_notice(self, notice: VenueNotice) -> None:
-        """Venue control messages that need an action of the driver."""
-        if notice.kind in ("connection_gap", "connection_out_of_order"):
-            # the connection's own counter broke (Coinbase sequence_num): every book on it is suspect
-            log.warning("%s: %s: %s", self.exchange, notice.kind, notice.message)
-            for session in self._sessions.values():
-                self._safely(session, session.on_connection_gap, f"{notice.kind}: {notice.message}")
-        elif notice.kind == "test_request":
-            # Deribit closes the connection unless a test_request is answered (public/test)
-            # (the venue's app-level ping is exactly that answer: Deribit's ping is public/test)
-            message = self._ping_message
-            transport = self._transport
-            if message and transport is not None:
-                self._spawn(transport.send(message))
-        else:
-            log.warning("%s: venue notice %s: %s", self.exchange, notice.kind, notice.message)
+    def _wake_timers(self) -> None:
+        self._symbol_wake.set()
 
     async def _symbol_watchdog(self) -> None:
-        """Per-symbol staleness (the connection's keepalive cannot see one symbol go quiet or
-        one WS snapshot go missing while the others flow). Sleeps until the earliest deadline;
-        with nothing pending it waits for the next state change instead of polling."""
+        """Per-symbol staleness (:class:`~bookkeeper.timers.SymbolTimers`): feed it a
+        ``Tick``, give the due books their next rung, then sleep (injected ``sleep``) until
+        the next deadline or until a state change wakes us; with nothing pending, wait for
+        the wake alone instead of polling."""
         cfg = self._cfg
-        resync_ns = int(cfg.resync_timeout_s * 1e9) if cfg.resync_timeout_s is not None else None
-        idle_ns = int(cfg.symbol_idle_timeout_s * 1e9) if cfg.symbol_idle_timeout_s is not None else None
+        clock = self._clock
+        sessions = self._sessions
+        execu = self._exec
         while True:
-            now = self._clock.monotonic_ns()
-            due: int | None = None
-            for symbol, session in self._sessions.items():
-                state = session.state
-                if state is SyncState.HALTED:
-                    continue
-                fetching = self._tasks.get(symbol)
-                if fetching is not None and not fetching.done():
-                    continue  # a REST snapshot is in flight with its own bounded retries
-                if state is SyncState.SYNCED:
-                    if idle_ns is None:
-                        continue
-                    deadline = self._symbol_data_ns.get(symbol, now) + idle_ns
-                    if deadline <= now:
-                        self._symbol_data_ns[symbol] = now
-                        self._safely(session, session.on_stale, f"no data for {cfg.symbol_idle_timeout_s}s")
-                        continue
-                else:
-                    if resync_ns is None:
-                        continue
-                    deadline = self._symbol_progress_ns.get(symbol, now) + resync_ns
-                    if deadline <= now:
-                        self._symbol_progress_ns[symbol] = now
-                        self._safely(session, session.on_stale,
-                                     f"not synced {cfg.resync_timeout_s}s after the last recovery step")
-                        continue
-                due = deadline if due is None else min(due, deadline)
+            now = clock.monotonic_ns()
+            states = {symbol: s.state for symbol, s in sessions.items()}
+            busy = {symbol for symbol in sessions if execu.fetching(symbol)}
+            due = self._timers.on_tick(Tick(now_ns=now), states, busy)
             self._symbol_wake.clear()
-            if due is None:
+            for symbol in due.idle:
+                session = sessions[symbol]
+                execu.safely(session, session.on_stale, f"no data for {cfg.symbol_idle_timeout_s}s")
+            for symbol in due.stalled:
+                session = sessions[symbol]
+                execu.safely(session, session.on_stale,
+                             f"not synced {cfg.resync_timeout_s}s after the last recovery step")
+            if self._symbol_wake.is_set():
+                continue  # a state changed meanwhile: look again before sleeping
+            if due.next_deadline_ns is None:
                 await self._symbol_wake.wait()
             else:
-                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
-                # lands as the event is set, and _serve then waited for this task forever
-                try:
-                    async with asyncio.timeout((due - now) / 1e9):
-                        await self._symbol_wake.wait()
-                except TimeoutError:
-                    pass
+                await self._sleep_or_wake((due.next_deadline_ns - now) / 1e9)
+
+    async def _sleep_or_wake(self, delay_s: float) -> None:
+        """The injected sleep for ``delay_s``, cut short by a wake."""
+        sleeper = asyncio.ensure_future(self._sleep(delay_s))
+        waker = asyncio.ensure_future(self._symbol_wake.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
 
     def _on_frame(self, data: str | bytes, ts_recv_ns: int, mono_ns: int) -> None:
-        """Handle one frame. Never raises: any exception (decoder, session, fused fast path,
-        building updates) is contained by :meth:`_contain` for the symbol being handled, or
-        for the connection when none is known."""
-        current: BookSession | None = None  # the session being fed when something raised
-        try:
-            ka = self._keepalive
-            assert ka is not None and self._decoder is not None
-            fast = self._fast
-            if fast is not None:
-                # Synced steady state: the venue's fused decode + sequence check + apply (C
-                # accelerator) for the session the previous delta went to. It only ever answers
-                # "applied"; everything else (other symbols, gaps, other messages) goes the normal way.
-                current = fast
-                if fast.apply_frame_fast(data if type(data) is bytes else data.encode(), self._fused):  # type: ignore[arg-type]
-                    ka.on_data(mono_ns)
-                    self._last_data_ns = mono_ns
-                    self._symbol_data_ns[fast.symbol] = mono_ns
-                    if self._on_update is not None:
-                        self._emit_update(BookUpdate(symbol=fast.symbol, seq=fast.last_seq, ts_recv_ns=ts_recv_ns))
-                    return
-                current = None
-            if data == "pong" or data == b"pong":
-                # OKX answers the text ping with the text pong (not JSON, so not for the decoder).
-                ka.on_frame(mono_ns)
-                return
-            try:
-                events = self._decoder.decode(data, ts_recv_ns)
-            except AdapterError as exc:
-                ka.on_frame(mono_ns)
-                self._count(FailureSite.DECODE)
-                current = self._sessions.get(exc.symbol) if exc.symbol else None  # type: ignore[attr-defined]
-                log.warning("%s: undecodable frame: %s", self.exchange, exc)
-                if current is not None:
-                    self._run_actions(current, current.on_invalid_input(str(exc)))
-                return
-            if any(isinstance(e, _DATA_TYPES) for e in events):
-                ka.on_data(mono_ns)
-                self._last_data_ns = mono_ns
-                if not self._healthy:
+        """Handle one frame. Never raises: the connection contains bad input (see
+        :class:`~bookkeeper.connection.BookConnection`); this runs what it produced."""
+        ka = self._keepalive
+        assert ka is not None
+        conn = self._conn
+        if self._healthy:
+            out = conn.receive_frame(data, ts_recv_ns)
+        else:
+            # the first data of this connection: it is healthy (a probe succeeded, and the books
+            # the breaker halted are reset) *before* its events reach the sessions
+            decoded = conn.decode(data, ts_recv_ns)
+            if type(decoded) is Output:
+                out = decoded
+            else:
+                if conn.carries_data(decoded):  # type: ignore[arg-type]
                     self._healthy = True
                     self._on_healthy(mono_ns)
-            else:
-                ka.on_frame(mono_ns)
-            for event in events:
-                symbol = getattr(event, "symbol", None)
-                session = self._sessions.get(symbol) if symbol is not None else None
-                if session is None:
-                    if isinstance(event, VenueNotice):
-                        self._on_notice(event)
-                    continue
-                current = session
-                was_ws_snapshot = type(event) is BookSnapshot and event.source is SnapshotSource.WS
-                if isinstance(event, _DATA_TYPES):
-                    self._symbol_data_ns[symbol] = mono_ns
-                actions = session.handle(event)
-                if actions:
-                    if was_ws_snapshot:
-                        self._note_ws_snapshot(session, actions)
-                    self._run_actions(session, actions)
-                if was_ws_snapshot and session.is_synced:
-                    self._cancel_fetch(session.symbol)
-                if self._fused is not None and type(event) is BookDelta:
-                    self._fast = session
-                if session.is_synced and isinstance(event, (BookDelta, BookSnapshot)) and self._on_update is not None:
-                    self._emit_update(BookUpdate(symbol=session.symbol, seq=session.last_seq, ts_recv_ns=ts_recv_ns,
-                                                 ts_exchange_ns=event.ts_exchange_ns))
-                current = None
-        except Exception as exc:  # noqa: BLE001 - the frame boundary: contained, never the driver's death
-            self._contain(current, FailureSite.FRAME, exc)
+                out = conn.route(decoded, ts_recv_ns)  # type: ignore[arg-type]
+        if out is None:
+            # the fused fast path applied it: a data frame for the book the last delta went to
+            fast = self._conn.last_session
+            assert fast is not None
+            ka.on_data(mono_ns)
+            self._tm.last_data_ns = mono_ns
+            self._timers.on_data(fast.symbol, mono_ns)
+            if self._on_update is not None:
+                self._exec.emit_update(BookUpdate(symbol=fast.symbol, seq=fast.last_seq, ts_recv_ns=ts_recv_ns))
+            return
+        if out.data:
+            ka.on_data(mono_ns)
+            self._tm.last_data_ns = mono_ns
+            sessions = self._sessions
+            for symbol in out.data_symbols:
+                if symbol in sessions:
+                    self._timers.on_data(symbol, mono_ns)
+        else:
+            ka.on_frame(mono_ns)
+        self._settle(out, FailureSite.FRAME)
 
-    def _cancel_fetch(self, symbol: str) -> None:
-        """A WS snapshot synced ``symbol``: a REST snapshot still in flight for it can only be
-        as old or older (the session retires its epoch); stop spending REST weight on it."""
-        task = self._tasks.get(symbol)
-        if task is not None and not task.done():
-            log.info("%s %s: synced from the WS snapshot; cancelling the REST snapshot in flight",
-                     self.exchange, symbol)
-            task.cancel()
+    def _settle(self, out: Output, site: FailureSite) -> None:
+        """Run what the connection produced: the sessions' actions, replies, notices logged,
+        book updates, and rejections (logged and counted; an untrusted connection dropped)."""
+        execu = self._exec
+        sessions = self._sessions
+        for e in out.emitted:
+            session = sessions[e.symbol]
+            if e.ws_snapshot:
+                self._tm.note_ws_snapshot(e.symbol, e.actions)
+            execu.run(session, e.actions)
+            if e.ws_snapshot and session.is_synced:
+                execu.cancel_fetch(e.symbol)
+        for notice in out.notices:
+            if notice.kind in CONNECTION_GAPS:
+                # the connection's own counter broke: every book on it was told (on_connection_gap)
+                log.warning("%s: %s: %s", self.exchange, notice.kind, notice.message)
+            elif notice.kind is NoticeKind.TEST_REQUEST:
+                log.debug("%s: venue notice %s: %s", self.exchange, notice.kind, notice.message)  # answered below
+            else:
+                log.warning("%s: venue notice %s: %s", self.exchange, notice.kind, notice.message)
+        for text in out.send:
+            execu.send(text)
+        for update in out.updates:
+            execu.emit_update(update)
+        for rej in out.rejected:
+            if rej.kind is FaultKind.MALFORMED:
+                self._tm.count(FailureSite.DECODE)
+                log.warning("%s: undecodable frame: %s", self.exchange, rej.exc)
+            else:
+                self._tm.report(site, rej.exc, f"{rej.symbol or 'connection'}: {site} failed")
+            execu.settle(rej.symbol, rej.actions, rej.errors, rej.trusted, f"{site} raised {rej.reason}")
 
     def _on_healthy(self, now_ns: int) -> None:
         """The connection delivered data: a HALF_OPEN breaker closes; books it halted resync."""
-        before = self._breaker.state_at(now_ns)
-        after = self._breaker.record_success(now_ns)
-        if before is BreakerState.HALF_OPEN and after is BreakerState.CLOSED:
-            log.info("%s: probe succeeded; circuit breaker closed", self.exchange)
-            self._metric(lambda m: m.breaker_open.labels(exchange=self.exchange).set(0))
+        if self._episodes.on_healthy(now_ns):
+            self._tm.breaker(False)
             for symbol in sorted(self._breaker_halted):
                 session = self._sessions[symbol]
                 if session.state is SyncState.HALTED:
-                    self._safely(session, session.reset)
+                    self._exec.safely(session, session.reset)
             self._breaker_halted.clear()
 
     # ------------------------------------------------------------------ disconnects
-    def _ago_ms(self, now: int) -> int | None:
-        return None if self._last_data_ns is None else (now - self._last_data_ns) // 1_000_000
-
     def _on_disconnect(self, closure: Closure) -> None:
         now = self._clock.monotonic_ns()
-        self._finish_recovery(force=True)  # an older disconnect still recovering: write what is known
         local = closure.reason is CloseReason.LOCAL_SHUTDOWN
-        if not local:
-            self._breaker.record_failure(now)
-        self._metric(lambda m: m.disconnects.labels(exchange=self.exchange, cause=closure.reason.value).inc())
-        record = DisconnectRecord(
-            ts=iso_utc(self._clock.time_ns()), bot_instance_id=self._cfg.bot_instance_id, exchange=self.exchange,
-            channel=self._cfg.channel.value, close_code=closure.code, close_cause=closure.reason.value,
-            last_message_ago_ms=self._ago_ms(now),
-            uptime_seconds=round((now - self._connected_ns) / 1e9, 3),
-        )
-        level = logging.INFO if closure.reason in (CloseReason.ABNORMAL_CLOSURE, CloseReason.SERVER_CLOSE,
-                                                   CloseReason.LOCAL_SHUTDOWN) else logging.WARNING
-        log.log(level, "%s: connection ended: %s (code %s) %s", self.exchange, closure.reason, closure.code,
-                closure.detail)
+        record = self._tm.disconnected(closure, now=now, connected_ns=self._connected_ns)
+        self._episodes.disconnected(local=local)
         closed = StreamClosed(reason=closure.reason, code=closure.code, ts_ns=self._clock.time_ns())
         if local and self._closing:
             # We are closing: nothing is being recovered, so no plan is run or recorded (a
             # venue without ids would otherwise record the ws_snapshot it plans on every
             # disconnect). The books still leave SYNCED: nothing feeds them any more.
-            for session in self._sessions.values():
-                self._safely(session, session.handle, closed)
-            self._write_record(record)
+            self._settle(self._conn.close(closed), FailureSite.SESSION)
+            self._tm.write_record(record)
             return
         awaiting = {s for s, sess in self._sessions.items() if sess.state is not SyncState.HALTED}
-        self._recovery = _Recovery(record=record, disconnected_ns=now, awaiting=awaiting)
-        for session in self._sessions.values():
-            self._safely(session, session.handle, closed)
-
-    def _note_ws_snapshot(self, session: BookSession, actions: list[Action]) -> None:
-        rec = self._recovery
-        if rec is None or session.symbol not in rec.awaiting:
-            return
-        for a in actions:
-            if type(a) is StateChanged and a.new is SyncState.SYNCED and a.plan is not PlanKind.RESUME:
-                rec.add_plan(PlanKind.RESUBSCRIBE.value)  # synced from the venue's WS snapshot
-                self._metric(lambda m: m.snapshots.labels(exchange=self.exchange, kind="ws").inc())
-
-    def _finish_recovery(self, *, force: bool = False) -> None:
-        """Write the pending disconnect record once reconnect and recovery are known."""
-        rec = self._recovery
-        if rec is None:
-            return
-        if not force and (rec.reconnected is None or rec.awaiting):
-            return
-        self._recovery = None
-        rec.record.plan = list(rec.plans)
-        self._write_record(rec.record)
-
-    # ------------------------------------------------------------------ actions
-    def _run_actions(self, session: BookSession, actions: Iterable[Action]) -> None:
-        """Execute what a session asked for. Never raises into the read loop."""
-        rec = self._recovery
-        metrics = self._metrics
-        venue = self.exchange
-        for a in actions:
-            t = type(a)
-            if t is StateChanged or t is FetchSnapshot or t is Resubscribe or t is ReplayDeltas:
-                self._symbol_progress_ns[session.symbol] = self._clock.monotonic_ns()
-                self._symbol_wake.set()
-            if rec is not None and session.symbol in rec.awaiting:
-                kind = _PLAN_OF_ACTION.get(t)
-                if kind is not None:
-                    rec.add_plan(kind)
-            if t is FetchSnapshot:
-                self._spawn_snapshot(session, a)  # type: ignore[arg-type]
-            elif t is Resubscribe:
-                self._spawn(self._resubscribe(session.symbol))
-            elif t is ReplayDeltas:
-                if self._journal is None:
-                    self._run_actions(session, session.on_replay(None))
-                else:
-                    self._spawn(self._replay(session, a))  # type: ignore[arg-type]
-            elif t is Halt:
-                log.warning("%s %s: HALTED: %s", venue, a.symbol, a.reason)  # type: ignore[union-attr]
-            elif t is Alert:
-                assert isinstance(a, Alert)
-                reason = a.reason.removeprefix(f"{a.kind}: ")  # reasons often name their kind already
-                log.warning("%s %s: %s: %s", venue, a.symbol, a.kind, reason)
-                if a.kind is AlertKind.GAP:
-                    if metrics is not None:
-                        self._metric(lambda m, sym: m.gaps.labels(exchange=venue, symbol=sym).inc(), a.symbol)
-                        if a.missed:
-                            self._metric(lambda m, sym, n: m.missed_messages.labels(exchange=venue, symbol=sym).inc(n),
-                                         a.symbol, a.missed)
-                    if rec is not None and a.missed:
-                        rec.record.missed_messages_count += a.missed
-            elif t is StateChanged:
-                assert isinstance(a, StateChanged)
-                log.info("%s %s: %s -> %s (%s)", venue, a.symbol, a.old, a.new, a.reason)
-                if metrics is not None:
-                    self._metric(FeedMetrics.set_state, venue, a.symbol, a.new)
-                    if a.new is SyncState.SYNCED and a.plan is PlanKind.RESUME:
-                        self._metric(lambda m: m.snapshots_avoided.labels(exchange=venue, kind="resume").inc())
-                    elif a.new is SyncState.SYNCED and a.plan is PlanKind.REPLAY_DELTAS:
-                        self._metric(lambda m: m.snapshots_avoided.labels(exchange=venue, kind="replay").inc())
-                if rec is not None and a.symbol in rec.awaiting:
-                    # Other rungs are recorded from their actions; these two have none
-                    # (a resume needs nothing; a venue without ids waits for the snapshot
-                    # the reconnect's subscribe brings).
-                    # (HALT also comes as an action, but after this change took the symbol
-                    # off the awaiting set.)
-                    if a.plan is PlanKind.RESUME or a.plan is PlanKind.RESUBSCRIBE or a.plan is PlanKind.HALT:
-                        rec.add_plan(a.plan.value)
-                    if a.new is SyncState.SYNCED or a.new is SyncState.HALTED:
-                        rec.awaiting.discard(a.symbol)
-                if self._on_state is not None:
-                    self._emit_state(a)
-        if rec is not None:
-            self._finish_recovery()
-
-    def _spawn(self, coro: Any) -> None:
-        if self._closing or self._failure is not None:
-            coro.close()  # closing or dead: nothing is being recovered any more
-            return
-        task = asyncio.get_running_loop().create_task(coro)
-        self._aux_tasks.add(task)
-        task.add_done_callback(self._aux_tasks.discard)
-        task.add_done_callback(self._aux_done)
-
-    def _spawn_snapshot(self, session: BookSession, action: FetchSnapshot) -> None:
-        if self._closing or self._failure is not None:
-            return  # closing or dead: nothing is being recovered any more
-        # A newer request supersedes an older one (its answer would be rejected by epoch anyway).
-        old = self._tasks.get(session.symbol)
-        if old is not None and not old.done():
-            old.cancel()
-        task = asyncio.get_running_loop().create_task(self._fetch_snapshot(session, action))
-        task.add_done_callback(self._aux_done)
-        self._tasks[session.symbol] = task
-
-    async def _fetch_snapshot(self, session: BookSession, action: FetchSnapshot) -> None:
-        policy = self._cfg.snapshot_backoff
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts),
-            wait=_PolicyWait(policy, self._rng),
-            retry=retry_if_exception_type(TransportError),  # anything else: no retry
-            sleep=self._sleep,
-            reraise=True,
-        )
-        snap: BookSnapshot | None = None
-        failure: str | None = None
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    snap = await self._rest.fetch_snapshot(action.symbol, depth=action.depth)
-        except (TransportError, ExchangeRejected, AdapterError) as exc:
-            log.warning("%s %s: snapshot failed: %s", self.exchange, action.symbol, exc)
-            failure = f"{type(exc).__name__}: {exc}"
-        except Exception as exc:  # noqa: BLE001 - a REST client bug is a failed snapshot too, never a silent task death
-            self._report(FailureSite.REST, exc, f"{action.symbol}: REST snapshot raised")
-            failure = f"{type(exc).__name__}: {exc}"
-        try:
-            if failure is not None:
-                self._run_actions(session, session.on_snapshot_failed(action.epoch, failure))
-                return
-            self._metric(lambda m: m.snapshots.labels(exchange=self.exchange, kind="rest").inc())
-            self._run_actions(session, session.on_snapshot(snap, epoch=action.epoch))  # type: ignore[arg-type]
-            if session.is_synced and self._on_update is not None:
-                self._emit_update(BookUpdate(symbol=session.symbol, seq=session.last_seq,
-                                             ts_recv_ns=snap.ts_recv_ns))  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001 - a containment boundary
-            self._contain(session, FailureSite.SESSION, exc, epoch=action.epoch)
-
-    async def _resubscribe(self, symbol: str) -> None:
-        transport = self._transport
-        if transport is None:
-            return  # the reconnect subscribes every symbol anyway
-        try:
-            for msg in self._spec.unsubscribe_messages([symbol]):
-                await transport.send(msg)
-            for msg in self._spec.subscribe_messages([symbol], self._cfg.depth):
-                await transport.send(msg)
-        except TransportError as exc:
-            log.info("%s %s: resubscribe not sent (%s); the reconnect will subscribe", self.exchange, symbol, exc)
-
-    async def _replay(self, session: BookSession, action: ReplayDeltas) -> None:
-        assert self._journal is not None
-        try:
-            deltas = await self._journal.fetch(action.symbol, action.from_seq, action.to_seq)
-        except (TransportError, ExchangeRejected) as exc:
-            log.warning("%s %s: journal failed: %s", self.exchange, action.symbol, exc)
-            deltas = None
-        except Exception as exc:  # noqa: BLE001 - a journal bug: it could not serve them
-            self._report(FailureSite.JOURNAL, exc, f"{action.symbol}: journal raised")
-            deltas = None
-        self._safely(session, session.on_replay, deltas)
+        self._tm.begin_recovery(record, now=now, awaiting=awaiting)
+        self._settle(self._conn.close(closed), FailureSite.SESSION)
 
     # ------------------------------------------------------------------ containment
-    def _report(self, site: FailureSite, exc: BaseException, what: str) -> None:
-        """Log (with traceback) and count one failure the driver contained."""
-        n = self._count(site)
-        if n <= _LOGGED_PER_SITE or n % 1000 == 0:
-            log.error("%s: %s [%s #%d]: %s: %s", self.exchange, what, site, n, type(exc).__name__, exc,
-                      exc_info=exc)
-
-    def _count(self, site: FailureSite) -> int:
-        self.errors[site] += 1
-        metrics = self._metrics
-        if metrics is not None and site is not FailureSite.METRICS:
-            try:
-                metrics.driver_errors.labels(exchange=self.exchange, where=site.value).inc()
-            except Exception as exc:  # noqa: BLE001 - a containment boundary
-                self._report(FailureSite.METRICS, exc, "metrics update failed")
-        return self.errors[site]
-
-    def _metric(self, update: Callable[..., object], *args: Any) -> None:
-        """``update(metrics, *args)``; a metrics failure is logged and counted, never fatal."""
-        metrics = self._metrics
-        if metrics is None:
-            return
-        try:
-            update(metrics, *args)
-        except Exception as exc:  # noqa: BLE001 - a containment boundary
-            self._report(FailureSite.METRICS, exc, "metrics update failed")
-
-    def _emit_update(self, update: BookUpdate) -> None:
-        try:
-            self._on_update(update)  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001 - the user's code: isolated, ingest goes on
-            self._report(FailureSite.ON_UPDATE, exc, f"{update.symbol}: on_update callback raised")
-
-    def _emit_state(self, change: StateChanged) -> None:
-        try:
-            self._on_state(change)  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001 - the user's code: isolated, ingest goes on
-            self._report(FailureSite.ON_STATE, exc, f"{change.symbol}: on_state callback raised")
-
-    def _write_record(self, record: DisconnectRecord) -> None:
-        records = self._records
-        if records is None:
-            return
-        try:
-            written = records.write(record)
-        except Exception as exc:  # noqa: BLE001 - a writer that raises anyway (a custom one, a sink that fails)
-            self._report(FailureSite.RECORDS, exc, "disconnect record not written")
-            return
-        if written is False:
-            self._count(FailureSite.RECORDS)  # the writer logged it (once)
-
-    def _safely(self, session: BookSession, step: Callable[..., Iterable[Action]], *args: Any) -> None:
-        """``step(*args)`` (a method of ``session``) outside the frame path, and run its
-        actions, containing whatever the session raises."""
-        try:
-            self._run_actions(session, step(*args))
-        except Exception as exc:  # noqa: BLE001 - a containment boundary
-            self._contain(session, FailureSite.SESSION, exc)
-
-    def _contain(self, session: BookSession | None, site: FailureSite, exc: Exception, *,
-                 epoch: int | None = None) -> None:
-        """One failure while handling an input, contained. With a known symbol it is invalid
-        input for that book (a synced book recovers; with ``epoch``, a book waiting for that
-        snapshot takes its next rung); if the session cannot even do that, it is halted.
-        Without a symbol the connection is no longer trusted and is dropped."""
-        self._fast = None  # the fused path's session may be mid-change: the normal path decides now
-        if session is None:
-            symbol = getattr(exc, "symbol", None)
-            session = self._sessions.get(symbol) if isinstance(symbol, str) else None
-        self._report(site, exc, f"{session.symbol if session is not None else 'connection'}: {site} failed")
-        reason = f"{site} raised {type(exc).__name__}: {exc}"
-        if session is None:
-            self._drop_connection(reason)
-            return
-        try:
-            if epoch is not None and not session.is_synced:
-                actions = session.on_snapshot_failed(epoch, reason)
-            else:
-                actions = session.on_invalid_input(reason)
-            self._run_actions(session, actions)
-            return
-        except Exception as again:  # noqa: BLE001 - a containment boundary
-            self._report(FailureSite.SESSION, again, f"{session.symbol}: could not recover; halting it")
-        try:
-            self._run_actions(session, session.halt(reason))
-        except Exception as again:  # noqa: BLE001 - a session that cannot even halt: nothing on this connection is trusted
-            self._report(FailureSite.SESSION, again, f"{session.symbol}: could not halt")
-            self._drop_connection(reason)
-
     def _drop_connection(self, detail: str) -> None:
         """Stop trusting the current connection: abort it (``integrity_failure``); every
         book on it leaves SYNCED through ``StreamClosed`` and resumes or rebuilds."""
@@ -1158,14 +658,5 @@ class StreamDriver:
             return
         exc = task.exception()
         assert exc is not None
-        self._report(FailureSite.TASK, exc, "connection watchdog died")
+        self._tm.report(FailureSite.TASK, exc, "connection watchdog died")
         self._drop_connection(f"watchdog died: {type(exc).__name__}: {exc}")
-
-    def _aux_done(self, task: asyncio.Task[None]) -> None:
-        """Helper tasks (snapshot, resubscribe, replay, sends) contain their own failures;
-        anything left is a bug: logged with traceback and counted, never silent."""
-        if task.cancelled() or task.exception() is None:
-            return
-        exc = task.exception()
-        assert exc is not None
-        self._report(FailureSite.TASK, exc, "helper task died")

@@ -1,8 +1,9 @@
 """Shared helpers for the recorded-capture adapter tests (not a test module).
 
-``drive`` mirrors :func:`bookkeeper.io.replay.replay` record by record (same decoder, same
-``BookSession`` per symbol, REST records fed where received) but keeps the sessions and
-remembers which record applied which delta, so fault-injection tests can drop, duplicate or
+``drive`` runs records through the same :class:`~bookkeeper.connection.BookConnection` as
+:func:`bookkeeper.io.replay.replay` (same decoder, same ``BookSession`` per symbol, REST
+records fed where received) but keeps the sessions and remembers which record applied which
+delta, so fault-injection tests can drop, duplicate or
 reorder exact frames and compare books. ``replay_records`` writes a (modified) record list as a
 bookkeeper recording and runs the real replay engine on it.
 """
@@ -10,14 +11,17 @@ bookkeeper recording and runs the real replay engine on it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bookkeeper.actions import Alert
 from bookkeeper.adapters import get_adapter
-from bookkeeper.errors import AdapterError
-from bookkeeper.events import BookDelta, BookSnapshot, BookTicker
+
+from bookkeeper.actions import Alert
+from bookkeeper.capabilities import ExchangeCapabilities
+from bookkeeper.connection import BookConnection, FaultKind, Output
+from bookkeeper.events import BookDelta, CloseReason, StreamClosed, StreamOpened
 from bookkeeper.io.recording import Record, RecordingWriter, RecordKind, read_records
 from bookkeeper.io.replay import ReplayReport, replay
 from bookkeeper.session import BookSession
@@ -53,39 +57,70 @@ class Run:
         return [a for a in self.alerts if a.kind == "gap"]
 
 
+class _Tracked(BookSession):
+    """A session that remembers which record applied which delta on arrival (the fused fast
+    path is refused so every delta goes through ``handle`` and is seen)."""
+
+    __slots__ = ("index", "run")
+
+    def __init__(self, symbol: str, caps: ExchangeCapabilities, run: Run) -> None:
+        super().__init__(symbol, caps)
+        self.run = run
+        self.index = -1
+
+    def handle(self, event: object) -> list[Any]:
+        before = self.stats.deltas_applied
+        actions = super().handle(event)
+        if type(event) is BookDelta and self.stats.deltas_applied == before + 1:
+            self.run.applied.append((self.index, event))
+        return actions
+
+    def apply_frame_fast(self, frame: bytes, fused: Callable[..., object]) -> bool:
+        return False
+
+
 def drive(venue: str, recs: list[Record], *, stop: int | None = None) -> Run:
-    """Feed ``recs[:stop]`` through the venue's decoder and one BookSession per symbol."""
+    """Feed ``recs[:stop]`` through a :class:`BookConnection` (the venue's decoder, one
+    BookSession per symbol, created on first sight), as the replay does; a session or decoder
+    that raises anything but ``AdapterError`` fails the test."""
     adapter = get_adapter(venue)
     caps = adapter.capabilities
-    dec = adapter.new_decoder()
     run = Run()
-    sessions = run.sessions
+    tracked: dict[str, _Tracked] = {}
+
+    def factory(symbol: str) -> BookSession:
+        s = tracked[symbol] = _Tracked(symbol, caps, run)
+        return s
+
+    conn = BookConnection(adapter, run.sessions, factory=factory)
+    opened = 0
+
+    def settle(out: Output) -> None:
+        for e in out.emitted:
+            run.alerts += [a for a in e.actions if type(a) is Alert]
+        for rej in out.rejected:
+            if rej.kind is not FaultKind.MALFORMED:
+                raise rej.exc
+            run.parse_errors += 1
+            run.alerts += [a for a in rej.actions if type(a) is Alert]
+
     for i, rec in enumerate(recs[:stop]):
+        for s in tracked.values():
+            s.index = i
         if rec.kind is RecordKind.RECV:
-            try:
-                events = dec.decode(rec.data, rec.ts_recv_ns)
-            except AdapterError as exc:
-                run.parse_errors += 1
-                sym = getattr(exc, "symbol", None)
-                if sym in sessions:
-                    run.alerts += [a for a in sessions[sym].on_invalid_input(str(exc)) if type(a) is Alert]
-                continue
-            for ev in events:
-                if type(ev) in (BookDelta, BookSnapshot, BookTicker):
-                    s = sessions.get(ev.symbol)
-                    if s is None:
-                        s = sessions[ev.symbol] = BookSession(ev.symbol, caps)
-                    before = s.stats.deltas_applied
-                    run.alerts += [a for a in s.handle(ev) if type(a) is Alert]
-                    if type(ev) is BookDelta and s.stats.deltas_applied == before + 1:
-                        run.applied.append((i, ev))
+            out = conn.receive_frame(rec.data, rec.ts_recv_ns)
+            assert out is not None, "the fast path is refused"
+            settle(out)
         elif rec.kind is RecordKind.REST:
             snap = adapter.parse_rest_snapshot(rec.data, url=rec.url, ts_recv_ns=rec.ts_recv_ns)
-            sym = snap.symbol or next(iter(sessions))
-            s = sessions.get(sym)
-            if s is None:
-                s = sessions[sym] = BookSession(sym, caps)
+            s = conn.session(snap.symbol or next(iter(run.sessions)))
+            assert s is not None
             run.alerts += [a for a in s.on_snapshot(snap) if type(a) is Alert]
+        elif rec.kind is RecordKind.OPEN:
+            opened += 1
+            if opened > 1:  # a reconnect inside the recording, as the replay treats it
+                settle(conn.close(StreamClosed(reason=CloseReason.ABNORMAL_CLOSURE, ts_ns=rec.ts_recv_ns)))
+                settle(conn.open(StreamOpened(ts_ns=rec.ts_recv_ns, attempt=opened - 1)))
     return run
 
 

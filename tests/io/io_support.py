@@ -1,6 +1,6 @@
 """Helpers for the driver tests: a tiny Binance-format WebSocket server on 127.0.0.1, a fake
-REST client that answers from the server's truth, a gated fake sleep, and a probe that lets
-tests await conditions (never sleep) on what the feed did."""
+REST client that answers from the server's truth, an in-memory scripted transport, a gated fake
+sleep, and a probe that lets tests await conditions (never sleep) on what the feed did."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from bookkeeper.errors import RateLimited
-from bookkeeper.events import BookSnapshot, SnapshotSource
+from bookkeeper.errors import RateLimited, TransportError
+from bookkeeper.events import BookSnapshot, CloseReason, SnapshotSource
+from bookkeeper.io.ws import Closure, Frame
 from bookkeeper.testing.clock import FakeClock
 
 SAFETY_TIMEOUT_S = 10.0  # a hung test fails instead of hanging; never used to wait for things
@@ -227,3 +228,76 @@ class FakeRest:
 
 def rate_limited(retry_after_s: float) -> RateLimited:
     return RateLimited("429", retry_after_s=retry_after_s)
+
+
+class ScriptedTransport:
+    """An in-memory StreamTransport: the test queues frames; ``sent`` keeps what went out."""
+
+    def __init__(self, clock: FakeClock, probe: Probe) -> None:
+        self._clock = clock
+        self._probe = probe
+        self._frames: asyncio.Queue[str | None] = asyncio.Queue()
+        self._closure: Closure | None = None
+        self.sent: list[str] = []
+
+    @property
+    def closure(self) -> Closure | None:
+        return self._closure
+
+    async def connect(self, url: str) -> None:
+        return None
+
+    def push(self, frame: dict[str, Any] | str) -> None:
+        self._frames.put_nowait(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
+
+    async def recv(self) -> Frame:
+        data = await self._frames.get()
+        if data is None:
+            assert self._closure is not None
+            raise TransportError("closed", closure=self._closure)
+        self._probe.notify()
+        return Frame(data, self._clock.time_ns(), self._clock.monotonic_ns())
+
+    async def send(self, text: str) -> None:
+        self.sent.append(text)
+        self._probe.notify()
+
+    async def ping(self, message: str | None, on_pong: Callable[[], None]) -> None:
+        return None
+
+    def abort(self, reason: CloseReason) -> None:
+        self._end(Closure(reason=reason, code=1006))
+
+    async def close(self) -> None:
+        self._end(Closure(reason=CloseReason.LOCAL_SHUTDOWN, code=1000))
+
+    def _end(self, closure: Closure) -> None:
+        if self._closure is None:
+            self._closure = closure
+            self._frames.put_nowait(None)
+
+
+class ScriptedLink:
+    """A transport factory of :class:`ScriptedTransport` s (one per connection attempt)."""
+
+    def __init__(self, clock: FakeClock, probe: Probe) -> None:
+        self.clock = clock
+        self.probe = probe
+        self.transports: list[ScriptedTransport] = []
+
+    def __call__(self) -> ScriptedTransport:
+        t = ScriptedTransport(self.clock, self.probe)
+        self.transports.append(t)
+        return t
+
+    @property
+    def current(self) -> ScriptedTransport:
+        return self.transports[-1]
+
+
+def okx_books(action: str, seq: int, prev: int, bids: list[list[str]], asks: list[list[str]],
+              inst: str = "BTC-USDT") -> dict[str, Any]:
+    """An OKX ``books`` frame (``action``: ``snapshot`` or ``update``)."""
+    return {"arg": {"channel": "books", "instId": inst}, "action": action,
+            "data": [{"asks": asks, "bids": bids, "ts": "1700000000000", "checksum": 0,
+                      "prevSeqId": prev, "seqId": seq}]}

@@ -6,19 +6,34 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
+from bookkeeper.adapters import get_adapter
+from io_support import (
+    AutoSleep,
+    FakeBinance,
+    FakeRest,
+    ManualSleep,
+    NotifyingList,
+    Probe,
+    ScriptedLink,
+    okx_books,
+    rate_limited,
+)
 
 from bookkeeper.actions import SyncState
-from bookkeeper.adapters import get_adapter
 from bookkeeper.errors import InvalidState
-from bookkeeper.events import CloseReason
+from bookkeeper.events import CloseReason, NoticeKind, VenueNotice
 from bookkeeper.io.feed import Feed
 from bookkeeper.io.records import RECORD_KEYS, RecordWriter
 from bookkeeper.io.stream import DriverConfig, StreamDriver
-from bookkeeper.policy import BackoffPolicy, BreakerPolicy, BreakerState, KeepalivePolicy
+from bookkeeper.policy import (
+    BackoffPolicy,
+    BreakerPolicy,
+    BreakerState,
+    KeepalivePolicy,
+)
 from bookkeeper.testing.clock import FakeClock
-
-from io_support import AutoSleep, FakeBinance, FakeRest, ManualSleep, NotifyingList, Probe, rate_limited
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 NO_KEEPALIVE = KeepalivePolicy(ping_interval_s=None, pong_timeout_s=None, idle_timeout_s=None)
@@ -373,3 +388,98 @@ async def test_updates_iterator_yields_synced_changes_and_ends_on_close(probe: P
         await rig.feed.close()
         await task  # the iterator ends when the feed closes
     assert seen == [101, 102, 103]
+
+
+# ---------------------------------------------------------------------------- scripted venues
+async def _scripted(probe: Probe, venue: str, symbols: list[str], **cfg: Any) -> tuple[
+        StreamDriver, ScriptedLink, ManualSleep, Any]:
+    """A driver on an in-memory scripted transport, fake clock, gated sleep (nothing but the
+    per-symbol timers sleeps: no keepalive, no startup jitter), subscribed."""
+    import asyncio
+
+    clock = FakeClock()
+    link = ScriptedLink(clock, probe)
+    sleep = ManualSleep(clock, probe)
+    driver = StreamDriver(get_adapter(venue), symbols, ws_base="ws://scripted", rest=FakeRest(None, probe),  # type: ignore[arg-type]
+                          transport_factory=link, clock=clock, sleep=sleep, seed=1, config=config(**cfg),
+                          on_state=probe.on_state)
+    task = asyncio.get_running_loop().create_task(driver.run())
+    await probe.until(lambda: bool(link.transports) and bool(link.current.sent), "subscribed")
+    return driver, link, sleep, task
+
+
+async def _closed(driver: StreamDriver, task: Any) -> None:
+    await driver.close()
+    assert task.done() and task.exception() is None
+
+
+async def test_kraken_resubscribe_unsubscribes_at_the_subscribed_depth(probe: Probe) -> None:
+    # defect 2: the resubscribe unsubscribed at depth 10 a book subscribed at depth 25, so the
+    # venue kept the old subscription and refused the new one
+    sym = "BTC/USD"
+    driver, link, sleep, task = await _scripted(probe, "kraken", [sym], depth=25, resync_timeout_s=5.0)
+    ws = link.current
+    subscribed = [orjson.loads(m) for m in ws.sent]
+    assert subscribed[-1]["params"]["depth"] == 25
+    await probe.until(lambda: sleep.sleeping == 1, "per-symbol timer armed")
+    assert sleep.delays == [5.0]
+    sleep.advance(5.0)  # no snapshot came: no progress, next rung: resubscribe this symbol
+    await probe.until(lambda: len(ws.sent) == 5, "resubscribed")
+    unsub, _instrument, sub = (orjson.loads(m) for m in ws.sent[2:])
+    assert unsub == {"method": "unsubscribe", "params": {"channel": "book", "symbol": [sym], "depth": 25}}
+    assert sub == {"method": "subscribe", "params": {"channel": "book", "symbol": [sym], "depth": 25,
+                                                     "snapshot": True}}
+    await _closed(driver, task)
+
+
+async def test_stalled_book_takes_next_rung_after_resync_timeout_on_the_fake_clock(probe: Probe) -> None:
+    sym = "BTC-USDT"
+    driver, link, sleep, task = await _scripted(probe, "okx", [sym], resync_timeout_s=5.0)
+    ws = link.current
+    session = driver.sessions[sym]
+    await probe.until(lambda: sleep.sleeping == 1, "per-symbol timer armed")
+    sleep.advance(4.0)
+    assert len(ws.sent) == 1 and session.state is SyncState.UNSYNCED, "not due before 5 s"
+    sleep.advance(1.0)  # 5 s without progress: resubscribe
+    await probe.until(lambda: len(ws.sent) == 3 and sleep.sleeping == 1, "resubscribed, timer re-armed")
+    assert session.state is SyncState.AWAITING_SNAPSHOT
+    assert sleep.delays == [5.0, 5.0], "the next deadline counts from the resubscribe"
+    ws.push(okx_books("snapshot", 100, -1, [["99", "1", "0", "1"]], [["101", "1", "0", "1"]]))
+    await probe.until(lambda: session.is_synced, "synced")
+    await _closed(driver, task)
+
+
+async def test_idle_synced_book_is_resynced_and_data_restarts_its_timer(probe: Probe) -> None:
+    sym = "BTC-USDT"
+    driver, link, sleep, task = await _scripted(probe, "okx", [sym], resync_timeout_s=None,
+                                                symbol_idle_timeout_s=10.0)
+    ws = link.current
+    session = driver.sessions[sym]
+    ws.push(okx_books("snapshot", 100, -1, [["99", "1", "0", "1"]], [["101", "1", "0", "1"]]))
+    await probe.until(lambda: session.is_synced and sleep.sleeping == 1, "synced, idle timer armed")
+    assert sleep.delays == [10.0]
+    sleep.advance(6.0)
+    ws.push(okx_books("update", 101, 100, [["99", "2", "0", "1"]], []))  # data at 6 s
+    ws.push("pong")  # a control frame is not data: it restarts nothing
+    await probe.until(lambda: session.last_seq == 101, "update applied")
+    sleep.advance(4.0)  # 10 s after the start, 4 s after the data: not due yet
+    await probe.until(lambda: len(sleep.delays) == 2 and sleep.sleeping == 1, "re-armed")
+    assert sleep.delays == [10.0, 6.0] and len(ws.sent) == 1
+    sleep.advance(6.0)  # 10 s without data: resync
+    await probe.until(lambda: len(ws.sent) == 3, "resubscribed")
+    assert session.state is SyncState.RECOVERING
+    assert [c.reason for c in probe.states][-1].startswith("stale stream: no data for 10.0s")
+    await _closed(driver, task)
+
+
+async def test_venue_notice_is_answered_with_the_adapters_reply(probe: Probe) -> None:
+    sym = "BTC-PERPETUAL"
+    driver, link, _sleep, task = await _scripted(probe, "deribit", [sym])
+    ws = link.current
+    n = len(ws.sent)
+    ws.push('{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}')
+    await probe.until(lambda: len(ws.sent) == n + 1, "answered")
+    assert ws.sent[-1] == get_adapter("deribit").reply_to(  # type: ignore[attr-defined]
+        VenueNotice(kind=NoticeKind.TEST_REQUEST, message=""))
+    assert orjson.loads(ws.sent[-1])["method"] == "public/test"
+    await _closed(driver, task)

@@ -19,17 +19,25 @@ from typing import Any
 import orjson
 import pytest
 from bookkeeper.adapters import get_adapter
-from io_support import AutoSleep, FakeBinance, FakeRest, NotifyingList, Probe
+from io_support import (
+    AutoSleep,
+    FakeBinance,
+    FakeRest,
+    NotifyingList,
+    Probe,
+    ScriptedTransport,
+    okx_books,
+)
 from test_driver import BTC, Rig, config, record
 
 from bookkeeper.actions import SyncState
-from bookkeeper.errors import InvalidState, TransportError, UsageError
-from bookkeeper.events import BookSnapshot, CloseReason
+from bookkeeper.errors import InvalidState, UsageError
+from bookkeeper.events import BookSnapshot
 from bookkeeper.io.feed import Feed
 from bookkeeper.io.metrics import FeedMetrics
 from bookkeeper.io.records import DisconnectRecord, RecordWriter
 from bookkeeper.io.stream import FailureSite, StreamDriver
-from bookkeeper.io.ws import Closure, Frame, WebsocketsTransport
+from bookkeeper.io.ws import Frame, WebsocketsTransport
 from bookkeeper.session import BookSession
 from bookkeeper.testing.clock import FakeClock
 
@@ -355,59 +363,6 @@ async def test_driver_death_halts_every_book_and_reraises_everywhere(probe: Prob
 
 
 # ---------------------------------------------------------------------------- defect 3 (driver part)
-class _ScriptedTransport:
-    """An in-memory StreamTransport: the test queues frames; ``sent`` keeps what went out."""
-
-    def __init__(self, clock: FakeClock, probe: Probe) -> None:
-        self._clock = clock
-        self._probe = probe
-        self._frames: asyncio.Queue[str | None] = asyncio.Queue()
-        self._closure: Closure | None = None
-        self.sent: list[str] = []
-
-    @property
-    def closure(self) -> Closure | None:
-        return self._closure
-
-    async def connect(self, url: str) -> None:
-        return None
-
-    def push(self, frame: dict[str, Any]) -> None:
-        self._frames.put_nowait(orjson.dumps(frame).decode())
-
-    async def recv(self) -> Frame:
-        data = await self._frames.get()
-        if data is None:
-            assert self._closure is not None
-            raise TransportError("closed", closure=self._closure)
-        self._probe.notify()
-        return Frame(data, self._clock.time_ns(), self._clock.monotonic_ns())
-
-    async def send(self, text: str) -> None:
-        self.sent.append(text)
-        self._probe.notify()
-
-    async def ping(self, message: str | None, on_pong: Callable[[], None]) -> None:
-        return None
-
-    def abort(self, reason: CloseReason) -> None:
-        self._end(Closure(reason=reason, code=1006))
-
-    async def close(self) -> None:
-        self._end(Closure(reason=CloseReason.LOCAL_SHUTDOWN, code=1000))
-
-    def _end(self, closure: Closure) -> None:
-        if self._closure is None:
-            self._closure = closure
-            self._frames.put_nowait(None)
-
-
-def _okx(action: str, seq: int, prev: int, bids: list[list[str]], asks: list[list[str]]) -> dict[str, Any]:
-    return {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": action,
-            "data": [{"asks": asks, "bids": bids, "ts": "1700000000000", "checksum": 0,
-                      "prevSeqId": prev, "seqId": seq}]}
-
-
 class _HangingRest:
     """A REST client whose answer never comes; it records the request and its cancellation."""
 
@@ -438,10 +393,10 @@ async def test_ws_snapshot_that_syncs_the_book_cancels_the_rest_fetch_in_flight(
     sym = "BTC-USDT"
     session = BookSession(sym, caps)
     clock = FakeClock()
-    transports: deque[_ScriptedTransport] = deque()
+    transports: deque[ScriptedTransport] = deque()
 
-    def factory() -> _ScriptedTransport:
-        t = _ScriptedTransport(clock, probe)
+    def factory() -> ScriptedTransport:
+        t = ScriptedTransport(clock, probe)
         transports.append(t)
         return t
 
@@ -451,14 +406,14 @@ async def test_ws_snapshot_that_syncs_the_book_cancels_the_rest_fetch_in_flight(
     task = asyncio.get_running_loop().create_task(driver.run())
     await probe.until(lambda: bool(transports) and bool(transports[0].sent), "subscribed")
     ws = transports[0]
-    ws.push(_okx("snapshot", 100, -1, [["99", "1", "0", "1"]], [["101", "1", "0", "1"]]))
+    ws.push(okx_books("snapshot", 100, -1, [["99", "1", "0", "1"]], [["101", "1", "0", "1"]]))
     await probe.until(lambda: session.is_synced, "synced from the first WS snapshot")
-    ws.push(_okx("update", 105, 104, [["99", "5", "0", "1"]], []))  # ids 101..104 missed: gap
+    ws.push(okx_books("update", 105, 104, [["99", "5", "0", "1"]], []))  # ids 101..104 missed: gap
     await probe.until(lambda: rest.calls == [sym], "REST snapshot in flight")
     assert session.state is SyncState.AWAITING_SNAPSHOT or session.state is SyncState.RECOVERING
     # the venue's own snapshot arrives first and syncs the book; updates go on
-    ws.push(_okx("snapshot", 110, -1, [["98", "2", "0", "1"]], [["101", "3", "0", "1"]]))
-    ws.push(_okx("update", 111, 110, [["98", "4", "0", "1"]], []))
+    ws.push(okx_books("snapshot", 110, -1, [["98", "2", "0", "1"]], [["101", "3", "0", "1"]]))
+    ws.push(okx_books("update", 111, 110, [["98", "4", "0", "1"]], []))
     await probe.until(lambda: session.is_synced and session.last_seq == 111, "synced at 111")
     await probe.until(lambda: rest.cancelled == 1, "the REST fetch was cancelled")
     assert session.book.equals([(98.0, 4.0)], [(101.0, 3.0)])
