@@ -11,11 +11,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import orjson
 
 from . import sim as _sim
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .apps.chaos import ChaosConfig
+    from .io.metrics import MetricsServer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="seed of the market and the fault plan (default 0)")
     d.add_argument("--json", action="store_true", help="print exactly one JSON report object on stdout")
     d.add_argument("--records", metavar="PATH", help="also append disconnect records (JSON lines) to PATH")
+    d.add_argument("--metrics-port", type=_port, metavar="P",
+                   help="serve Prometheus metrics on http://127.0.0.1:P/metrics during the run "
+                        "(0 = a free port, printed on stderr)")
 
     c = sub.add_parser("chaos", help="a seeded random fault plan against one simulated venue",
                        description="Seeded chaos against one simulated venue; exit 0 only when no check "
@@ -54,6 +62,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="refuse every connection for the middle of the run (proves the breaker)")
     c.add_argument("--json", action="store_true", help="print exactly one JSON report object on stdout")
     c.add_argument("--records", metavar="PATH", help="also append disconnect records (JSON lines) to PATH")
+    c.add_argument("--metrics-port", type=_port, metavar="P",
+                   help="serve Prometheus metrics on http://127.0.0.1:P/metrics during the run "
+                        "(0 = a free port, printed on stderr)")
+
+    t = sub.add_parser("triage", help="name the likely causes of a disconnect history",
+                       description="Read disconnect records (JSON lines, from one or many bot instances) and "
+                                   "name the likely causes, each with its evidence and the first safe move. "
+                                   "Malformed lines are counted and reported, never fatal.")
+    t.add_argument("files", nargs="+", metavar="FILE", help="records files (gzip ok; - reads standard input)")
+    t.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    t.add_argument("--plot", metavar="OUT", help="write a PNG timeline of the disconnects and the distributions of "
+                                                 "last-message age and uptime (needs matplotlib: "
+                                                 "pip install 'bookkeeper[plot]')")
 
     s = sub.add_parser("sim", help="run the exchange simulator standalone for your own bot",
                        description="Serve a simulated venue on 127.0.0.1 (prints its URLs as one JSON line) "
@@ -127,13 +148,32 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _run_chaos(cfg: object, *, json_out: bool, view_title: str) -> int:
+def _serve_metrics(cfg: ChaosConfig, port: int | None, title: str) -> MetricsServer | None:
+    """Serve the run's metrics (``cfg.metrics``, made here) when ``--metrics-port`` was given;
+    the bound port is printed on stderr (0 asks for a free one)."""
+    if port is None:
+        return None
+    from .io.metrics import FeedMetrics
+
+    metrics = FeedMetrics()
+    cfg.metrics = metrics
+    try:
+        server = metrics.serve(port)
+    except OSError as exc:
+        raise UsageError(f"argument --metrics-port: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    print(f"{title}: metrics on {server.url}", file=sys.stderr, flush=True)
+    return server
+
+
+def _run_chaos(cfg: ChaosConfig, *, json_out: bool, view_title: str, metrics_port: int | None = None) -> int:
     import asyncio
     import logging
     import signal
 
     from .apps.chaos import run_chaos, run_failed
     from .apps.view import RecentLog, TerminalView, format_summary
+
+    server = _serve_metrics(cfg, metrics_port, view_title)
 
     live = sys.stdout.isatty() and not json_out
     root = logging.getLogger("bookkeeper")
@@ -160,12 +200,14 @@ def _run_chaos(cfg: object, *, json_out: bool, view_title: str) -> int:
             pass
         if not live and not json_out:
             print(f"{view_title}: running (Ctrl-C to stop early)...", file=sys.stderr)
-        return await run_chaos(cfg, view=view, stop=stop)  # type: ignore[arg-type]
+        return await run_chaos(cfg, view=view, stop=stop)
 
     try:
         report = asyncio.run(main())
     finally:
         root.removeHandler(handler)
+        if server is not None:
+            server.close()
     if json_out:
         sys.stdout.write(orjson.dumps(report).decode() + "\n")
     else:
@@ -186,7 +228,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         check_writable(args.records)  # UsageError (exit 2, one line) before anything starts
     cfg = ChaosConfig(venues=SIM_VENUES, seed=args.seed, duration_s=args.duration, faults=DEMO_FAULTS,
                       fault_rate_per_s=0.6, records_path=args.records)
-    return _run_chaos(cfg, json_out=args.json, view_title="bookkeeper demo")
+    return _run_chaos(cfg, json_out=args.json, view_title="bookkeeper demo", metrics_port=args.metrics_port)
 
 
 def _cmd_chaos(args: argparse.Namespace) -> int:
@@ -197,7 +239,28 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
         check_writable(args.records)  # UsageError (exit 2, one line) before anything starts
     cfg = ChaosConfig(venues=(args.venue,), seed=args.seed, duration_s=args.duration,
                       faults=args.faults or ALL_FAULTS, outage=args.outage, records_path=args.records)
-    return _run_chaos(cfg, json_out=args.json, view_title=f"bookkeeper chaos {args.venue}")
+    return _run_chaos(cfg, json_out=args.json, view_title=f"bookkeeper chaos {args.venue}",
+                      metrics_port=args.metrics_port)
+
+
+def _cmd_triage(args: argparse.Namespace) -> int:
+    from .apps.triage import format_report, triage_files
+
+    report = triage_files(args.files)
+    if args.plot is not None:
+        from .apps.triage_plot import plot_report
+
+        plot_report(report, args.plot)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.as_json()).decode() + "\n")
+    else:
+        print(format_report(report))
+        if args.plot is not None:
+            print(f"picture: {args.plot}")
+    if report.malformed:
+        print(f"bookkeeper triage: {report.malformed} malformed line(s) skipped, e.g. "
+              f"{report.malformed_samples[0]}", file=sys.stderr)
+    return 0
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -239,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_sim(args)
         if args.command == "replay":
             return _cmd_replay(args)
+        if args.command == "triage":
+            return _cmd_triage(args)
     except UsageError as exc:
         print(f"bookkeeper {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,8 @@ DOCTEST_MODULES = [
     "bookkeeper.integrity",
     "bookkeeper.sim.venues",
     "bookkeeper.io.recording",
+    "bookkeeper.io.metrics",
+    "bookkeeper.apps.triage",
     "bookkeeper.adapters",
 ]
 

@@ -27,7 +27,6 @@ attempts must stay bounded and spaced by the backoff.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -35,9 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bookkeeper.actions import StateChanged, SyncState
+from bookkeeper.apps.triage import max_per_minute, percentile
 from bookkeeper.capabilities import ChecksumKind, ExchangeCapabilities, SequenceModel
 from bookkeeper.errors import InvalidState
 from bookkeeper.io.feed import Feed
+from bookkeeper.io.metrics import FeedMetrics
 from bookkeeper.io.records import RecordWriter
 from bookkeeper.io.stream import BookUpdate, DriverConfig
 from bookkeeper.io.ws import WebsocketsTransport
@@ -87,17 +88,8 @@ def _depth(venue: str) -> int | None:
     return _TRUNCATED_DEPTH if _capabilities(venue).truncate_to_depth else None
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in [0, 100]); 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def _summary(values: Sequence[float]) -> dict[str, float]:
-    return {"p50": round(_percentile(values, 50), 1), "p99": round(_percentile(values, 99), 1),
+    return {"p50": round(percentile(values, 50) or 0.0, 1), "p99": round(percentile(values, 99) or 0.0, 1),
             "max": round(max(values), 1) if values else 0.0}
 
 
@@ -114,6 +106,9 @@ class ChaosConfig:
         fault_rate_per_s: mean faults per second over all venues.
         backoff: the client's reconnect backoff (1-2 s base, 30-60 s cap in production).
         records_path: also append disconnect records to this JSONL file.
+        metrics: the metrics every feed of the run updates (one registry, the ``exchange``
+            label tells the venues apart); a fresh one when ``None``. Serve it
+            (:meth:`FeedMetrics.serve`) to scrape the run; its counters match the report.
     """
 
     venues: tuple[str, ...] = SUPPORTED_VENUES
@@ -125,6 +120,7 @@ class ChaosConfig:
     backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(base_s=1.0, cap_s=30.0, max_attempts=6,
                                                                           first_delay_s=0.5))
     records_path: str | None = None
+    metrics: FeedMetrics | None = None
     check_interval_s: float = 0.02
     settle_timeout_s: float = 20.0
 
@@ -224,13 +220,7 @@ class _AttemptLog:
         return _Counting
 
     def max_per_minute(self) -> int:
-        best = 0
-        j = 0
-        for i, t in enumerate(self.times):
-            while self.times[j] < t - 60.0:
-                j += 1
-            best = max(best, i - j + 1)
-        return best
+        return max_per_minute(self.times)
 
 
 @dataclass(slots=True)
@@ -402,6 +392,7 @@ async def run_chaos(cfg: ChaosConfig, *, view: ViewFn | None = None, view_interv
     tracker = _Tracker()
     attempts = _AttemptLog()
     started = time.monotonic()
+    metrics = cfg.metrics if cfg.metrics is not None else FeedMetrics()
     async with SimExchange(venues=cfg.venues, seed=cfg.seed, config=sim_cfg) as sim:
         checker = ConsistencyChecker(sim, min_interval_s=cfg.check_interval_s)
         feeds: dict[str, Feed] = {}
@@ -413,7 +404,7 @@ async def run_chaos(cfg: ChaosConfig, *, view: ViewFn | None = None, view_interv
                 checker.check(ref["feed"], venue, u)
 
             feed = Feed(venue, symbols, ws_url=sim.urls(venue)["ws_root"], rest_config=sim.ccxt_config(venue),
-                        config=_driver_config(cfg, venue), records=writer, seed=cfg.seed * 31 + i,
+                        config=_driver_config(cfg, venue), records=writer, metrics=metrics, seed=cfg.seed * 31 + i,
                         on_update=on_update, on_state=lambda c, venue=venue: tracker.on_state(venue, c),
                         transport_factory=attempts.factory())
             feed_ref["feed"] = feed

@@ -156,7 +156,8 @@ class Feed:
             :func:`~bookkeeper.io.records.check_writable`; a write failing later is logged
             once and counted, never fatal).
         records: a ready :class:`RecordWriter` (overrides ``records_path``).
-        metrics: a ready :class:`FeedMetrics` (a private registry by default).
+        metrics: a ready :class:`FeedMetrics` (a private registry by default); serve it with
+            ``feed.metrics.serve(port)``. Feeds of different venues may share one.
         clock, sleep, seed: time sources and jitter seed (fakes in tests).
         transport_factory: builds the WebSocket transport per attempt.
         journal: serves missed deltas (``ReplayDeltas``).
@@ -220,7 +221,7 @@ class Feed:
                 return _BootstrapTransport(inner(), spec, call, client)
 
             transport_factory = bootstrapping
-        self.metrics = metrics if metrics is not None else FeedMetrics()
+        self.metrics = metrics if metrics is not None else FeedMetrics(clock=clock.monotonic_ns)
         self._user_update = on_update
         self._user_state = on_state
         self._queues: set[_UpdateQueue] = set()
@@ -232,6 +233,10 @@ class Feed:
             records=self.records, metrics=self.metrics, journal=journal,
             on_update=self._on_update, on_state=self._on_state,
         )
+        driver = self._driver
+        # scrape-time metrics: recovery rungs (the sessions' counts), last-message ages, breaker
+        self.metrics.watch(self._adapter.name, driver.sessions, last_data_ns=driver.last_data_ns,
+                           now_ns=clock.monotonic_ns, breaker=lambda: driver.breaker_state)
         self._task: asyncio.Task[None] | None = None
         self._close_timeout_s = (config or DriverConfig()).close_timeout_s
 

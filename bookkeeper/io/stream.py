@@ -225,6 +225,8 @@ class StreamDriver:
             stopped=lambda: self._closing or self._failure is not None, drop=self._drop_connection,
             wake=self._wake_timers, on_update=on_update, on_state=on_state)
         self._breaker_halted: set[str] = set()
+        #: monotonic ns of each symbol's last data message (``bookkeeper_last_message_age_seconds``)
+        self._last_data_ns: dict[str, int] = {}
         self._transport: StreamTransport | None = None
         self._keepalive: Keepalive | None = None
         self._connected_ns = 0
@@ -279,6 +281,10 @@ class StreamDriver:
         """The exception that ended :meth:`run` abnormally (``CancelledError`` when it was
         cancelled without :meth:`close`), else ``None``. Once set, every book is HALTED."""
         return self._failure
+
+    def last_data_ns(self, symbol: str) -> int | None:
+        """Monotonic ns (of the driver's clock) of ``symbol``'s last data message, else ``None``."""
+        return self._last_data_ns.get(symbol)
 
     @property
     def connected_since_ns(self) -> int | None:
@@ -565,7 +571,7 @@ class StreamDriver:
             fast = self._conn.last_session
             assert fast is not None
             ka.on_data(mono_ns)
-            self._tm.last_data_ns = mono_ns
+            self._tm.last_data_ns = self._last_data_ns[fast.symbol] = mono_ns
             self._timers.on_data(fast.symbol, mono_ns)
             if self._on_update is not None:
                 self._exec.emit_update(BookUpdate(symbol=fast.symbol, seq=fast.last_seq, ts_recv_ns=ts_recv_ns))
@@ -576,6 +582,7 @@ class StreamDriver:
             sessions = self._sessions
             for symbol in out.data_symbols:
                 if symbol in sessions:
+                    self._last_data_ns[symbol] = mono_ns
                     self._timers.on_data(symbol, mono_ns)
         else:
             ka.on_frame(mono_ns)

@@ -170,7 +170,8 @@ class Telemetry:
     def attempt_failed(self, closure: Closure, attempt: int) -> None:
         """A connection attempt failed: count it, and record it (its own record)."""
         now = self._clock.monotonic_ns()
-        self.metric(lambda m: m.disconnects.labels(exchange=self.exchange, cause=closure.reason.value).inc())
+        self.metric(lambda m: m.disconnects.labels(exchange=self.exchange, channel=self._channel,
+                                                   cause=closure.reason.value).inc())
         if self._records is not None:
             self.write_record(DisconnectRecord(
                 ts=iso_utc(self._clock.time_ns()), bot_instance_id=self._bot, exchange=self.exchange,
@@ -188,7 +189,7 @@ class Telemetry:
         rec.record.reconnect_attempt = attempts
         rec.record.reconnect_success = True
         rec.record.reconnect_latency_ms = (now - rec.disconnected_ns) // 1_000_000
-        self.metric(lambda m: m.reconnect_successes.labels(exchange=self.exchange).inc())
+        self.metric(FeedMetrics.reconnected, self.exchange, (now - rec.disconnected_ns) / 1e9)
 
     def episode_failed(self, attempts: int) -> None:
         """A reconnect episode ran out of attempts (or met a non-retryable refusal)."""
@@ -206,7 +207,8 @@ class Telemetry:
         """The connection ended: count and log it; returns its record (not written yet:
         :meth:`begin_recovery`, or :meth:`write_record` when nothing is recovered)."""
         self.finish_recovery(force=True)  # an older disconnect still recovering: write what is known
-        self.metric(lambda m: m.disconnects.labels(exchange=self.exchange, cause=closure.reason.value).inc())
+        self.metric(lambda m: m.disconnects.labels(exchange=self.exchange, channel=self._channel,
+                                                   cause=closure.reason.value).inc())
         level = logging.INFO if closure.reason in _QUIET_CLOSES else logging.WARNING
         log.log(level, "%s: connection ended: %s (code %s) %s", self.exchange, closure.reason, closure.code,
                 closure.detail)
