@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.realtime]
 
 REQUIRED_KEYS = {
     "seed", "duration_s", "faults_injected", "disconnects", "reconnects", "recoveries", "checks",

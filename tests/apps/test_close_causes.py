@@ -17,7 +17,7 @@ from bookkeeper.io.stream import DriverConfig
 from bookkeeper.policy import BackoffPolicy, BreakerPolicy, KeepalivePolicy
 from bookkeeper.sim import SimExchange
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.realtime]
 
 
 class _Records(list):  # type: ignore[type-arg]

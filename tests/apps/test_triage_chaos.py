@@ -24,7 +24,7 @@ from bookkeeper.apps.chaos import ChaosConfig, run_chaos
 from bookkeeper.apps.triage import triage_files
 from bookkeeper.io.metrics import FeedMetrics
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.realtime]
 
 
 def _scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:

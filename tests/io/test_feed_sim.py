@@ -18,6 +18,8 @@ from bookkeeper.sim import SimExchange
 from io_support import AutoSleep, NotifyingList, Probe
 from test_driver import config
 
+pytestmark = pytest.mark.realtime
+
 CASES = [("binance", "BTCUSDT", "ETHUSDT"), ("okx", "BTC-USDT", "ETH-USDT"), ("kraken", "BTC/USD", "ETH/USD")]
 # What recovery must cost after a 1006 when nothing was missed (architecture.md §2):
 # sequenced venues resume (OKX proves it with its WS snapshot at the same id); Kraken has no ids

@@ -18,7 +18,7 @@ from bookkeeper.actions import SyncState
 from bookkeeper.io.metrics import FeedMetrics
 from bookkeeper.policy import BreakerState
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.realtime]
 
 #: every family the issue lists, by its exposed name (counters end in _total)
 FAMILIES = {
