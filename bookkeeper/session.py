@@ -273,6 +273,34 @@ class SessionStats:
         "resumes", "replays", "resubscribes", "rest_snapshots", "halts", "diverged",
         "ticker_checks", "ticker_mismatches", "unbridgeable_snapshots", "local_ahead", "seq_restarts",
     )  # fmt: skip
+    # declared for type checkers (the slots are the storage; __init__ zeroes them all)
+    snapshots: int
+    deltas_applied: int
+    stale_dropped: int
+    duplicates: int
+    gaps: int
+    missed_ids: int
+    checksums_verified: int
+    checksum_mismatches: int
+    crossed: int
+    invalid_inputs: int
+    unsequenced: int
+    buffered: int
+    buffer_overflows: int
+    stale_snapshots: int
+    stale_epochs: int
+    bridged: int
+    resumes: int
+    replays: int
+    resubscribes: int
+    rest_snapshots: int
+    halts: int
+    diverged: int
+    ticker_checks: int
+    ticker_mismatches: int
+    unbridgeable_snapshots: int
+    local_ahead: int
+    seq_restarts: int
 
     def __init__(self) -> None:
         for name in self.__slots__:
