@@ -103,7 +103,8 @@ class AdapterError(BookkeeperError):
     symbol: str | None = None
 
     def __init__(self, message: str, *, exchange: str, raw: object = b"", symbol: str | None = None) -> None:
-        text = bytes(raw).decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray, memoryview)) else str(raw)
+        # only the excerpt is decoded: a rejected frame may be megabytes
+        text = bytes(raw[:800]).decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray, memoryview)) else str(raw)
         super().__init__(message, exchange=exchange, excerpt=text[:200], symbol=symbol)
 
 
