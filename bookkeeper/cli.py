@@ -39,10 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 
     d = sub.add_parser("demo", help="run the ingest against the embedded simulator with faults",
-                       description="Start the local exchange simulator (Binance, OKX, Kraken), run the real "
+                       description="Start the local exchange simulator (" + ", ".join(SIM_VENUES) + "), run the real "
                                    "ingest against it while it injects faults, and check every book against "
                                    "the simulator's truth. Runs until Ctrl-C without --duration.")
     d.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds")
+    d.add_argument("--venues", type=_venue_list, default=None, metavar="V1,V2",
+                   help="the simulated venues to run (default all): " + ", ".join(SIM_VENUES))
     d.add_argument("--seed", type=int, default=0, help="seed of the market and the fault plan (default 0)")
     d.add_argument("--json", action="store_true", help="print exactly one JSON report object on stdout")
     d.add_argument("--records", metavar="PATH", help="also append disconnect records (JSON lines) to PATH")
@@ -65,6 +67,24 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--metrics-port", type=_port, metavar="P",
                    help="serve Prometheus metrics on http://127.0.0.1:P/metrics during the run "
                         "(0 = a free port, printed on stderr)")
+
+    rec = sub.add_parser("record", help="record a live session for bookkeeper replay",
+                         description="Record a live session (WebSocket frames both ways, connection opens and "
+                                     "closes, the REST snapshots fetched) in bookkeeper's recording format, which "
+                                     "bookkeeper replay reads. Credentials are never written. Runs until Ctrl-C "
+                                     "without --duration; progress on stderr.")
+    rec.add_argument("--venue", required=True, choices=VENUES, metavar="VENUE", help="one of: " + ", ".join(VENUES))
+    rec.add_argument("symbols", nargs="+", metavar="SYMBOL", help="instruments, spelled as the venue does")
+    rec.add_argument("--out", required=True, metavar="FILE", help="the recording to write (created or truncated)")
+    rec.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds")
+    rec.add_argument("--depth", type=int, default=None, metavar="N", help="subscribed book depth (venues that take one)")
+    target = rec.add_mutually_exclusive_group()
+    target.add_argument("--sim", action="store_true",
+                        help="record from an embedded simulator of the venue on 127.0.0.1 (" + ", ".join(SIM_VENUES)
+                             + ") instead of the real exchange")
+    target.add_argument("--ws-url", metavar="URL", help="WebSocket root to connect to (default: the venue's own)")
+    rec.add_argument("--rest-url", metavar="URL", help="REST root for snapshots (default: the venue's own)")
+    rec.add_argument("--seed", type=int, default=0, help="seed of the embedded simulator's market (with --sim)")
 
     t = sub.add_parser("triage", help="name the likely causes of a disconnect history",
                        description="Read disconnect records (JSON lines, from one or many bot instances) and "
@@ -116,6 +136,15 @@ def _port(text: str) -> int:
     if not 0 <= value <= _MAX_PORT:
         raise argparse.ArgumentTypeError(f"must be 0..{_MAX_PORT}: {text!r}")
     return value
+
+
+def _venue_list(text: str) -> tuple[str, ...]:
+    venues = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+    bad = [v for v in venues if v not in SIM_VENUES]
+    if bad or not venues:
+        raise argparse.ArgumentTypeError(f"unknown venue(s) {', '.join(bad) or repr(text)}; "
+                                         f"choose from: {', '.join(SIM_VENUES)}")
+    return venues
 
 
 def _fault_list(text: str) -> tuple[str, ...]:
@@ -226,8 +255,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.records is not None:
         check_writable(args.records)  # UsageError (exit 2, one line) before anything starts
-    cfg = ChaosConfig(venues=SIM_VENUES, seed=args.seed, duration_s=args.duration, faults=DEMO_FAULTS,
-                      fault_rate_per_s=0.6, records_path=args.records)
+    cfg = ChaosConfig(venues=args.venues or SIM_VENUES, seed=args.seed, duration_s=args.duration,
+                      faults=DEMO_FAULTS, fault_rate_per_s=0.6, records_path=args.records, venues_as_list=True)
     return _run_chaos(cfg, json_out=args.json, view_title="bookkeeper demo", metrics_port=args.metrics_port)
 
 
@@ -241,6 +270,82 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
                       faults=args.faults or ALL_FAULTS, outage=args.outage, records_path=args.records)
     return _run_chaos(cfg, json_out=args.json, view_title=f"bookkeeper chaos {args.venue}",
                       metrics_port=args.metrics_port)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    if args.sim and args.rest_url is not None:
+        raise UsageError("argument --rest-url: not allowed with argument --sim")
+    if args.sim and args.venue not in SIM_VENUES:
+        raise UsageError(f"argument --sim: the simulator speaks {', '.join(SIM_VENUES)}, not {args.venue!r}")
+    if args.depth is not None and args.depth <= 0:
+        raise UsageError(f"argument --depth: must be > 0: {args.depth}")
+    return _run_record(args)
+
+
+def _run_record(args: argparse.Namespace) -> int:
+    """Record until ``--duration`` ends or Ctrl-C; progress (frames recorded) on stderr."""
+    import asyncio
+    import contextlib
+    import signal
+
+    from .errors import InvalidState
+    from .io.record import Recorder
+    from .io.recording import RecordKind
+    from .io.rest import rest_config_for
+    from .io.stream import DriverConfig
+
+    rest_config = rest_config_for(args.venue, args.rest_url) if args.rest_url is not None else None
+    tty = sys.stderr.isatty()
+
+    def progress(rec: Recorder, final: bool = False) -> None:
+        c = rec.sink.counts
+        line = (f"bookkeeper record: {rec.sink.frames} frames recorded ({c[RecordKind.RECV]} in, "
+                f"{c[RecordKind.SENT]} out), {c[RecordKind.REST]} REST snapshots, {c[RecordKind.OPEN]} connections")
+        if tty and not final:
+            sys.stderr.write("\r" + line)
+        else:
+            sys.stderr.write(("\r" if tty else "") + line + (f" -> {args.out}" if final else "") + "\n")
+        sys.stderr.flush()
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
+            loop.add_signal_handler(signal.SIGINT, stop.set)
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+        async with contextlib.AsyncExitStack() as stack:
+            ws_url, rest_cfg = args.ws_url, rest_config
+            if args.sim:
+                sim = await stack.enter_async_context(
+                    _sim.SimExchange(venues=(args.venue,), symbols={args.venue: args.symbols}, seed=args.seed))
+                ws_url, rest_cfg = sim.urls(args.venue)["ws_root"], sim.ccxt_config(args.venue)
+            try:
+                rec = Recorder(args.venue, args.symbols, args.out, ws_url=ws_url, rest_config=rest_cfg,
+                               config=DriverConfig(depth=args.depth))
+            except OSError as exc:
+                raise UsageError(f"argument --out: cannot write {args.out}: {exc.strerror or exc}") from None
+            await rec.start()
+            failed = False
+            try:
+                deadline = None if args.duration is None else loop.time() + args.duration
+                while not stop.is_set() and rec.feed.failure is None:
+                    left = 1.0 if deadline is None else min(1.0, deadline - loop.time())
+                    if left <= 0:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), left)
+                    progress(rec)
+            finally:
+                try:
+                    await rec.close()
+                except InvalidState as exc:  # the driver died: the file holds what came before
+                    print(f"bookkeeper record: error: {exc}", file=sys.stderr)
+                    failed = True
+            progress(rec, final=True)
+            return 1 if failed else 0
+        return 0  # pragma: no cover - the block always returns
+
+    return asyncio.run(main())
 
 
 def _cmd_triage(args: argparse.Namespace) -> int:
@@ -304,6 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_replay(args)
         if args.command == "triage":
             return _cmd_triage(args)
+        if args.command == "record":
+            return _cmd_record(args)
     except UsageError as exc:
         print(f"bookkeeper {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -272,6 +272,7 @@ class SessionStats:
         "buffered", "buffer_overflows", "stale_snapshots", "stale_epochs", "bridged",
         "resumes", "replays", "resubscribes", "rest_snapshots", "halts", "diverged",
         "ticker_checks", "ticker_mismatches", "unbridgeable_snapshots", "local_ahead", "seq_restarts",
+        "resume_misses",
     )  # fmt: skip
     # declared for type checkers (the slots are the storage; __init__ zeroes them all)
     snapshots: int
@@ -301,6 +302,9 @@ class SessionStats:
     unbridgeable_snapshots: int
     local_ahead: int
     seq_restarts: int
+    #: gaps found by the first delta after a reconnect (ids were missed while disconnected:
+    #: the normal path to a resync, also counted in ``gaps``)
+    resume_misses: int
 
     def __init__(self) -> None:
         for name in self.__slots__:
@@ -548,6 +552,7 @@ class BookSession:
         if v is _STALE or v is _DUP:
             self._stats.stale_dropped += 1
             return []
+        self._stats.resume_misses += 1
         return self._gap(d)
 
     def apply_frame_fast(self, frame: bytes, fused: Callable[..., object]) -> bool:

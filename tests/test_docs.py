@@ -22,6 +22,7 @@ DOCTEST_MODULES = [
     "bookkeeper.integrity",
     "bookkeeper.sim.venues",
     "bookkeeper.io.recording",
+    "bookkeeper.io.record",
     "bookkeeper.io.metrics",
     "bookkeeper.apps.triage",
     "bookkeeper.adapters",

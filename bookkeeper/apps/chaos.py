@@ -109,6 +109,8 @@ class ChaosConfig:
         metrics: the metrics every feed of the run updates (one registry, the ``exchange``
             label tells the venues apart); a fresh one when ``None``. Serve it
             (:meth:`FeedMetrics.serve`) to scrape the run; its counters match the report.
+        venues_as_list: the report names its venues as a list (``"venues"``) even when there
+            is one (``bookkeeper demo --venues``); else a single venue is ``"venue"``.
     """
 
     venues: tuple[str, ...] = SUPPORTED_VENUES
@@ -121,6 +123,9 @@ class ChaosConfig:
                                                                           first_delay_s=0.5))
     records_path: str | None = None
     metrics: FeedMetrics | None = None
+    #: name the venues as a list (``"venues"``) even when there is one (``bookkeeper demo``
+    #: keeps its report keys whatever subset it runs); else one venue is ``"venue"``
+    venues_as_list: bool = False
     check_interval_s: float = 0.02
     settle_timeout_s: float = 20.0
 
@@ -548,7 +553,7 @@ def _report(cfg: ChaosConfig, sim: SimExchange, feeds: dict[str, Feed], checker:
                    and (r.get("uptime_seconds", 0) > 0 or r.get("last_message_ago_ms") is not None)]
     ttc = tracker.durations_ms
     out: dict[str, Any] = {
-        "venues" if len(cfg.venues) > 1 else "venue": list(cfg.venues) if len(cfg.venues) > 1 else cfg.venues[0],
+        **({"venues": list(cfg.venues)} if len(cfg.venues) > 1 or cfg.venues_as_list else {"venue": cfg.venues[0]}),
         "seed": cfg.seed,
         "duration_s": round(time.monotonic() - started, 3),
         "faults_injected": faults,

@@ -11,6 +11,8 @@ import urllib.request
 
 import pytest
 
+from bookkeeper.sim import DIALECTS
+
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -55,8 +57,9 @@ def test_sim_unknown_venue_is_a_usage_error() -> None:
     (["--port", "70000"], "argument --port: must be 0..65535: '70000'"),
     (["--port", "-1"], "argument --port: must be 0..65535: '-1'"),
     (["--port", "http"], "argument --port: not a port number: 'http'"),
-    # venue i listens on PORT + i: three venues from 65534 would need 65536
-    (["--port", "65534"], "argument --port: 3 venues need ports 65534..65536, beyond 65535"),
+    # venue i listens on PORT + i: every registered venue from 65534 would need more than 65535
+    (["--port", "65534"], f"argument --port: {len(DIALECTS)} venues need ports 65534..{65533 + len(DIALECTS)}, "
+                          "beyond 65535"),
     (["--venue", "okx", "--venue", "kraken", "--port", "65535"], "argument --port: 2 venues need ports 65535..65536"),
 ])
 def test_sim_port_out_of_range_is_a_usage_error(args: list[str], needle: str) -> None:

@@ -1,0 +1,68 @@
+"""`bookkeeper demo --venues V1,V2`: any subset of the simulator's venues, same report keys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import orjson
+import pytest
+
+from bookkeeper import cli
+from bookkeeper.sim import DIALECTS
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _configs(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> Any:
+    """The ChaosConfig ``bookkeeper demo ARGV`` would run (nothing is run)."""
+    seen: list[Any] = []
+
+    def fake_run(cfg: Any, **_: Any) -> int:
+        seen.append(cfg)
+        return 0
+
+    monkeypatch.setattr(cli, "_run_chaos", fake_run)
+    assert cli.main(["demo", *argv]) == 0
+    (cfg,) = seen
+    return cfg
+
+
+def test_default_is_every_venue_of_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _configs(monkeypatch, []).venues == tuple(DIALECTS)
+
+
+def test_a_subset_keeps_its_order_without_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    last, first = list(DIALECTS)[-1], next(iter(DIALECTS))
+    cfg = _configs(monkeypatch, ["--venues", f"{last}, {first},{last}"])
+    assert cfg.venues == (last, first)
+    assert cfg.venues_as_list
+
+
+@pytest.mark.parametrize("value", ["ftx", "okx,ftx", ","])
+def test_unknown_venue_is_a_usage_error_listing_the_choices(value: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "bookkeeper.cli", "demo", "--venues", value, "--duration", "1"],
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert f"choose from: {', '.join(DIALECTS)}" in proc.stderr, proc.stderr
+
+
+def _demo(venues: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "bookkeeper.cli", "demo", "--venues", venues, "--duration", "2",
+                           "--seed", "4", "--json"], check=False, capture_output=True, text=True, timeout=100)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report: dict[str, Any] = orjson.loads(proc.stdout)
+    return report
+
+
+def test_one_venue_and_two_venues_report_the_same_keys() -> None:
+    one = list(DIALECTS)[1]
+    single = _demo(one)
+    assert single["venues"] == [one] and "venue" not in single
+    assert {b.split(":")[0] for b in single["books"]} == {one}
+    assert single["final_consistent"] and single["mismatches"] == 0
+    pair = _demo(",".join(list(DIALECTS)[:2]))
+    assert pair["venues"] == list(DIALECTS)[:2]
+    assert set(single) == set(pair)
