@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "the simulator's truth. Runs until Ctrl-C without --duration.")
     d.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds")
     d.add_argument("--venues", type=_venue_list, default=None, metavar="V1,V2",
-                   help="the simulated venues to run (default all): " + ", ".join(SIM_VENUES))
+                   help="the simulated venues to run, any of: " + ", ".join(SIM_VENUES)
+                        + " (default: " + ",".join(DEMO_VENUES) + ")")
     d.add_argument("--seed", type=int, default=0, help="seed of the market and the fault plan (default 0)")
     d.add_argument("--json", action="store_true", help="print exactly one JSON report object on stdout")
     d.add_argument("--records", metavar="PATH", help="also append disconnect records (JSON lines) to PATH")
@@ -112,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
 
 #: the simulator's venues and fault kinds, from its registries (``bookkeeper.sim``)
 SIM_VENUES: tuple[str, ...] = tuple(_sim.VENUES)
+#: the demo's default venues (``--venues`` picks any of SIM_VENUES)
+DEMO_VENUES: tuple[str, ...] = tuple(_sim.DEMO_VENUES)
 FAULT_KINDS: tuple[str, ...] = tuple(k.value for k in _sim.FAULTS)
 
 
@@ -255,7 +258,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.records is not None:
         check_writable(args.records)  # UsageError (exit 2, one line) before anything starts
-    cfg = ChaosConfig(venues=args.venues or SIM_VENUES, seed=args.seed, duration_s=args.duration,
+    cfg = ChaosConfig(venues=args.venues or DEMO_VENUES, seed=args.seed, duration_s=args.duration,
                       faults=DEMO_FAULTS, fault_rate_per_s=0.6, records_path=args.records, venues_as_list=True)
     return _run_chaos(cfg, json_out=args.json, view_title="bookkeeper demo", metrics_port=args.metrics_port)
 

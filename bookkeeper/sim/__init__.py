@@ -20,12 +20,13 @@ from .engine import (
 )
 from .exchange import VENUES, SimExchange, serve
 from .faults import DEMO_KINDS, FAULTS, FaultInfo, FaultKind, FaultPlan, FaultScope, FaultSpec
-from .venues import DEFAULT_SYMBOLS, DIALECTS, get_dialect
+from .venues import DEFAULT_SYMBOLS, DEMO_VENUES, DIALECTS, get_dialect
 
 __all__ = [
     "ChangeSet",
     "DEFAULT_SYMBOLS",
     "DEMO_KINDS",
+    "DEMO_VENUES",
     "DIALECTS",
     "FAULTS",
     "FaultInfo",

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from bookkeeper import cli
-from bookkeeper.sim import DIALECTS
+from bookkeeper.sim import DEMO_VENUES, DIALECTS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,8 +29,11 @@ def _configs(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> Any:
     return cfg
 
 
-def test_default_is_every_venue_of_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _configs(monkeypatch, []).venues == tuple(DIALECTS)
+def test_default_is_the_demo_venues(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's default venues (and so its seeded results) stay those of its first release;
+    newer dialects join with --venues."""
+    assert _configs(monkeypatch, []).venues == DEMO_VENUES == ("binance", "okx", "kraken")
+    assert set(DEMO_VENUES) <= set(DIALECTS)
 
 
 def test_a_subset_keeps_its_order_without_repeats(monkeypatch: pytest.MonkeyPatch) -> None:

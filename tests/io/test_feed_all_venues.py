@@ -175,7 +175,8 @@ MAX_FRAMES = 400
 
 
 def test_every_venue_without_a_simulator_dialect_has_a_capture_test() -> None:
-    assert set(CAPTURES) == set(EXPECTED_URLS) - set(DIALECTS)
+    # (a venue may keep its capture test after it gains a dialect)
+    assert set(CAPTURES) >= set(EXPECTED_URLS) - set(DIALECTS)
 
 
 def _prefix(venue: str, tmp: Path) -> list[Path]:

@@ -6,7 +6,7 @@ so adding a dialect is one module plus one entry here. Dialects are imported laz
 dialect module imports ``server`` (never ``exchange``), so there is no import cycle.
 
 >>> sorted(DIALECTS)
-['binance', 'kraken', 'okx']
+['binance', 'binance_usdm', 'kraken', 'okx']
 >>> get_dialect("okx").venue
 'okx'
 """
@@ -22,15 +22,21 @@ if TYPE_CHECKING:
     from ..engine import SymbolSpec
     from ..server import VenueServer
 
-__all__ = ["DEFAULT_SYMBOLS", "DIALECTS", "get_dialect"]
+__all__ = ["DEFAULT_SYMBOLS", "DEMO_VENUES", "DIALECTS", "get_dialect"]
 
 #: registry name (the same name as the venue's adapter) -> "module:class"
 DIALECTS: Mapping[str, str] = MappingProxyType({
     "binance": "bookkeeper.sim.venues.binance:BinanceServer",
     "okx": "bookkeeper.sim.venues.okx:OkxServer",
     "kraken": "bookkeeper.sim.venues.kraken:KrakenServer",
+    "binance_usdm": "bookkeeper.sim.venues.binance_usdm:BinanceUsdmServer",
 })
 
+
+#: what ``bookkeeper demo`` runs when no ``--venues`` is given: the venues of its first
+#: release, in order (its seeded schedule, a public result, depends on them); newer dialects
+#: join with ``--venues``
+DEMO_VENUES: tuple[str, ...] = ("binance", "okx", "kraken")
 
 def get_dialect(venue: str) -> type[VenueServer]:
     """The server class that speaks ``venue``'s wire protocol.
