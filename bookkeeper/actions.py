@@ -106,3 +106,112 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Action = FetchSnapshot | Resubscribe | ReplayDeltas | Halt | StateChanged | Alert
+
+
+# ----------------------------------------------------------------------------- account side
+# The ledger (bookkeeper.ledger) and the account recovery planner (bookkeeper.account) speak
+# these. They are not members of ``Action`` (the book session's outputs): a book driver never
+# receives them. An account driver runs them.
+
+
+class AccountPlanKind(enum.StrEnum):
+    """How a private-channel gap is closed (the values are the keys of the chaos report's
+    ``account_recoveries`` object and the spelling in disconnect records)."""
+
+    #: fetch the missed fills from the venue's REST history, from the ledger's cursor
+    REPLAY = "replay"
+    #: fetch balances, positions and open orders; they become the ledger's new baseline and
+    #: every cursor of the account moves to the baseline's time
+    FULL_SYNC = "full_sync"
+
+
+class FillCursor(msgspec.Struct, frozen=True, kw_only=True):
+    """A position in one (venue, account, symbol)'s fill history: the greatest applied fill by
+    ``(ts_ns, trade_id)``, or a full sync's time with ``trade_id=None`` (then it sorts before
+    every fill of the same nanosecond).
+
+    Trade ids made of ASCII digits compare as integers (Binance ``t``, OKX ``tradeId``: ``"9"``
+    is before ``"10"``); other ids compare as text, after every numeric id.
+    """
+
+    ts_ns: int
+    trade_id: str | None = None
+
+    def sort_key(self) -> tuple[int, int, int, str]:
+        """The cursor's place in the total order of a symbol's fill history.
+
+        Returns:
+            ``(ts_ns, rank, number, text)``: rank 0 for no trade id, 1 for a numeric id,
+            2 for a textual one.
+        """
+        return fill_sort_key(self.ts_ns, self.trade_id)
+
+
+def fill_sort_key(ts_ns: int, trade_id: str | None) -> tuple[int, int, int, str]:
+    """The order of fills in a symbol's history: exchange time, then trade id (numeric ids as
+    integers). See :class:`FillCursor`.
+
+    Args:
+        ts_ns: exchange time of the fill.
+        trade_id: the venue's trade id, ``None`` for a full sync's reset point.
+
+    Returns:
+        A tuple that sorts fills in the venue's execution order.
+    """
+    if trade_id is None:
+        return (ts_ns, 0, 0, "")
+    if trade_id.isascii() and trade_id.isdigit():
+        return (ts_ns, 1, int(trade_id), "")
+    return (ts_ns, 2, 0, trade_id)
+
+
+class FetchFillsSince(msgspec.Struct, frozen=True, kw_only=True):
+    """Fetch ``symbol``'s fills from the venue's REST history, oldest first, from ``cursor``
+    (the trade id after ``cursor.trade_id`` when the venue pages by id, else exchange time
+    ``since_ns``) up to ``until_ns``, at most ``max_pages`` requests. Feed every fill to the
+    ledger (duplicates are harmless). Stopping at ``max_pages`` with history left means the
+    plan's estimate was short: escalate to a full sync
+    (:func:`bookkeeper.account.escalate_to_full_sync`)."""
+
+    venue: str
+    account: str
+    symbol: str
+    cursor: FillCursor
+    since_ns: int
+    until_ns: int
+    max_pages: int
+    reason: str
+
+
+class FullSync(msgspec.Struct, frozen=True, kw_only=True):
+    """Fetch the account's balances, positions and open orders and hand them to the ledger as
+    an :class:`~bookkeeper.events.AccountSnapshot` (its new baseline; cursors move to the
+    snapshot's ``as_of_ns``)."""
+
+    venue: str
+    account: str
+    reason: str
+
+
+class AccountAlertKind(enum.StrEnum):
+    """What an :class:`AccountAlert` reports (the values are written to logs and records)."""
+
+    #: a fill id seen before came again with different content; the first one was kept
+    FILL_CONFLICT = "fill_conflict"
+    #: a balance update id seen before came again with different content; the first was kept
+    BALANCE_UPDATE_CONFLICT = "balance_update_conflict"
+
+
+class AccountAlert(msgspec.Struct, frozen=True, kw_only=True):
+    """Something about an account the operator must see, with its evidence (field name ->
+    ``"kept=<value> received=<value>"``)."""
+
+    kind: AccountAlertKind
+    venue: str
+    account: str
+    reason: str
+    symbol: str | None = None
+    evidence: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+AccountAction = FetchFillsSince | FullSync | AccountAlert

@@ -216,3 +216,88 @@ class Tick(msgspec.Struct, frozen=True, kw_only=True):
 
 MarketEvent = Union[BookSnapshot, BookDelta, BookTicker, Trade, Heartbeat, Subscribed, VenueNotice, Fill]
 Event = Union[MarketEvent, StreamOpened, StreamClosed, Tick]
+
+
+# ----------------------------------------------------------------------------- account side
+# Inputs of the position ledger (bookkeeper.ledger). Like ``Fill`` they name no venue and no
+# account: the driver knows which private stream (or REST answer) they came from and hands the
+# ledger that ``AccountKey`` beside them. ``MarketEvent`` is left as it is: these are
+# ``AccountEvent``s.
+
+
+class OrderStatus(enum.StrEnum):
+    """An order's state as the venue reports it (values are written to records)."""
+
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def is_open(self) -> bool:
+        """The order can still fill."""
+        return self is OrderStatus.NEW or self is OrderStatus.PARTIALLY_FILLED
+
+
+class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """One of our orders as the venue last reported it (Binance ``executionReport``, OKX
+    ``orders``, or a REST open-orders row). ``filled_qty`` is cumulative (Binance ``z``, OKX
+    ``accFillSz``); ``price`` is ``None`` for market orders."""
+
+    symbol: str
+    order_id: str
+    side: TradeSide
+    status: OrderStatus
+    qty: Decimal
+    filled_qty: Decimal = Decimal(0)
+    price: Decimal | None = None
+    client_order_id: str | None = None
+    ts_exchange_ns: int = 0
+    ts_recv_ns: int = 0
+
+    def __post_init__(self) -> None:
+        if self.qty < 0 or self.filled_qty < 0 or self.filled_qty > self.qty:
+            raise InvalidEvent(f"order quantities out of range: filled {self.filled_qty} of {self.qty}",
+                               symbol=self.symbol)
+
+
+class BalanceUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """A balance change that is not a fill (deposit, withdrawal, transfer, funding payment:
+    Binance ``balanceUpdate``). ``update_id`` is unique per account (the adapter composes it
+    where the venue has none); the ledger applies each id once."""
+
+    currency: str
+    delta: Decimal
+    update_id: str
+    ts_exchange_ns: int = 0
+    ts_recv_ns: int = 0
+
+
+class PositionReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A derivative position as the venue reports it (OKX ``positions``, ccxt
+    ``fetch_positions``), net mode: ``qty`` is signed contracts (long > 0).
+    ``avg_entry_price`` is ``None`` when the venue gives none (then it cannot seed a ledger
+    baseline for an open position)."""
+
+    symbol: str
+    qty: Decimal
+    avg_entry_price: Decimal | None = None
+    ts_exchange_ns: int = 0
+    ts_recv_ns: int = 0
+
+
+class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """A full sync's answer: total balances per currency, derivative positions and open
+    orders, all as of the venue's time ``as_of_ns`` (fills at or before it are in these
+    numbers; later ones are not)."""
+
+    as_of_ns: int
+    balances: dict[str, Decimal]
+    positions: list[PositionReport] = msgspec.field(default_factory=list)
+    open_orders: list[OrderUpdate] = msgspec.field(default_factory=list)
+    ts_recv_ns: int = 0
+
+
+AccountEvent = Fill | OrderUpdate | BalanceUpdate | PositionReport | AccountSnapshot

@@ -18,6 +18,8 @@ DOCTEST_MODULES = [
     "bookkeeper.recovery",
     "bookkeeper.session",
     "bookkeeper.view",
+    "bookkeeper.ledger",
+    "bookkeeper.account",
     "bookkeeper.splicing",
     "bookkeeper.integrity",
     "bookkeeper.sim.venues",

@@ -16,7 +16,7 @@ import bookkeeper
 
 PKG = Path(bookkeeper.__file__).parent
 CORE = ["types", "errors", "capabilities", "events", "actions", "book", "checksum", "sequencer", "splicing",
-        "integrity", "recovery", "session", "view", "ports", "policy", "ledger", "connection", "timers"]
+        "integrity", "recovery", "session", "view", "ports", "policy", "ledger", "account", "connection", "timers"]
 CORE_FILES = [PKG / f"{name}.py" for name in CORE if (PKG / f"{name}.py").exists()]
 THIRD_PARTY_ALLOWED = {"msgspec", "sortedcontainers"}
 #: Function-scoped (lazy) imports tolerated off the hot path, by (module, import). ``L2Book.to_numpy``
