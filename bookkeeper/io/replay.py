@@ -282,6 +282,8 @@ def replay(
     pending: dict[bytes, int] = {}  # envelope -> frames that yielded nothing, not yet matched
     matched: set[bytes] = set()  # envelopes of frames the decoder translated
     unmatched_overflow = 0
+    last_env: bytes | None = None  # the previous frame's envelope, and the last one matched
+    last_matched: bytes | None = None
 
     def note(actions: list[Any]) -> None:
         for a in actions:
@@ -336,11 +338,20 @@ def replay(
                     continue
                 events = out.events
                 if events is not None:
-                    env = _envelope(rec.data)
+                    data = rec.data
+                    # Nearly every frame of a capture shares the previous frame's envelope: a
+                    # frame that starts with it has it (it ends at the first quote after the
+                    # opening '{"'), so one startswith replaces the parse and the set lookups.
+                    if last_env is not None and data.startswith(last_env):
+                        env = last_env
+                    else:
+                        env = last_env = _envelope(data)
                     if events:
-                        if env not in matched and len(matched) < _MAX_ENVELOPES:
-                            matched.add(env)
-                            pending.pop(env, None)
+                        if env is not last_matched:
+                            last_matched = env
+                            if env not in matched and len(matched) < _MAX_ENVELOPES:
+                                matched.add(env)
+                                pending.pop(env, None)
                     elif env not in matched:
                         if env in pending or len(pending) < _MAX_ENVELOPES:
                             pending[env] = pending.get(env, 0) + 1
