@@ -271,13 +271,20 @@ def _applicable(kind: FaultKind, caps: ExchangeCapabilities) -> bool:
         return caps.rest_snapshot and not caps.ws_snapshot_on_subscribe
     if kind is FaultKind.CORRUPT_CHECKSUM:
         return caps.checksum is not ChecksumKind.NONE
+    if kind in (FaultKind.DROP, FaultKind.REORDER):
+        # A lost frame (or one arriving after a newer one, then ignored as stale) can only be
+        # repaired where the client can see it: ids that chain, or a checksum. Ids that may skip
+        # (MONOTONIC_ONLY: Bybit orderbook.N) with no checksum leave no trace of it, so no
+        # client could stay consistent (exchange-protocols.md §6.2).
+        return (caps.sequence_model in (SequenceModel.CONTIGUOUS_RANGE, SequenceModel.PREV_POINTER)
+                or caps.checksum is not ChecksumKind.NONE)
     return True
 
 
 #: where a kind can act at all (others are counted as 0: e.g. Binance has no checksum)
 APPLICABLE: dict[str, frozenset[str]] = {
     k.value: frozenset(v for v in SUPPORTED_VENUES if _applicable(k, _capabilities(v)))
-    for k in (FaultKind.STALE_SNAPSHOT, FaultKind.CORRUPT_CHECKSUM)
+    for k in (FaultKind.STALE_SNAPSHOT, FaultKind.CORRUPT_CHECKSUM, FaultKind.DROP, FaultKind.REORDER)
 }
 
 

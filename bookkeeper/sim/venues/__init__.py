@@ -6,7 +6,7 @@ so adding a dialect is one module plus one entry here. Dialects are imported laz
 dialect module imports ``server`` (never ``exchange``), so there is no import cycle.
 
 >>> sorted(DIALECTS)
-['binance', 'binance_usdm', 'kraken', 'okx']
+['binance', 'binance_usdm', 'bybit', 'kraken', 'okx']
 >>> get_dialect("okx").venue
 'okx'
 """
@@ -30,6 +30,7 @@ DIALECTS: Mapping[str, str] = MappingProxyType({
     "okx": "bookkeeper.sim.venues.okx:OkxServer",
     "kraken": "bookkeeper.sim.venues.kraken:KrakenServer",
     "binance_usdm": "bookkeeper.sim.venues.binance_usdm:BinanceUsdmServer",
+    "bybit": "bookkeeper.sim.venues.bybit:BybitServer",
 })
 
 
