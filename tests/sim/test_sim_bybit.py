@@ -18,7 +18,7 @@ import ccxt.async_support as ccxt_async
 import pytest
 from bookkeeper.adapters import get_adapter
 from sim_support import RefBook, http_get, recv_json, recv_text
-from test_binance_usdm import _Probe  # the shared feed waker (one copy)
+from test_sim_binance_usdm import _Probe  # the shared feed waker (one copy)
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
