@@ -50,3 +50,10 @@ def test_demo_mix_keeps_its_order() -> None:
     assert [k.value for k in DEMO_KINDS] == [
         "abort", "stall", "close_1001", "drop", "duplicate", "reorder", "http_429", "stale_snapshot",
         "corrupt_checksum"]
+
+
+def test_test_modules_have_unique_basenames() -> None:
+    """pytest imports test modules by basename (rootdir conftest, no packages): two files with
+    one name in different folders fail collection."""
+    names = [p.name for p in (pathlib.Path(__file__).parent).rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
