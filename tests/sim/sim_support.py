@@ -84,3 +84,50 @@ async def http_get(url: str) -> tuple[int, dict[str, str], Any]:
 def kraken_levels(levels: list[dict[str, Decimal]]) -> list[tuple[str, str]]:
     """Kraken v2 numbers parsed as Decimal -> the exact digit strings (§7.3 advice)."""
     return [(str(lv["price"]), str(lv["qty"])) for lv in levels]
+
+
+#: a hung test fails instead of hanging; never used to wait for things
+FEED_SAFETY_TIMEOUT_S = 10.0
+
+
+class FeedProbe:
+    """Wakes waiters on every feed callback (tests await conditions, never sleep)."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+
+    def notify(self, *_: Any) -> None:
+        async def _n() -> None:
+            async with self._cond:
+                self._cond.notify_all()
+
+        asyncio.get_running_loop().create_task(_n())
+
+    async def until(self, pred: Any, what: str) -> None:
+        async with asyncio.timeout(FEED_SAFETY_TIMEOUT_S), self._cond:
+            try:
+                await self._cond.wait_for(pred)
+            except TimeoutError:  # pragma: no cover - diagnostic only
+                raise AssertionError(f"condition never became true: {what}") from None
+
+
+def dialect_feed_config(bot_instance_id: str) -> Any:
+    """Fast reconnects, no jitter, no resync timer: a feed against one dialect in a test."""
+    from bookkeeper.io.stream import DriverConfig
+    from bookkeeper.policy import BackoffPolicy, KeepalivePolicy
+
+    return DriverConfig(backoff=BackoffPolicy(base_s=0.05, cap_s=0.1, jitter=0.0, max_attempts=5, first_delay_s=0.0),
+                        keepalive=KeepalivePolicy(ping_interval_s=5.0, pong_timeout_s=5.0, idle_timeout_s=30.0),
+                        startup_jitter_s=0.0, resync_timeout_s=None, bot_instance_id=bot_instance_id)
+
+
+def all_subscribed(server: Any, symbols: Iterable[str]) -> bool:
+    """Every symbol has a subscriber on the dialect's server."""
+    return all(len(server.subscribers(s)) >= 1 for s in symbols)
+
+
+def books_equal_truth(feed: Any, sim: Any, symbols: Iterable[str]) -> bool:
+    """Every book is SYNCED and equals the simulator's truth, level for level."""
+    from bookkeeper.actions import SyncState
+
+    return all(feed.state(s) is SyncState.SYNCED and feed.book(s).equals(*sim.engine.book(s)) for s in symbols)

@@ -10,24 +10,28 @@ The real frames below are copied from the shared capture
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import ccxt.async_support as ccxt_async
 import pytest
 from bookkeeper.adapters import get_adapter
-from sim_support import http_get, recv_json, recv_text
+from sim_support import (
+    FeedProbe,
+    all_subscribed,
+    books_equal_truth,
+    dialect_feed_config,
+    http_get,
+    recv_json,
+    recv_text,
+)
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from bookkeeper.actions import SyncState
 from bookkeeper.apps.chaos import ALL_FAULTS, APPLICABLE, ChaosConfig, run_chaos
 from bookkeeper.events import BookDelta, BookSnapshot
 from bookkeeper.io.feed import Feed
 from bookkeeper.io.records import RecordWriter
-from bookkeeper.io.stream import DriverConfig
-from bookkeeper.policy import BackoffPolicy, KeepalivePolicy
 from bookkeeper.sim import SimConfig, SimExchange
 
 VENUE = "binance_usdm"
@@ -186,31 +190,10 @@ async def test_server_pings_are_answered_by_the_client() -> None:
     assert conn.pongs >= 2
 
 
-class _Probe:
-    """Wakes waiters on every feed callback (tests await conditions, never sleep)."""
-
-    def __init__(self) -> None:
-        self._cond = asyncio.Condition()
-
-    def notify(self, *_: Any) -> None:
-        async def _n() -> None:
-            async with self._cond:
-                self._cond.notify_all()
-
-        asyncio.get_running_loop().create_task(_n())
-
-    async def until(self, pred: Any, what: str) -> None:
-        async with asyncio.timeout(SAFETY_TIMEOUT_S), self._cond:
-            try:
-                await self._cond.wait_for(pred)
-            except TimeoutError:  # pragma: no cover - diagnostic only
-                raise AssertionError(f"condition never became true: {what}") from None
-
-
 class _NotifyingList(list):  # type: ignore[type-arg]
     """A record sink that wakes the probe on append."""
 
-    def __init__(self, probe: _Probe) -> None:
+    def __init__(self, probe: FeedProbe) -> None:
         super().__init__()
         self._probe = probe
 
@@ -221,11 +204,9 @@ class _NotifyingList(list):  # type: ignore[type-arg]
 
 @pytest.mark.realtime
 async def test_feed_syncs_resumes_after_1006_and_equals_the_truth() -> None:
-    probe = _Probe()
+    probe = FeedProbe()
     records = _NotifyingList(probe)
-    config = DriverConfig(backoff=BackoffPolicy(base_s=0.05, cap_s=0.1, jitter=0.0, max_attempts=5, first_delay_s=0.0),
-                          keepalive=KeepalivePolicy(ping_interval_s=5.0, pong_timeout_s=5.0, idle_timeout_s=30.0),
-                          startup_jitter_s=0.0, resync_timeout_s=None, bot_instance_id="usdm-test")
+    config = dialect_feed_config("usdm-test")
     async with SimExchange(venues=(VENUE,), seed=11, paused=True) as sim:
         server = sim.servers[VENUE]
         symbols = list(server.specs)
@@ -234,11 +215,10 @@ async def test_feed_syncs_resumes_after_1006_and_equals_the_truth() -> None:
                     on_update=probe.notify)
 
         def subscribed() -> bool:
-            return all(len(server.subscribers(s)) >= 1 for s in symbols)
+            return all_subscribed(server, symbols)
 
         def equal_truth() -> bool:
-            return all(feed.state(s) is SyncState.SYNCED and feed.book(s).equals(*sim.engine.book(s))
-                       for s in symbols)
+            return books_equal_truth(feed, sim, symbols)
 
         async with feed:
             await sim.wait_for(subscribed, SAFETY_TIMEOUT_S)

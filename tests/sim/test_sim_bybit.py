@@ -17,17 +17,22 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 import pytest
 from bookkeeper.adapters import get_adapter
-from sim_support import RefBook, http_get, recv_json, recv_text
-from test_sim_binance_usdm import _Probe  # the shared feed waker (one copy)
+from sim_support import (
+    FeedProbe,
+    RefBook,
+    all_subscribed,
+    books_equal_truth,
+    dialect_feed_config,
+    http_get,
+    recv_json,
+    recv_text,
+)
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from bookkeeper.actions import SyncState
 from bookkeeper.apps.chaos import ALL_FAULTS, APPLICABLE, ChaosConfig, run_chaos
 from bookkeeper.events import BookDelta, BookSnapshot
 from bookkeeper.io.feed import Feed
-from bookkeeper.io.stream import DriverConfig
-from bookkeeper.policy import BackoffPolicy, KeepalivePolicy
 from bookkeeper.sim import SimExchange, SymbolSpec
 from bookkeeper.sim.venues import bybit as dialect
 
@@ -249,10 +254,8 @@ def test_chaos_does_not_schedule_invisible_losses_on_bybit() -> None:
 
 @pytest.mark.realtime
 async def test_feed_syncs_resubscribes_after_1006_and_equals_the_truth() -> None:
-    probe = _Probe()
-    config = DriverConfig(backoff=BackoffPolicy(base_s=0.05, cap_s=0.1, jitter=0.0, max_attempts=5, first_delay_s=0.0),
-                          keepalive=KeepalivePolicy(ping_interval_s=5.0, pong_timeout_s=5.0, idle_timeout_s=30.0),
-                          startup_jitter_s=0.0, resync_timeout_s=None, bot_instance_id="bybit-test")
+    probe = FeedProbe()
+    config = dialect_feed_config("bybit-test")
     async with SimExchange(venues=(VENUE,), seed=11, paused=True) as sim:
         server = sim.servers[VENUE]
         symbols = list(server.specs)
@@ -260,11 +263,10 @@ async def test_feed_syncs_resubscribes_after_1006_and_equals_the_truth() -> None
                     config=config, seed=1, on_state=probe.notify, on_update=probe.notify)
 
         def subscribed() -> bool:
-            return all(len(server.subscribers(s)) >= 1 for s in symbols)
+            return all_subscribed(server, symbols)
 
         def equal_truth() -> bool:
-            return all(feed.state(s) is SyncState.SYNCED and feed.book(s).equals(*sim.engine.book(s))
-                       for s in symbols)
+            return books_equal_truth(feed, sim, symbols)
 
         async with feed:
             await sim.wait_for(subscribed, SAFETY_TIMEOUT_S)
