@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 
 from bookkeeper.errors import UsageError
-from bookkeeper.ports import Adapter
+from bookkeeper.ports import AccountAdapter, Adapter
 
 #: registry name -> "module:attribute"
 _REGISTRY: dict[str, str] = {
@@ -35,7 +35,16 @@ _REGISTRY: dict[str, str] = {
 
 VENUES: tuple[str, ...] = tuple(_REGISTRY)
 
-__all__ = ["VENUES", "get_adapter"]
+#: registry name -> "module:attribute" of the venue's private side (``ports.AccountAdapter``)
+_ACCOUNT_REGISTRY: dict[str, str] = {
+    "binance": "bookkeeper.adapters.binance.private:BINANCE_ACCOUNT",
+    "okx": "bookkeeper.adapters.okx.private:OKX_ACCOUNT",
+}
+
+#: the venues whose private side (fills, balances, positions) the account ingest supports
+ACCOUNT_VENUES: tuple[str, ...] = tuple(_ACCOUNT_REGISTRY)
+
+__all__ = ["ACCOUNT_VENUES", "VENUES", "get_account_adapter", "get_adapter"]
 
 
 def get_adapter(name: str) -> Adapter:
@@ -47,5 +56,18 @@ def get_adapter(name: str) -> Adapter:
     target = _REGISTRY.get(name)
     if target is None:
         raise UsageError(f"unknown venue {name!r}; known venues: {', '.join(VENUES)}", venue=name)
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_account_adapter(name: str) -> AccountAdapter:
+    """Return the private side (``ports.AccountAdapter``) of venue ``name``.
+
+    Raises:
+        UsageError: the venue has no supported private side (the message lists those that do).
+    """
+    target = _ACCOUNT_REGISTRY.get(name)
+    if target is None:
+        raise UsageError(f"no account support for {name!r}; venues with it: {', '.join(ACCOUNT_VENUES)}", venue=name)
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)

@@ -40,12 +40,11 @@ with ``after``/``before`` paging (``/trade/fills``: last 3 days).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from .actions import AccountPlanKind, FetchFillsSince, FillCursor, FullSync
-from .errors import InvalidEvent
+from .capabilities import FillHistory, FillPaging
 from .ledger import AccountKey
 
 __all__ = [
@@ -54,41 +53,6 @@ __all__ = [
 ]
 
 NS_PER_S = 1_000_000_000
-
-
-class FillPaging(enum.Enum):
-    """How a venue's REST fills endpoint pages through history."""
-
-    #: by trade id after the cursor, gapless, no time range needed (Binance ``fromId``)
-    FROM_ID = "from_id"
-    #: by a time range (``begin``/``end``) plus a page token inside it (OKX ``after`` billId,
-    #: Bybit ``cursor``)
-    TIME_RANGE = "time_range"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FillHistory:
-    """What a venue's REST fills endpoint can serve.
-
-    Attributes:
-        page_size: the most rows one request returns (the venue's ``limit`` maximum).
-        paging: see :class:`FillPaging`.
-        retention_ns: how far back fills can be fetched (``None``: no documented limit).
-        max_span_ns: the longest time range one request may ask for (``None``: unlimited).
-
-    Raises:
-        InvalidEvent: a non-positive figure.
-    """
-
-    page_size: int
-    paging: FillPaging
-    retention_ns: int | None = None
-    max_span_ns: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.page_size < 1 or (self.retention_ns is not None and self.retention_ns < 0) or (
-                self.max_span_ns is not None and self.max_span_ns < 1):
-            raise InvalidEvent(f"impossible fill history figures: {self!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

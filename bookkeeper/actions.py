@@ -200,6 +200,15 @@ class AccountAlertKind(enum.StrEnum):
     FILL_CONFLICT = "fill_conflict"
     #: a balance update id seen before came again with different content; the first was kept
     BALANCE_UPDATE_CONFLICT = "balance_update_conflict"
+    #: the ledger disagrees with the venue's REST positions/balances at a consistent point
+    #: (evidence: each drift); a replay could not explain it
+    DRIFT = "drift"
+    #: the venue refused our credentials (evidence: its code); the account is halted
+    AUTH_REJECTED = "auth_rejected"
+    #: the account's recovery failed (REST errors after retries); a reconnect follows
+    RECOVERY_FAILED = "recovery_failed"
+    #: a private stream frame could not be decoded (it was skipped; a reconcile follows)
+    INVALID_INPUT = "invalid_input"
 
 
 class AccountAlert(msgspec.Struct, frozen=True, kw_only=True):
@@ -214,4 +223,90 @@ class AccountAlert(msgspec.Struct, frozen=True, kw_only=True):
     evidence: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-AccountAction = FetchFillsSince | FullSync | AccountAlert
+class AccountState(enum.StrEnum):
+    """An account's sync state (``bookkeeper.account_session``). Only ``SYNCED`` numbers are
+    current; in every other state the ledger holds the last known numbers and the bot is told
+    it is recovering. The values are written to records and metrics."""
+
+    #: no authenticated private connection (before the first one, or after a disconnect)
+    DISCONNECTED = "disconnected"
+    #: connected; login sent, its answer awaited
+    AUTHENTICATING = "authenticating"
+    #: logged in; private channel acks awaited
+    SUBSCRIBING = "subscribing"
+    #: subscribed; a recovery plan (replay or full sync) is running, stream events are buffered
+    RECOVERING = "recovering"
+    #: every gap is closed; stream events are applied as they come
+    SYNCED = "synced"
+    #: the venue refused our credentials: nothing is retried until the operator acts
+    HALTED = "halted"
+
+
+class AccountReason(enum.StrEnum):
+    """Why an account recovery was planned (values are logged and written to records)."""
+
+    #: the first sync of an account (no cursor, or a restart from the store)
+    START = "start"
+    #: the private connection was lost
+    DISCONNECT = "disconnect"
+    #: the venue ended the authenticated session (auth expiry)
+    SESSION_EXPIRED = "session_expired"
+    #: the periodic reconciliation saw the venue change after the last event we know of
+    RECONCILE = "reconcile"
+    #: an order's cumulative filled quantity skipped a fill the stream never delivered
+    ORDER_GAP = "order_gap"
+    #: the private stream sent what could not be decoded
+    BAD_INPUT = "bad_input"
+
+
+class Login(msgspec.Struct, frozen=True, kw_only=True):
+    """Send the adapter's login frames (signed with the account's credentials at the driver's
+    clock). Sent once per connection, and once more after the venue ended the session."""
+
+    reason: str
+
+
+class SubscribePrivate(msgspec.Struct, frozen=True, kw_only=True):
+    """Send the adapter's private subscribe frames (after ``LOGGED_IN``)."""
+
+    reason: str
+
+
+class ApplyAccountEvents(msgspec.Struct, frozen=True, kw_only=True):
+    """Apply these stream events to the (durable) ledger, in order. Events held while
+    recovering come out in the order they arrived, after the recovery's own fills."""
+
+    events: tuple[object, ...]
+    reason: str
+
+
+class Reconcile(msgspec.Struct, frozen=True, kw_only=True):
+    """Read the venue's balances and positions over REST and hand them back with
+    ``AccountSession.reconciled`` (the periodic low-rate check)."""
+
+    reason: str
+
+
+class ReconnectPrivate(msgspec.Struct, frozen=True, kw_only=True):
+    """Close the private connection and open a new one (the session's lifetime is nearly
+    over, the venue announced a shutdown, or a recovery failed)."""
+
+    reason: str
+
+
+class HaltAccount(msgspec.Struct, frozen=True, kw_only=True):
+    """Stop: the credentials were refused. Nothing is retried."""
+
+    reason: str
+
+
+class AccountStateChanged(msgspec.Struct, frozen=True, kw_only=True):
+    """The account's state changed (the bot is told it is recovering, or synced again)."""
+
+    old: AccountState
+    new: AccountState
+    reason: str
+
+
+AccountAction = (FetchFillsSince | FullSync | AccountAlert | Login | SubscribePrivate | ApplyAccountEvents
+                 | Reconcile | ReconnectPrivate | HaltAccount | AccountStateChanged)

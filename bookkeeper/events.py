@@ -301,3 +301,59 @@ class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 
 
 AccountEvent = Fill | OrderUpdate | BalanceUpdate | PositionReport | AccountSnapshot
+
+
+# ----------------------------------------------------------------------------- private streams
+# What a private (authenticated) stream's decoder yields besides the account events above: the
+# venue's answers about the session itself. The account session (bookkeeper.account_session)
+# reads them; they never reach a book.
+
+
+class PrivateControlKind(enum.StrEnum):
+    """What a private-stream control message means (values are logged and recorded)."""
+
+    #: the venue accepted our login (OKX ``event: login`` with ``code "0"``; Binance's answer to
+    #: ``userDataStream.subscribe.signature`` with a ``subscriptionId``)
+    LOGGED_IN = "logged_in"
+    #: the venue refused our login (bad signature, unknown key, wrong passphrase, clock skew):
+    #: the same credentials will be refused again, so this is not retried blindly
+    AUTH_REJECTED = "auth_rejected"
+    #: a private channel was acknowledged (OKX ``event: subscribe``); Binance's user data
+    #: subscription is acknowledged by ``LOGGED_IN`` itself
+    SUBSCRIBED = "subscribed"
+    #: the venue ended the authenticated session while the socket stays open (Binance
+    #: ``eventStreamTerminated``, ``listenKeyExpired``; OKX "Please log in" after a login):
+    #: log in again once, then resubscribe, then recover the gap
+    SESSION_EXPIRED = "session_expired"
+    #: the venue will close the connection soon (Binance ``serverShutdown``)
+    SHUTDOWN_NOTICE = "shutdown_notice"
+    #: any other error answer (logged)
+    ERROR = "error"
+
+
+class PrivateControl(msgspec.Struct, frozen=True, kw_only=True):
+    """A private-stream control message (login answers, subscription acks, expiry notices).
+
+    ``code`` is the venue's own error code as text (``"-1022"``, ``"60009"``) when it gave one;
+    ``message`` never contains credentials (the venue's answers do not echo them).
+    """
+
+    kind: PrivateControlKind
+    channel: str | None = None
+    code: str | None = None
+    message: str = ""
+    ts_recv_ns: int = 0
+
+
+class BalanceReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Absolute balances the venue pushed on a private stream (Binance
+    ``outboundAccountPosition``, OKX ``account``): only the currencies it names. Not a ledger
+    input (the ledger derives balances from fills); used to check the ledger against the
+    venue between full reconciliations."""
+
+    balances: dict[str, Decimal]
+    ts_exchange_ns: int = 0
+    ts_recv_ns: int = 0
+
+
+PrivateEvent = Fill | OrderUpdate | BalanceUpdate | PositionReport | BalanceReport | PrivateControl

@@ -14,8 +14,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from .capabilities import ExchangeCapabilities
-from .events import BookSnapshot, MarketEvent, VenueNotice
+from .actions import FillCursor
+from .capabilities import ExchangeCapabilities, FillHistory
+from .credentials import ApiCredentials
+from .events import (
+    BalanceReport,
+    BookSnapshot,
+    Fill,
+    MarketEvent,
+    OrderUpdate,
+    PositionReport,
+    PrivateEvent,
+    VenueNotice,
+)
 
 
 @runtime_checkable
@@ -161,4 +172,148 @@ class LiveSpec(Protocol):
     def reply_to(self, notice: VenueNotice) -> str | None:
         """The frame that answers a venue control message (Deribit's ``test_request``), or
         ``None`` when it needs no answer."""
+        ...
+
+
+# ----------------------------------------------------------------------------- private streams
+
+
+@runtime_checkable
+class PrivateDecoder(Protocol):
+    def decode(self, frame: bytes | str, ts_recv_ns: int = 0) -> list[PrivateEvent]:
+        """Translate one private-stream frame into account events (``Fill``, ``OrderUpdate``,
+        ``BalanceUpdate``, ``BalanceReport``, ``PositionReport``) and session control
+        (``PrivateControl``). Pongs and frames the account side does not need yield ``[]``.
+
+        Raises:
+            AdapterError: the frame is malformed. Nothing was produced from it.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FillsPage:
+    """One page of a venue's REST fills history, parsed.
+
+    Attributes:
+        fills: the page's fills (any order; the ledger does not care).
+        next_call: the request for the next page of the same replay, ``None`` when this page
+            proves the history asked for is exhausted (fewer rows than the page size).
+    """
+
+    fills: tuple[Fill, ...]
+    next_call: RestCall | None
+
+
+@runtime_checkable
+class AccountAdapter(Protocol):
+    """A venue's private side: the authenticated stream's dialogue and the REST calls of
+    account recovery (implemented beside each venue's book adapter, looked up with
+    ``bookkeeper.adapters.get_account_adapter(name)``). Pure: the driver supplies the clock
+    (``now_ms``) and the request ids; REST goes through ccxt's implicit endpoint methods, which
+    sign the requests and return the raw bodies (exact decimal strings).
+
+    Attributes:
+        name: the registry name (the same as the book adapter's).
+        ccxt_id: the ccxt class of the private REST calls.
+        history: what the venue's fills endpoint serves (page size, paging, windows).
+        session_lifetime_s: the longest an authenticated private session lives before the
+            venue ends it (Binance WS API connections: 24 h); ``None`` where none is
+            documented. The driver logs in again *before* it ends.
+        ping_interval_s: send :meth:`ping_message` after this long without traffic
+            (``None``: the venue pings us and the WebSocket library answers).
+        pong_timeout_s: how long to wait for the answer to a ping.
+    """
+
+    name: str
+    ccxt_id: str
+    history: FillHistory
+    session_lifetime_s: float | None
+    ping_interval_s: float | None
+    pong_timeout_s: float | None
+
+    def default_private_ws_root(self) -> str:
+        """The production root of the private stream (``wss://ws-api.binance.com:443``)."""
+        ...
+
+    def private_ws_url(self, root: str) -> str:
+        """The private stream's URL on a server at ``root`` (``{root}/ws-api/v3``)."""
+        ...
+
+    def ccxt_config_for(self, base_url: str) -> dict[str, Any]:
+        """ccxt URL overrides sending the private REST calls to ``base_url`` (a simulator)."""
+        ...
+
+    def login_messages(self, credentials: ApiCredentials, *, now_ms: int, request_id: str) -> list[str]:
+        """The frames that authenticate the connection, signed with ``credentials`` at venue
+        time ``now_ms`` (Binance ``userDataStream.subscribe.signature``, OKX ``op: login``).
+        Their text holds a signature, never the secret itself."""
+        ...
+
+    def subscribe_messages(self, *, request_id: str) -> list[str]:
+        """The frames sent once ``LOGGED_IN`` arrived ([] when logging in subscribes)."""
+        ...
+
+    def subscribe_channels(self) -> frozenset[str]:
+        """The channels whose ``SUBSCRIBED`` acks complete the subscription (empty: the
+        ``LOGGED_IN`` answer completes it)."""
+        ...
+
+    def ping_message(self) -> str | None:
+        """The app-level ping frame (OKX ``ping``), ``None`` where protocol pings suffice."""
+        ...
+
+    def new_private_decoder(self) -> PrivateDecoder:
+        """A fresh decoder for one private connection."""
+        ...
+
+    def fills_call(self, symbol: str, *, cursor: FillCursor, since_ms: int, until_ms: int) -> RestCall:
+        """The first request of a replay of ``symbol``'s fills: after ``cursor`` (by trade id
+        where the venue pages by id and the cursor has one) or in ``[since_ms, until_ms]``."""
+        ...
+
+    def parse_fills_page(self, body: Any, *, call: RestCall, symbol: str, ts_recv_ns: int = 0) -> FillsPage:
+        """Translate the answer to ``call`` (a :meth:`fills_call` or a page's ``next_call``).
+
+        Raises:
+            AdapterError: malformed body.
+        """
+        ...
+
+    def balances_call(self) -> RestCall:
+        """The request for the account's balances."""
+        ...
+
+    def parse_balances(self, body: Any, *, ts_recv_ns: int = 0) -> BalanceReport:
+        """Total balances per currency; ``ts_exchange_ns`` is the venue's last update time
+        of the account (a full sync is consistent when it is unchanged before and after the
+        other reads).
+
+        Raises:
+            AdapterError: malformed body.
+        """
+        ...
+
+    def positions_call(self) -> RestCall | None:
+        """The request for derivative positions, ``None`` for a spot-only account."""
+        ...
+
+    def parse_positions(self, body: Any, *, ts_recv_ns: int = 0) -> list[PositionReport]:
+        """Net positions (signed contracts) of every instrument the answer names.
+
+        Raises:
+            AdapterError: malformed body.
+        """
+        ...
+
+    def open_orders_call(self) -> RestCall:
+        """The request for every open order of the account."""
+        ...
+
+    def parse_open_orders(self, body: Any, *, ts_recv_ns: int = 0) -> list[OrderUpdate]:
+        """The open orders.
+
+        Raises:
+            AdapterError: malformed body.
+        """
         ...

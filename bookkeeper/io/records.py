@@ -15,7 +15,13 @@ Every record has EXACTLY the keys of :data:`RECORD_KEYS`, in that order:
 - ``reconnect_success``, ``reconnect_latency_ms`` (``null`` when it never came back).
 - ``missed_messages_count``: sequence ids proven missed during recovery.
 - ``plan``: the recovery plan kinds used (``resume``, ``ws_snapshot``, ``rest_snapshot``,
-  ``replay_deltas``, ``halt``), in the order first used.
+  ``replay_deltas``, ``halt``; on the ``private`` channel ``replay`` and ``full_sync``), in
+  the order first used.
+
+Records of the ``private`` channel (the account ingest, ``bookkeeper.io.account``) add one
+key after these: ``account_plans``, each plan of the recovery with its reason and figures
+(:meth:`bookkeeper.account.AccountRecoveryPlan.as_record`). Public-channel records have
+exactly the keys above.
 
 A record is written once, when reconnect and recovery of that disconnect are known. It is
 logged at INFO (WARNING when the reconnect failed), never ERROR: a 1006 is a reconnect
@@ -89,9 +95,14 @@ class DisconnectRecord:
     reconnect_latency_ms: int | None = None
     missed_messages_count: int = 0
     plan: list[str] = field(default_factory=list)
+    #: private channel only: every account recovery plan of this disconnect, with its reason
+    account_plans: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["account_plans"] is None:
+            del data["account_plans"]
+        return data
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
