@@ -475,9 +475,13 @@ class AccountSession:
         est = {s: estimate_fills(ledger.count_fills(account, s, since_ns=now_ns - window, until_ns=now_ns), window, span)
                for s in cursors}
         text = str(reason) + (f": {why}" if why else "")
-        gap = AccountGap(account=account, started_ns=self._gap_started_ns, ended_ns=now_ns)
+        # read a little past now: the venue's clock (its fills' times) may run ahead of ours, and
+        # every fill up to the moment the channel came back must be fetched (later ones arrive on
+        # the stream; fetching some of those too is harmless)
+        lookback = int(pol.lookback_s * NS)
+        gap = AccountGap(account=account, started_ns=self._gap_started_ns, ended_ns=now_ns + lookback)
         plan = plan_account_recovery(gap, cursors=cursors, history=self._history, page_budget=pol.page_budget,
-                                     est_fills=est, lookback_ns=int(pol.lookback_s * NS), reason=text)
+                                     est_fills=est, lookback_ns=lookback, reason=text)
         self._escalated = False
         return self._run(plan)
 
@@ -494,9 +498,7 @@ class AccountSession:
 
     def _escalate(self, why: str) -> list[AccountAction]:
         assert self._plan is not None
-        self.stats.escalations += 1
-        self.stats.replays -= 1  # counted as what it ended as
-        self.plans.pop()
+        self.stats.escalations += 1  # the replay stays in ``plans``: it ran, then escalated
         self._escalated = True
         return self._run(escalate_to_full_sync(self._plan, reason=why))
 
@@ -528,7 +530,9 @@ class AccountSession:
             return []
         if as_of_ns > self._known_ns:
             self._known_ns = as_of_ns
-        self._clean_ns = as_of_ns  # the baseline *is* the venue's numbers at as_of
+        # the baseline *is* the venue's numbers at as_of, and nothing changed between as_of and
+        # the reads (the consistent-read rule), so it is clean up to about now
+        self._clean_ns = max(as_of_ns, now_ns - int(self._policy.lookback_s * NS))
         self._pending.clear()
         return self._finish(now_ns)
 
@@ -622,7 +626,8 @@ class AccountSession:
         self._verify_skips = 0
         drifts = [] if lost else self._ledger.reconcile(self._account, positions or (), balances.balances)
         if not drifts and not lost:
-            self._clean_ns = as_of
+            # equal at as_of, and the venue's last change is as_of: clean up to about the read
+            self._clean_ns = max(as_of, now_ns - int(self._policy.lookback_s * NS))
             return []
         if verify and drifts:
             # the replay from the last clean point did not explain it: report, then rebase

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from . import sim as _sim
+from .sim import exchange as _sim_exchange
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -63,6 +64,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="fault kinds to draw from (default all): " + ", ".join(FAULT_KINDS))
     c.add_argument("--outage", action="store_true",
                    help="refuse every connection for the middle of the run (proves the breaker)")
+    c.add_argument("--account", action="store_true",
+                   help="also run the venue's account side (" + ", ".join(_sim_exchange.ACCOUNT_VENUES) + "): the simulator's "
+                        "ground-truth account, the account ingest, private faults ("
+                        + ", ".join(k.value for k in _sim.PRIVATE_KINDS) + "); the report adds the fill, position, "
+                        "balance and secret-leak checks")
+    c.add_argument("--kill-restart", type=_count, default=0, metavar="K",
+                   help="with --account: SIGKILL the account ingest K times at random moments and restart it "
+                        "from its store")
+    c.add_argument("--account-dir", metavar="DIR",
+                   help="with --account: keep the account store, records, plans and logs in DIR "
+                        "(default: a temporary folder, removed at the end)")
     c.add_argument("--json", action="store_true", help="print exactly one JSON report object on stdout")
     c.add_argument("--records", metavar="PATH", help="also append disconnect records (JSON lines) to PATH")
     c.add_argument("--metrics-port", type=_port, metavar="P",
@@ -148,6 +160,16 @@ def _venue_list(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(f"unknown venue(s) {', '.join(bad) or repr(text)}; "
                                          f"choose from: {', '.join(SIM_VENUES)}")
     return venues
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
+    return value
 
 
 def _fault_list(text: str) -> tuple[str, ...]:
@@ -269,8 +291,23 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
 
     if args.records is not None:
         check_writable(args.records)  # UsageError (exit 2, one line) before anything starts
-    cfg = ChaosConfig(venues=(args.venue,), seed=args.seed, duration_s=args.duration,
-                      faults=args.faults or ALL_FAULTS, outage=args.outage, records_path=args.records)
+    from .apps.chaos import ACCOUNT_SIM_VENUES, PRIVATE_FAULTS
+
+    if not args.account:
+        if args.kill_restart:
+            raise UsageError("argument --kill-restart: needs --account")
+        if args.account_dir is not None:
+            raise UsageError("argument --account-dir: needs --account")
+        private = [k for k in args.faults or () if k in PRIVATE_FAULTS]
+        if private:
+            raise UsageError(f"argument --faults: {', '.join(private)} act on the account side: add --account")
+    elif args.venue not in ACCOUNT_SIM_VENUES:
+        raise UsageError(f"argument --account: the simulator runs accounts on {', '.join(ACCOUNT_SIM_VENUES)}, "
+                         f"not {args.venue!r}")
+    faults = args.faults or (ALL_FAULTS + PRIVATE_FAULTS if args.account else ALL_FAULTS)
+    cfg = ChaosConfig(venues=(args.venue,), seed=args.seed, duration_s=args.duration, faults=faults,
+                      outage=args.outage, records_path=args.records, account=args.account,
+                      kill_restart=args.kill_restart, account_workdir=args.account_dir)
     return _run_chaos(cfg, json_out=args.json, view_title=f"bookkeeper chaos {args.venue}",
                       metrics_port=args.metrics_port)
 

@@ -130,7 +130,12 @@ class Trade(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Fill(msgspec.Struct, frozen=True, kw_only=True):
-    """One of our own executions. Money is Decimal, built from wire strings."""
+    """One of our own executions. Money is Decimal, built from wire strings.
+
+    ``realized_pnl`` is the venue's own realized PnL of this fill on a derivative (OKX
+    ``fillPnl``), ``None`` where the venue reports none: the ledger then computes it. Venues
+    round their average entry price their own way, so their figure is the one the balance
+    follows."""
 
     symbol: str
     fill_id: str
@@ -142,6 +147,7 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
     fee_currency: str | None = None
     ts_exchange_ns: int = 0
     ts_recv_ns: int = 0
+    realized_pnl: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.qty <= 0:

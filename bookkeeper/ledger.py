@@ -45,6 +45,10 @@ price, ``fee`` what the venue charged (positive; a rebate is negative) in ``fee_
   - otherwise (reducing): ``c = min(q, |P|)``; ``R' = R + c·(p − E)·sign(P)·contract_size``;
     ``P' = P + s``; ``E' = 0`` when ``P' == 0``, ``p`` when the position flipped (the rest of
     the fill opened it), else ``E``.
+  - When the venue reports the fill's realized PnL (``Fill.realized_pnl``, OKX ``fillPnl``),
+    ``R' = R + fillPnl`` instead: venues round their average entry price (the simulator to 8
+    decimals; OKX prints ``avgPx`` to about 16 digits), so only their own figure matches the
+    balance they report. ``P`` and ``E`` are still ours.
 
   The fee is subtracted from ``fee_currency`` (the settle currency when none is named).
 - Balances: ``baseline balance + Σ spot flows + Σ fees + Σ balance-update deltas + Σ R`` of
@@ -260,7 +264,7 @@ class LedgerState:
 
 def apply_position_step(
     qty: Decimal, entry: Decimal, realized: Decimal, *, side: TradeSide, fill_qty: Decimal, price: Decimal,
-    contract_size: Decimal,
+    contract_size: Decimal, venue_pnl: Decimal | None = None,
 ) -> tuple[Decimal, Decimal, Decimal]:
     """One fill on a net linear position (the formulas of the module docstring). Call it
     inside the ledger's decimal context for the ledger's exact results.
@@ -273,6 +277,8 @@ def apply_position_step(
         fill_qty: the fill's quantity (> 0).
         price: the fill's price.
         contract_size: units per contract.
+        venue_pnl: the venue's realized PnL of this fill (``Fill.realized_pnl``); when given
+            it is added instead of the computed one (the position and entry are still ours).
 
     Returns:
         ``(qty, avg_entry_price, realized_pnl)`` after the fill.
@@ -285,10 +291,10 @@ def apply_position_step(
     signed = fill_qty if side is TradeSide.BUY else -fill_qty
     new_qty = qty + signed
     if qty == 0 or (qty > 0) == (signed > 0):
-        return new_qty, (abs(qty) * entry + fill_qty * price) / abs(new_qty), realized
+        return new_qty, (abs(qty) * entry + fill_qty * price) / abs(new_qty), realized + (venue_pnl or ZERO)
     closed = min(fill_qty, abs(qty))
     direction = 1 if qty > 0 else -1
-    realized += closed * (price - entry) * direction * contract_size
+    realized += closed * (price - entry) * direction * contract_size if venue_pnl is None else venue_pnl
     if new_qty == 0:
         return new_qty, ZERO, realized
     if (new_qty > 0) != (qty > 0):  # flipped: what is left of the fill opened the new side
@@ -301,7 +307,7 @@ def _history_key(fill: Fill) -> tuple[tuple[int, int, int, str], str]:
     return fill_sort_key(fill.ts_exchange_ns, fill.fill_id), fill.fill_id
 
 
-_FILL_FIELDS = ("order_id", "side", "price", "qty", "fee", "fee_currency", "ts_exchange_ns")
+_FILL_FIELDS = ("order_id", "side", "price", "qty", "fee", "fee_currency", "ts_exchange_ns", "realized_pnl")
 _UPDATE_FIELDS = ("currency", "delta", "ts_exchange_ns")
 _STATUS_RANK = {OrderStatus.NEW: 0, OrderStatus.PARTIALLY_FILLED: 1}  # terminal statuses: 2
 
@@ -781,7 +787,7 @@ class PositionLedger:
             return
         leg.qty, leg.entry, leg.realized = apply_position_step(
             leg.qty, leg.entry, leg.realized, side=fill.side, fill_qty=fill.qty, price=fill.price,
-            contract_size=spec.contract_size)
+            contract_size=spec.contract_size, venue_pnl=fill.realized_pnl)
         leg.last_key = key
 
     @staticmethod
@@ -800,7 +806,7 @@ class PositionLedger:
                 continue
             leg.qty, leg.entry, leg.realized = apply_position_step(
                 leg.qty, leg.entry, leg.realized, side=fill.side, fill_qty=fill.qty, price=fill.price,
-                contract_size=spec.contract_size)
+                contract_size=spec.contract_size, venue_pnl=fill.realized_pnl)
             leg.last_key = _history_key(fill)
 
     def _refold(self, account: AccountKey, acct: _Account) -> None:

@@ -27,13 +27,16 @@ attempts must stay bounded and spaced by the backoff.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from bookkeeper.actions import StateChanged, SyncState
+from bookkeeper.apps.account_chaos import AccountChaosConfig, AccountRun, account_failed, account_report
 from bookkeeper.apps.triage import max_per_minute, percentile
 from bookkeeper.capabilities import ChecksumKind, ExchangeCapabilities, SequenceModel
 from bookkeeper.errors import InvalidState
@@ -45,12 +48,14 @@ from bookkeeper.io.ws import WebsocketsTransport
 from bookkeeper.policy import BackoffPolicy, BreakerPolicy, KeepalivePolicy
 from bookkeeper.testing.sim import (
     DEMO_KINDS,
-    FAULTS,
+    PRIVATE_KINDS,
+    PUBLIC_KINDS,
     VENUES,
     FaultKind,
     SimConfig,
     SimExchange,
 )
+from bookkeeper.sim.exchange import ACCOUNT_VENUES as SIM_ACCOUNT_VENUES
 from bookkeeper.testing.sim.engine import KRAKEN_EPOCH
 
 __all__ = [
@@ -65,7 +70,12 @@ __all__ = [
 
 #: every venue the simulator speaks (its dialect registry)
 SUPPORTED_VENUES: tuple[str, ...] = tuple(VENUES)
-ALL_FAULTS: tuple[str, ...] = tuple(k.value for k in FAULTS)
+#: the public fault kinds (private-stream kinds, ``FaultInfo.private``, need an account run)
+ALL_FAULTS: tuple[str, ...] = tuple(k.value for k in PUBLIC_KINDS)
+#: the private-stream fault kinds (an account run adds them to the mix)
+PRIVATE_FAULTS: tuple[str, ...] = tuple(k.value for k in PRIVATE_KINDS)
+#: venues whose account the simulator runs (``chaos --account``): its registry
+ACCOUNT_SIM_VENUES: tuple[str, ...] = SIM_ACCOUNT_VENUES
 #: The visible default mix of ``bookkeeper demo`` (the registry's ``demo`` entries).
 DEMO_FAULTS: tuple[str, ...] = tuple(k.value for k in DEMO_KINDS)
 #: the depth subscribed on venues that truncate their book to the subscribed depth (the
@@ -128,6 +138,13 @@ class ChaosConfig:
     venues_as_list: bool = False
     check_interval_s: float = 0.02
     settle_timeout_s: float = 20.0
+    #: also run the venue's account side (issue [account]): the simulator's ground-truth
+    #: account, the account ingest, private faults (``bookkeeper.apps.account_chaos``)
+    account: bool = False
+    #: with ``account``: SIGKILL the account ingest this many times and restart it from its store
+    kill_restart: int = 0
+    #: with ``account``: keep the store, records, plans and logs here (default: a temporary folder)
+    account_workdir: str | None = None
 
 
 class ConsistencyChecker:
@@ -347,7 +364,7 @@ async def _inject_schedule(sim: SimExchange, schedule: Sequence[tuple[float, str
                     await asyncio.sleep(0.1)  # its subscribe is in flight
             finally:
                 sim.resume()
-        elif kind in ("abort", "stall", "close_1000", "close_1001"):
+        elif kind in ("abort", "stall", "close_1000", "close_1001", "private_abort", "auth_expiry"):
             aborts += kind == "abort"
             # acts on live connections: if the client is between connections, try again shortly
             for _ in range(6):
@@ -390,22 +407,37 @@ async def run_chaos(cfg: ChaosConfig, *, view: ViewFn | None = None, view_interv
     for v in cfg.venues:
         if v not in SUPPORTED_VENUES:
             raise ValueError(f"the simulator speaks {', '.join(SUPPORTED_VENUES)}, not {v!r}")
-    unknown = [f for f in cfg.faults if f not in ALL_FAULTS]
+    known = ALL_FAULTS + (PRIVATE_FAULTS if cfg.account else ())
+    unknown = [f for f in cfg.faults if f not in known]
     if unknown:
-        raise ValueError(f"unknown fault kinds {unknown}; known: {', '.join(ALL_FAULTS)}")
+        raise ValueError(f"unknown fault kinds {unknown}; known: {', '.join(known)}")
+    if cfg.account and (len(cfg.venues) != 1 or cfg.venues[0] not in ACCOUNT_SIM_VENUES):
+        raise ValueError(f"an account run takes one venue of {', '.join(ACCOUNT_SIM_VENUES)}, not {cfg.venues}")
+    if cfg.kill_restart and not cfg.account:
+        raise ValueError("kill_restart needs account=True")
     duration = cfg.duration_s
     horizon = duration if duration is not None else 24 * 3600.0
-    schedule = build_schedule(cfg.seed, cfg.faults, cfg.venues, window_s=max(horizon * 0.7 - 1.0, 0.5),
+    window_s = max(horizon * 0.7 - 1.0, 0.5)
+    schedule = build_schedule(cfg.seed, cfg.faults, cfg.venues, window_s=window_s,
                               rate_per_s=cfg.fault_rate_per_s, start_s=1.0)
     sim_cfg = SimConfig(push_interval_s=0.05, okx_checksum="corrupt_checksum" in cfg.faults,
                         binance_ping_interval_s=5.0)
+    account_cfg: AccountChaosConfig | None = None
+    if cfg.account:
+        account_cfg = AccountChaosConfig(venue=cfg.venues[0], seed=cfg.seed, kill_restart=cfg.kill_restart,
+                                         workdir=cfg.account_workdir)
+        sim_cfg = replace(sim_cfg, account_fill_rate_per_s=3.0,
+                          account_history_retention_s=account_cfg.history_window_s)
     records: list[dict[str, Any]] = []
     writer = RecordWriter(cfg.records_path, sink=records)
     tracker = _Tracker()
     attempts = _AttemptLog()
     started = time.monotonic()
     metrics = cfg.metrics if cfg.metrics is not None else FeedMetrics()
-    async with SimExchange(venues=cfg.venues, seed=cfg.seed, config=sim_cfg) as sim:
+    accounts = cfg.venues if cfg.account else ()
+    async with SimExchange(venues=cfg.venues, seed=cfg.seed, config=sim_cfg, accounts=accounts) as sim:
+        account_run = AccountRun(sim, account_cfg, window_s=window_s) if account_cfg is not None else None
+        account_result: dict[str, Any] = {}
         checker = ConsistencyChecker(sim, min_interval_s=cfg.check_interval_s)
         feeds: dict[str, Feed] = {}
         for i, venue in enumerate(cfg.venues):
@@ -435,14 +467,23 @@ async def run_chaos(cfg: ChaosConfig, *, view: ViewFn | None = None, view_interv
                 view(_status(cfg, sim, feeds, checker, records, started))
                 await asyncio.sleep(view_interval_s)
 
+        async def blackout() -> None:
+            assert account_run is not None and duration is not None
+            await asyncio.sleep(max(window_s * 0.35, 1.0))
+            await account_run.blackout()
+
         tasks: list[asyncio.Task[Any]] = []
         try:
             for f in feeds.values():
                 await f.start()
+            if account_run is not None:
+                await account_run.start()
             tasks.append(asyncio.create_task(refresh_view()))
             tasks.append(asyncio.create_task(_inject_schedule(sim, schedule)))
             if cfg.outage and duration is not None:
                 tasks.append(asyncio.create_task(outage()))
+            if account_run is not None and duration is not None:
+                tasks.append(asyncio.create_task(blackout()))
             if duration is not None:
                 if stop is None:
                     await asyncio.sleep(duration)
@@ -458,8 +499,13 @@ async def run_chaos(cfg: ChaosConfig, *, view: ViewFn | None = None, view_interv
                 t.cancel()
             if cfg.outage:
                 await sim.end_outage()
+            if account_run is not None:
+                sim.account(cfg.venues[0]).pause_trading()
+                await account_run.stop_faults()
             await _settle(sim, feeds, checker, cfg.settle_timeout_s)
             final = _all_consistent(sim, feeds, checker)
+            if account_run is not None:
+                account_result = await account_run.settle(cfg.settle_timeout_s + 10.0)
             final_books = {f"{v}:{sym}": {"state": str(s.state), "last_seq": s.last_seq}
                            for v, f in feeds.items() for sym, s in f.driver.sessions.items()}
         finally:
@@ -471,11 +517,24 @@ async def run_chaos(cfg: ChaosConfig, *, view: ViewFn | None = None, view_interv
                     await f.close()
                 except InvalidState as exc:  # the driver task died: a failure of the run, reported
                     driver_failures[venue] = f"{type(exc.__cause__).__name__}: {exc.__cause__}"
+            if account_run is not None:
+                await account_run.close()
             # the breaker counts its openings, so one look at the end sees every one
             breaker_opened = any(f.driver.breaker.opens for f in feeds.values())
         report = _report(cfg, sim, feeds, checker, records, tracker, attempts, breaker_opened, final, started)
         report["books"] = final_books
         report["driver_failures"] = driver_failures
+        if account_run is not None:
+            report.update(account_report(account_run, account_result, sim.faults_injected))
+            text = json.dumps(report, default=str)
+            if cfg.records_path is not None:
+                text += Path(cfg.records_path).read_text(encoding="utf-8", errors="replace")
+            leaks = account_run.secrets_leaked(text)
+            report["secrets_leaked"] = leaks["count"]
+            report["secrets_leak_sites"] = leaks["where"]
+            report["secrets_files_scanned"] = leaks["files_scanned"]
+            if cfg.account_workdir is None:
+                account_run.cleanup()
     return report
 
 
@@ -483,7 +542,7 @@ def run_failed(report: dict[str, Any]) -> bool:
     """Whether a chaos/demo report is a failure: a mismatch, a book not consistent at the
     end, a synced book whose sequence id went backwards, or a feed whose driver died."""
     return bool(report["mismatches"] or not report["final_consistent"] or report.get("seq_rewinds")
-                or report.get("driver_failures"))
+                or report.get("driver_failures") or account_failed(report))
 
 
 async def _settle(sim: SimExchange, feeds: dict[str, Feed], checker: ConsistencyChecker, timeout_s: float) -> None:

@@ -59,7 +59,9 @@ __all__ = ["DEFAULT_STORE_PATH", "Durability", "DurableLedger", "SqliteFillStore
 
 #: Where the embedded store lives when no path is given (relative to the working directory).
 DEFAULT_STORE_PATH = "bookkeeper-ledger.sqlite3"
-SCHEMA_VERSION = 1
+#: 2 added ``fills.realized_pnl`` (the venue's PnL of a derivative fill); a version-1 file is
+#: migrated when opened (the column is added, NULL for the fills it holds)
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,7 +71,7 @@ CREATE TABLE IF NOT EXISTS instruments (
 CREATE TABLE IF NOT EXISTS fills (
     venue TEXT NOT NULL, account TEXT NOT NULL, symbol TEXT NOT NULL, trade_id TEXT NOT NULL,
     order_id TEXT NOT NULL, side TEXT NOT NULL, price TEXT NOT NULL, qty TEXT NOT NULL, fee TEXT NOT NULL,
-    fee_currency TEXT, ts_exchange_ns INTEGER NOT NULL, ts_recv_ns INTEGER NOT NULL,
+    fee_currency TEXT, ts_exchange_ns INTEGER NOT NULL, ts_recv_ns INTEGER NOT NULL, realized_pnl TEXT,
     PRIMARY KEY (venue, account, symbol, trade_id));
 CREATE TABLE IF NOT EXISTS cursors (
     venue TEXT NOT NULL, account TEXT NOT NULL, symbol TEXT NOT NULL, ts_ns INTEGER NOT NULL, trade_id TEXT,
@@ -118,7 +120,10 @@ class SqliteFillStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={durability.value}")
         self._db.executescript(_SCHEMA)
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(fills)")}
+        if "realized_pnl" not in columns:  # a version-1 store
+            self._db.execute("ALTER TABLE fills ADD COLUMN realized_pnl TEXT")
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @property
     def durability(self) -> Durability:
@@ -177,9 +182,10 @@ class SqliteFillStore:
         """
         with self._transaction():
             before = self._db.total_changes
-            self._db.executemany("INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            self._db.executemany("INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 (account.venue, account.account, f.symbol, f.fill_id, f.order_id, f.side.value, str(f.price),
-                 str(f.qty), str(f.fee), f.fee_currency, f.ts_exchange_ns, f.ts_recv_ns) for f in fills])
+                 str(f.qty), str(f.fee), f.fee_currency, f.ts_exchange_ns, f.ts_recv_ns,
+                 None if f.realized_pnl is None else str(f.realized_pnl)) for f in fills])
             new = self._db.total_changes - before
             self._write_cursors((account, symbol, cursor) for symbol, cursor in cursors.items())
         return new
@@ -253,6 +259,15 @@ class SqliteFillStore:
                 corrupted); ``reason`` and the ``account``/``symbol``/``stored``/``derived``
                 attributes carry the evidence.
         """
+        # one read transaction: another process (a report, a supervisor) may load while the
+        # writer commits; WAL gives this connection one snapshot of every table until COMMIT
+        self._db.execute("BEGIN")
+        try:
+            return self._load()
+        finally:
+            self._db.execute("COMMIT")
+
+    def _load(self) -> PositionLedger:
         ledger = PositionLedger()
         db = self._db
         for venue, symbol, kind, base, quote, settle, size in db.execute("SELECT * FROM instruments ORDER BY rowid"):
@@ -261,11 +276,13 @@ class SqliteFillStore:
         for venue, account, _, body in db.execute("SELECT * FROM baselines ORDER BY rowid"):
             ledger.apply_snapshot(AccountKey(venue=venue, account=account),
                                   msgspec.json.decode(body, type=AccountSnapshot))
-        for row in db.execute("SELECT * FROM fills ORDER BY rowid"):
-            venue, account, symbol, trade_id, order_id, side, price, qty, fee, fee_ccy, ts_ex, ts_recv = row
+        for row in db.execute("SELECT venue, account, symbol, trade_id, order_id, side, price, qty, fee, fee_currency, "
+                              "ts_exchange_ns, ts_recv_ns, realized_pnl FROM fills ORDER BY rowid"):
+            venue, account, symbol, trade_id, order_id, side, price, qty, fee, fee_ccy, ts_ex, ts_recv, pnl = row
             ledger.apply_fill(AccountKey(venue=venue, account=account), Fill(
                 symbol=symbol, fill_id=trade_id, order_id=order_id, side=TradeSide(side), price=Decimal(price),
-                qty=Decimal(qty), fee=Decimal(fee), fee_currency=fee_ccy, ts_exchange_ns=ts_ex, ts_recv_ns=ts_recv))
+                qty=Decimal(qty), fee=Decimal(fee), fee_currency=fee_ccy, ts_exchange_ns=ts_ex, ts_recv_ns=ts_recv,
+                realized_pnl=None if pnl is None else Decimal(pnl)))
         for venue, account, update_id, currency, delta, ts_ex, ts_recv in db.execute(
                 "SELECT * FROM balance_updates ORDER BY rowid"):
             ledger.apply_balance_update(AccountKey(venue=venue, account=account), BalanceUpdate(

@@ -19,7 +19,18 @@ from .engine import (
     seq_from_timestamp,
 )
 from .exchange import VENUES, SimExchange, serve
-from .faults import DEMO_KINDS, FAULTS, FaultInfo, FaultKind, FaultPlan, FaultScope, FaultSpec
+from .account import SimAccount, SimFill, SimOrder
+from .faults import (
+    DEMO_KINDS,
+    FAULTS,
+    PRIVATE_KINDS,
+    PUBLIC_KINDS,
+    FaultInfo,
+    FaultKind,
+    FaultPlan,
+    FaultScope,
+    FaultSpec,
+)
 from .venues import DEFAULT_SYMBOLS, DEMO_VENUES, DIALECTS, get_dialect
 
 __all__ = [
@@ -35,8 +46,13 @@ __all__ = [
     "FaultScope",
     "FaultSpec",
     "MarketEngine",
+    "PRIVATE_KINDS",
+    "PUBLIC_KINDS",
+    "SimAccount",
     "SimConfig",
     "SimExchange",
+    "SimFill",
+    "SimOrder",
     "SymbolSpec",
     "VENUES",
     "get_dialect",

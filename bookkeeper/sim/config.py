@@ -21,6 +21,14 @@ class SimConfig:
         kraken_heartbeat_s: ``{"channel":"heartbeat"}`` period (~1 s, §7.5).
         stale_lag: how many ids behind the truth a ``stale_snapshot`` answer is.
         history: seqs kept for ``engine.book_at``.
+        account_fill_rate_per_s: mean automatic fills per second of each enabled account while
+            the engine runs (0 = only explicit ``SimAccount.trade`` calls).
+        account_history_retention_s: override of the venues' fill-history windows (``None`` =
+            the real ones: OKX ``fills-history`` 3 months, ``fills`` 3 days, §5.6; Binance spot
+            documents none), so tests reach "older than the window" in sim time.
+        private_session_lifetime_s: lifetime of a Binance WS API connection (24 h real, §3.6);
+            at expiry the server sends ``eventStreamTerminated`` and closes with 1000.
+        private_recv_window_ms: Binance's default ``recvWindow`` for signed requests (5000 ms).
     """
 
     push_interval_s: float = 0.05
@@ -31,3 +39,7 @@ class SimConfig:
     kraken_heartbeat_s: float = 1.0
     stale_lag: int = 200
     history: int = 10_000
+    account_fill_rate_per_s: float = 2.0
+    account_history_retention_s: float | None = None
+    private_session_lifetime_s: float = 86_400.0
+    private_recv_window_ms: int = 5_000

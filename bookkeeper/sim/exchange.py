@@ -7,6 +7,13 @@ subscribed connection (see ``server.py``). Generation and queueing are one synch
 a snapshot taken between two ticks is always at a batch boundary. Tests never sleep: they
 ``pause()``, ``push()`` exact batches, and ``await wait_sent()``/``wait_subscribed()``, which
 wake on the simulator's own change notifications.
+
+Accounts (``accounts=("binance", "okx")``, off by default) add each venue's private side: a
+:class:`~bookkeeper.sim.account.SimAccount` (ground-truth orders, fills, balances, positions)
+served by the venue's private dialect (account WebSocket + signed REST, ``private.py``). The
+push loop trades on each account at ``account_fill_rate_per_s`` after publishing the books;
+the accounts have their own RNGs, so the books and the engine are the same with accounts on
+or off. ``wait_private_sent()`` waits until every private frame queued so far was handled.
 """
 
 from __future__ import annotations
@@ -27,18 +34,21 @@ from collections.abc import (
 from dataclasses import replace
 from typing import Any
 
+from .account import SimAccount
 from .config import SimConfig
 from .engine import MarketEngine, SymbolSpec
 from .faults import FAULTS, FaultKind, FaultPlan, FaultScope, FaultSpec
 from .server import VenueServer
 from .venues import DEFAULT_SYMBOLS, DIALECTS, get_dialect
 
-__all__ = ["SimConfig", "SimExchange", "serve", "VENUES"]
+__all__ = ["ACCOUNT_VENUES", "SimConfig", "SimExchange", "serve", "VENUES"]
 
 logger = logging.getLogger("bookkeeper.sim")
 
 #: The venues the simulator speaks, from the one dialect registry (``bookkeeper.sim.venues``).
 VENUES: tuple[str, ...] = tuple(DIALECTS)
+#: The venues whose private side (account) the simulator can serve.
+ACCOUNT_VENUES: tuple[str, ...] = tuple(v for v in VENUES if get_dialect(v).private_dialect is not None)
 
 
 def _default_spec(venue: str, symbol: str) -> SymbolSpec:
@@ -63,6 +73,9 @@ class SimExchange:
         config: other knobs, see :class:`SimConfig`.
         ports: fixed port per venue (default ephemeral).
         paused: start with the engine paused (use :meth:`push` / :meth:`resume`).
+        accounts: venues (of ``venues``, each in :data:`ACCOUNT_VENUES`) whose private side
+            is served: a seeded :class:`SimAccount` (see :meth:`account`), the account
+            WebSocket and the signed REST endpoints. Default none: the public simulator only.
     """
 
     def __init__(
@@ -76,6 +89,7 @@ class SimExchange:
         config: SimConfig | None = None,
         ports: Mapping[str, int] | None = None,
         paused: bool = False,
+        accounts: Iterable[str] = (),
     ) -> None:
         cfg = config or SimConfig()
         if push_interval_s is not None:
@@ -97,6 +111,15 @@ class SimExchange:
             specs[v] = [s if isinstance(s, SymbolSpec) else _default_spec(v, s) for s in chosen]
         self.engine = MarketEngine(seed, [s for v in venue_list for s in specs[v]], history=cfg.history)
         self.servers: dict[str, VenueServer] = {v: get_dialect(v)(self, specs[v]) for v in venue_list}
+        self.accounts: dict[str, SimAccount] = {}
+        for v in accounts:
+            if v not in self.servers:
+                raise ValueError(f"account venue {v!r} is not among the simulated venues {venue_list}")
+            if v not in ACCOUNT_VENUES:
+                raise ValueError(f"the simulator has no account for {v!r}; it has {', '.join(ACCOUNT_VENUES)}")
+            account = self.servers[v].enable_account(seed)
+            account.subscribe(self._account_changed)
+            self.accounts[v] = account
         #: How many times each fault kind acted (see ``faults.py``).
         self.faults_injected: dict[str, int] = {k.value: 0 for k in FaultKind}
         self._changed = asyncio.Event()
@@ -146,10 +169,13 @@ class SimExchange:
 
         For Binance ``ws`` is the host root (append ``/stream?streams=..`` or ``/ws/<stream>``,
         as with ``wss://stream.binance.com:9443``); for OKX it ends in ``/ws/v5/public``, for
-        Kraken in ``/v2``.
+        Kraken in ``/v2``. With the venue's account on, ``ws_private`` is its private stream.
         """
         server = self.servers[venue]
-        return {"ws": server.ws_url, "ws_root": server.ws_root, "rest": server.rest_url}
+        out = {"ws": server.ws_url, "ws_root": server.ws_root, "rest": server.rest_url}
+        if server.private is not None:  # the account's stream (Binance /ws-api/v3, OKX /ws/v5/private)
+            out["ws_private"] = server.ws_root + server.private.ws_path
+        return out
 
     def ccxt_config(self, venue: str) -> dict[str, Any]:
         """Constructor config that points a ccxt (async_support) exchange at the simulator.
@@ -166,6 +192,17 @@ class SimExchange:
             if symbol in server.specs:
                 return venue
         raise KeyError(symbol)
+
+    def account(self, venue: str) -> SimAccount:
+        """The ground-truth account of ``venue`` (enabled with ``accounts=``).
+
+        Raises:
+            KeyError: the venue's account is not enabled.
+        """
+        return self.accounts[venue]
+
+    def _account_changed(self, _changes: object) -> None:
+        self.notify()
 
     # -- engine control -----------------------------------------------------------------
 
@@ -216,6 +253,8 @@ class SimExchange:
             await asyncio.sleep(max(0.0, next_t - loop.time()))
             if not self._paused:
                 self.push()
+                for account in self.accounts.values():
+                    account.auto_trade(self.config.account_fill_rate_per_s, interval)
 
     # -- waiting (no sleeps) ------------------------------------------------------------
 
@@ -259,6 +298,16 @@ class SimExchange:
         server = self.servers[venue]
         await self.wait_for(lambda: len(server.subscribers(symbol)) >= count, timeout_s)
 
+    async def wait_private_sent(self, venue: str | None = None, timeout_s: float = 10.0) -> None:
+        """Wait until every private connection's writer has handled (sent, or dropped by
+        ``private_drop``) every private event frame queued on it so far."""
+        targets = [(conn, conn.private_queued) for v, server in self.servers.items()
+                   if venue is None or v == venue for conn in server.conns if conn.private_queued]
+        await self.wait_for(
+            lambda: all(conn.private_done >= q or conn.stalled or conn not in conn.server.conns for conn, q in targets),
+            timeout_s,
+        )
+
     def connections(self, venue: str) -> int:
         """Live WebSocket connections of ``venue``."""
         return len(self.servers[venue].conns)
@@ -288,7 +337,8 @@ class SimExchange:
         ``abort``, ``stall`` (``duration_s``), ``close_1000`` and ``close_1001`` act on the
         live connections at once (``conn_index`` picks one, oldest first). ``conn_limit``
         sets a per-IP cap (``max``, default 1; ``max=None`` lifts it). ``refuse`` with
-        ``outage=True`` stops listening (``duration_s`` to reopen). Every other kind is armed
+        ``outage=True`` stops listening (``duration_s`` to reopen). ``private_abort`` and
+        ``auth_expiry`` act at once on the venue's private connections. Every other kind is armed
         for the next ``count`` (default 1) matching frames/requests/connections.
 
         Returns:
@@ -300,6 +350,11 @@ class SimExchange:
             scope = FAULTS[k].scope
             if scope is FaultScope.CONNECTION:
                 n = server.apply_connection_fault(k, params)
+                if n:
+                    self.count_fault(k, n)
+                affected += n
+            elif scope is FaultScope.PRIVATE:
+                n = server.private.apply_fault(k, params) if server.private is not None else 0
                 if n:
                     self.count_fault(k, n)
                 affected += n
@@ -329,6 +384,24 @@ class SimExchange:
         """Listen again on the same ports."""
         for server in self._targets(venue):
             await server.end_outage()
+
+    @contextlib.contextmanager
+    def private_refused(self, venue: str | None = None) -> Iterator[None]:
+        """While the block runs, refuse new private-stream connections of ``venue`` (HTTP 503 on
+        the upgrade, as a venue whose account endpoint is down answers); live ones are left
+        alone (add ``private_abort`` to cut them). Public streams and REST are not affected.
+
+        >>> with sim.private_refused("binance"):          # doctest: +SKIP
+        ...     await sim.inject("private_abort", "binance")  # the account side is cut off
+        """
+        servers = self._targets(venue)
+        for server in servers:
+            server.private_refused = True
+        try:
+            yield
+        finally:
+            for server in servers:
+                server.private_refused = False
 
     @contextlib.contextmanager
     def _scoped(self, kind: FaultKind, n: int | None, venue: str | None, params: Mapping[str, Any] | None = None) -> Iterator[None]:

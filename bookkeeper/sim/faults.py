@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
-    "DEMO_KINDS", "FAULTS", "FRAME_KINDS", "HTTP_KINDS", "FaultBudget", "FaultInfo", "FaultKind", "FaultPlan",
+    "DEMO_KINDS", "FAULTS", "FRAME_KINDS", "HTTP_KINDS", "PRIVATE_KINDS", "PUBLIC_KINDS", "FaultBudget", "FaultInfo", "FaultKind", "FaultPlan",
     "FaultScope", "FaultSpec",
 ]
 
@@ -43,6 +43,10 @@ class FaultKind(enum.StrEnum):
     CORRUPT_CHECKSUM = "corrupt_checksum"
     REFUSE = "refuse"
     CONN_LIMIT = "conn_limit"
+    PRIVATE_ABORT = "private_abort"
+    PRIVATE_DROP = "private_drop"
+    AUTH_EXPIRY = "auth_expiry"
+    PRIVATE_HTTP_429 = "private_http_429"
 
 
 class FaultScope(enum.Enum):
@@ -60,6 +64,8 @@ class FaultScope(enum.Enum):
     ACCEPT = "accept"
     #: a per-IP connection cap (``max``)
     LIMIT = "limit"
+    #: at once, on the live private (account) connections (``PrivateDialect.apply_fault``)
+    PRIVATE = "private"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,9 @@ class FaultInfo:
     #: place in ``bookkeeper demo``'s visible default mix (1 = first; 0 = not in it). The demo's
     #: seeded schedule draws from the mix in this order, so the order is part of its results.
     demo: int = 0
+    #: acts only on a venue's private side (account stream, signed REST); never in the demo
+    #: mix nor in chaos's public default
+    private: bool = False
 
 
 #: The one registry of fault kinds: CLI choices, the chaos and demo schedules and the README
@@ -93,9 +102,21 @@ FAULTS: Mapping[FaultKind, FaultInfo] = MappingProxyType({
                                           demo=9),
     FaultKind.REFUSE: FaultInfo(FaultScope.ACCEPT, "connection refused (``outage=True``: listener closed)"),
     FaultKind.CONN_LIMIT: FaultInfo(FaultScope.LIMIT, "per-IP connection cap (``max``)"),
+    FaultKind.PRIVATE_ABORT: FaultInfo(FaultScope.PRIVATE, "TCP abort of the private (account) connections only (1006)",
+                                       private=True),
+    FaultKind.PRIVATE_DROP: FaultInfo(FaultScope.FRAME, "a private order/fill frame never sent (REST history has it)",
+                                      private=True),
+    FaultKind.AUTH_EXPIRY: FaultInfo(FaultScope.PRIVATE, "the venue ends the authenticated session (Binance "
+                                     "eventStreamTerminated, OKX 60011 \"Please log in\")", private=True),
+    FaultKind.PRIVATE_HTTP_429: FaultInfo(FaultScope.HTTP, "HTTP 429 with Retry-After on private (signed) REST only",
+                                          private=True),
 })
-FRAME_KINDS = frozenset(k for k, info in FAULTS.items() if info.scope is FaultScope.FRAME)
-HTTP_KINDS = frozenset(k for k, info in FAULTS.items() if info.scope is FaultScope.HTTP)
+FRAME_KINDS = frozenset(k for k, info in FAULTS.items() if info.scope is FaultScope.FRAME and not info.private)
+HTTP_KINDS = frozenset(k for k, info in FAULTS.items() if info.scope is FaultScope.HTTP and not info.private)
+#: kinds acting on the public side (chaos's default mix), in registry order
+PUBLIC_KINDS: tuple[FaultKind, ...] = tuple(k for k, info in FAULTS.items() if not info.private)
+#: kinds acting only on a venue's private side (accounts), in registry order
+PRIVATE_KINDS: tuple[FaultKind, ...] = tuple(k for k, info in FAULTS.items() if info.private)
 #: ``bookkeeper demo``'s visible default mix, in its order
 DEMO_KINDS: tuple[FaultKind, ...] = tuple(sorted((k for k, info in FAULTS.items() if info.demo),
                                                  key=lambda k: FAULTS[k].demo))

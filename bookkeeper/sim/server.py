@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
+import importlib
 import logging
 import socket
 import struct
@@ -35,16 +36,30 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from .account import SimAccount
 from .config import SimConfig
 from .engine import ChangeSet, MarketEngine, SymbolSpec
 from .faults import FaultBudget, FaultKind
 
-__all__ = ["Frame", "ClientConn", "SimHost", "VenueServer", "RestResult", "json_response"]
+__all__ = ["Frame", "ClientConn", "PrivateSide", "SimHost", "VenueServer", "RestResult", "json_response"]
 
 logger = logging.getLogger("bookkeeper.sim")
 
 #: Outbound frames a slow client may have queued before it is cut off (bounded buffers).
 MAX_QUEUED_FRAMES = 20_000
+
+
+class PrivateSide(Protocol):
+    """What a venue server needs of its private dialect (``bookkeeper.sim.private``)."""
+
+    ws_path: str
+
+    def handles_rest(self, path: str) -> bool: ...
+    def rest(self, path: str, raw_query: str, query: Mapping[str, str], headers: Headers) -> RestResult: ...
+    def extra_tasks(self, conn: ClientConn) -> list[asyncio.Task[None]]: ...
+    def on_open(self, conn: ClientConn) -> None: ...
+    def on_text(self, conn: ClientConn, text: str) -> None: ...
+    def apply_fault(self, kind: FaultKind, params: Mapping[str, Any]) -> int: ...
 
 
 class SimHost(Protocol):
@@ -77,6 +92,12 @@ class Frame:
     seq: int | None = None
     data: bool = False
     corrupt: Callable[[], str] | None = None
+    #: a private order/fill event (never ``data``: public frame faults leave it alone; only
+    #: ``private_drop`` may lose it). Counted in ``ClientConn.private_done`` once handled.
+    private: bool = False
+    #: close the connection with this code once the frame is written (Binance's WS API
+    #: session lifetime: ``eventStreamTerminated`` then 1000)
+    close_code: int | None = None
 
 
 @dataclass(slots=True)
@@ -105,7 +126,7 @@ class ClientConn:
 
     __slots__ = (
         "ws", "server", "path", "query", "queue", "subs", "stalled", "held", "last_rx", "last_tx",
-        "processed", "tasks", "conn_id", "ip", "pongs",
+        "processed", "tasks", "conn_id", "ip", "pongs", "session", "private_queued", "private_done",
     )
 
     def __init__(self, ws: ServerConnection, server: VenueServer, conn_id: str) -> None:
@@ -129,6 +150,12 @@ class ClientConn:
         self.conn_id = conn_id
         #: Pongs received for the server's protocol pings (Binance keepalive).
         self.pongs = 0
+        #: private-dialect session state (login, subscriptions) on a private connection
+        self.session: Any = None
+        #: private event frames queued / handled (sent or dropped) by the writer, for
+        #: ``SimExchange.wait_private_sent``
+        self.private_queued = 0
+        self.private_done = 0
         peer = ws.remote_address
         self.ip = peer[0] if peer else "?"
 
@@ -138,6 +165,8 @@ class ClientConn:
             # A real venue disconnects a consumer that cannot keep up.
             self.server.sim.spawn(self.ws.close(1008, "slow consumer"))
             return
+        if frame.private:
+            self.private_queued += 1
         self.queue.put_nowait(frame)
 
     def send_json(self, obj: Any) -> None:
@@ -152,6 +181,9 @@ class VenueServer:
     """
 
     venue: ClassVar[str] = ""
+    #: ``"module:class"`` of the venue's private side (``bookkeeper.sim.private``), ``None``
+    #: where the simulator has no account for the venue
+    private_dialect: ClassVar[str | None] = None
     #: the instruments served when the caller names none
     default_symbols: ClassVar[tuple[SymbolSpec, ...]] = ()
 
@@ -162,10 +194,29 @@ class VenueServer:
         self.conns: set[ClientConn] = set()
         self.frames_published = 0
         self.conn_limit: int | None = None
+        #: the venue's private side (account WebSocket + signed REST), when its account is on
+        self.private: PrivateSide | None = None
+        #: refuse upgrades of the private stream (503: the venue's private endpoint is down)
+        #: while set; the public streams are not affected (``SimExchange.private_refused``)
+        self.private_refused = False
         self._servers: list[Server] = []
         self._port = 0
         self._next_conn = 0
         self._outage = False
+
+    def enable_account(self, seed: int) -> SimAccount:
+        """Create this venue's seeded ground-truth account and serve it on the private side.
+
+        Raises:
+            ValueError: the venue has no private dialect.
+        """
+        if self.private_dialect is None:
+            raise ValueError(f"the simulator has no private side for {self.venue!r}")
+        module, cls = self.private_dialect.split(":")
+        dialect = getattr(importlib.import_module(module), cls)
+        account = SimAccount(dialect.profile, seed, self.sim.engine)
+        self.private = dialect(self, account)
+        return account
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -248,6 +299,13 @@ class VenueServer:
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         split = urlsplit(request.path)
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        private = self.private
+        private_rest = not upgrade and private is not None and private.handles_rest(split.path)
+        if private_rest and self.budget.take(FaultKind.PRIVATE_HTTP_429):
+            # private REST only (signed endpoints); public requests are not affected
+            self.sim.count_fault(FaultKind.PRIVATE_HTTP_429)
+            retry = self.budget.params.get(FaultKind.PRIVATE_HTTP_429, {}).get("retry_after_s", 1)
+            return json_response(429, self.rate_limit_body(429), {"Retry-After": str(retry)})
         for kind, status in ((FaultKind.HTTP_429, 429), (FaultKind.HTTP_418, 418)):
             if self.budget.take(kind):
                 self.sim.count_fault(kind)
@@ -256,13 +314,19 @@ class VenueServer:
         if not upgrade:
             query = {k: v[-1] for k, v in parse_qs(split.query).items()}
             try:
-                result = self.rest(split.path, query)
+                if private_rest:
+                    assert private is not None
+                    result = private.rest(split.path, split.query, query, request.headers)
+                else:
+                    result = self.rest(split.path, query)
             except Exception:  # a bug in a route must still answer, as a venue's 500 would
                 logger.exception("sim %s REST %s failed", self.venue, request.path)
                 result = RestResult(500, {"error": "internal"})
             return json_response(result.status, result.body, result.headers)
-        if not self.ws_path_ok(split.path):
+        if not self.ws_path_ok(split.path) and not (private is not None and split.path == private.ws_path):
             return json_response(404, {"error": f"no stream at {split.path}"})
+        if self.private_refused and private is not None and split.path == private.ws_path:
+            return json_response(503, {"error": "private endpoint unavailable"})
         if self.conn_limit is not None:
             peer = ws.remote_address
             ip = peer[0] if peer else "?"
@@ -290,15 +354,24 @@ class VenueServer:
         conn = ClientConn(ws, self, f"{self.venue}-{self._next_conn}")
         self.conns.add(conn)
         conn.tasks.append(asyncio.create_task(self._writer(conn)))
+        private = self.private if self.private is not None and conn.path == self.private.ws_path else None
         conn.tasks.extend(self.extra_tasks(conn))
+        if private is not None:
+            conn.tasks.extend(private.extra_tasks(conn))
         try:
-            self.on_open(conn)
+            if private is not None:
+                private.on_open(conn)
+            else:
+                self.on_open(conn)
             async for message in ws:
                 conn.last_rx = asyncio.get_running_loop().time()
                 if conn.stalled:
                     continue
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")
-                self.on_text(conn, text)
+                if private is not None:
+                    private.on_text(conn, text)
+                else:
+                    self.on_text(conn, text)
         except ConnectionClosed:
             pass
         finally:
@@ -322,10 +395,22 @@ class VenueServer:
         try:
             while True:
                 frame = await conn.queue.get()
+                if frame.close_code is not None and not conn.stalled:
+                    if frame.text:
+                        await ws.send(frame.text)
+                    await ws.close(frame.close_code)
+                    return
                 if conn.stalled or not frame.text:  # stalled: silence; empty: a seq marker
                     self._processed(conn, frame)
                     continue
                 conn.last_tx = asyncio.get_running_loop().time()
+                if frame.private:
+                    if self.budget.take(FaultKind.PRIVATE_DROP):
+                        self.sim.count_fault(FaultKind.PRIVATE_DROP)
+                    else:
+                        await ws.send(frame.text)
+                    self._processed(conn, frame)
+                    continue
                 if not frame.data:
                     await ws.send(frame.text)
                     continue
@@ -355,6 +440,10 @@ class VenueServer:
             pass
 
     def _processed(self, conn: ClientConn, frame: Frame) -> None:
+        if frame.private:
+            conn.private_done += 1
+            self.sim.notify()
+            return
         if frame.symbol is not None and frame.seq is not None:
             if frame.seq > conn.processed.get(frame.symbol, -1):
                 conn.processed[frame.symbol] = frame.seq

@@ -3,8 +3,10 @@
 For each venue, mutants of its real capture (``fixtures/real``) go through a fresh decoder
 and ``BookSession``s synced from that capture (see :mod:`bookkeeper.testing.fuzz`). Only
 ``AdapterError`` may come out of a decoder, nothing out of a session, and a rejected frame
-never changes a book. Seeded: ``BOOKKEEPER_FUZZ_SEED=<n>`` reruns a failure (the seed is in
-every failure message); the default seed is fixed so CI is reproducible.
+never changes a book. The account adapters' private decoders and REST parsers get the same
+mutants of their samples (``fixtures/private``): only ``AdapterError``. Seeded:
+``BOOKKEEPER_FUZZ_SEED=<n>`` reruns a failure (the seed is in every failure message); the
+default seed is fixed so CI is reproducible.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import os
 import random
 from functools import cache
+from pathlib import Path
 
 import pytest
 from _recorded import REAL
-from bookkeeper.adapters import VENUES, get_adapter
+from bookkeeper.adapters import ACCOUNT_VENUES, VENUES, get_account_adapter, get_adapter
 
+from bookkeeper.actions import FillCursor
+from bookkeeper.errors import AdapterError
 from bookkeeper.testing.fuzz import (
     FrameKind,
     Mutation,
@@ -134,3 +139,63 @@ def test_a_broken_adapter_is_reported_with_its_seed() -> None:
 def test_seed_frames_include_rest_bodies_where_the_venue_bridges_with_rest() -> None:
     for venue in ("binance", "kucoin", "gateio", "gateio_futures"):
         assert any(sf.kind is FrameKind.REST for sf in seed_frames(venue)), venue
+
+
+# ------------------------------------------------------------------ private sides
+PRIVATE = Path(__file__).resolve().parents[2] / "fixtures" / "private"
+PRIVATE_FRAMES = 3_000
+
+#: REST parser of each account adapter -> the sample bodies it reads (fixtures/private/<venue>)
+PRIVATE_REST: dict[str, dict[str, tuple[str, ...]]] = {
+    "binance": {"parse_fills_page": ("rest_mytrades",), "parse_balances": ("rest_account",),
+                "parse_open_orders": ("rest_open_orders",)},
+    "okx": {"parse_fills_page": ("rest_fills_history",), "parse_balances": ("rest_balance",),
+            "parse_positions": ("rest_positions",), "parse_open_orders": ("rest_orders_pending",)},
+}
+
+
+def test_every_account_venue_has_private_samples() -> None:
+    assert set(PRIVATE_REST) == set(ACCOUNT_VENUES)
+    for venue in ACCOUNT_VENUES:
+        assert sorted((PRIVATE / venue).glob("ws_*.json")), venue
+
+
+@pytest.mark.parametrize("venue", ACCOUNT_VENUES)
+def test_mutated_private_frames_raise_only_typed_errors(venue: str) -> None:
+    """Mutants of the private samples through a fresh decoder, and through one that has seen a
+    login (OKX's decoder remembers it), and mutated REST bodies through the REST parsers: a
+    list of events or ``AdapterError``, nothing else (the seed is in every failure)."""
+    account = get_account_adapter(venue)
+    seeds = [p.read_bytes() for p in sorted((PRIVATE / venue).glob("ws_*.json"))]
+    logins = [s for s in seeds if b'"login"' in s or b'"subscriptionId"' in s and b'"status":' in s]
+    rng = random.Random(f"{SEED}:private:{venue}")
+    typed = 0
+    for n in range(PRIVATE_FRAMES):
+        frame = mutate(rng.choice(seeds), rng)
+        decoder = account.new_private_decoder()
+        if logins and n % 2:
+            decoder.decode(logins[0])
+        try:
+            events = decoder.decode(frame, 1)
+        except AdapterError:
+            typed += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - the point of the test
+            pytest.fail(f"seed={SEED} {venue}: decode({frame[:120]!r}) raised {type(exc).__name__}: {exc}")
+        assert isinstance(events, list), f"seed={SEED}"
+    assert typed > PRIVATE_FRAMES // 4, f"seed={SEED}: only {typed} mutants refused"
+    call = account.fills_call("X", cursor=FillCursor(ts_ns=0, trade_id="1"), since_ms=0, until_ms=1)
+    for method, names in PRIVATE_REST[venue].items():
+        parse = getattr(account, method)
+        kwargs = {"call": call, "symbol": "X"} if method == "parse_fills_page" else {}
+        for name in names:
+            sample = (PRIVATE / venue / f"{name}.json").read_bytes()
+            parse(sample, **kwargs)  # the sample itself parses
+            for _ in range(300):
+                body = mutate(sample, rng)
+                try:
+                    parse(body, **kwargs)
+                except AdapterError:
+                    continue
+                except Exception as exc:  # noqa: BLE001 - the point of the test
+                    pytest.fail(f"seed={SEED} {venue}.{method}({body[:120]!r}) raised {type(exc).__name__}: {exc}")

@@ -169,8 +169,9 @@ def test_replay_that_hits_its_page_cap_escalates_to_a_full_sync() -> None:
     out = h.s.replayed("BTCUSDT", exhausted=False, pages=3, newest_ns=None, now_ns=T0 + 6 * S)
     (sync,) = [a for a in out if isinstance(a, FullSync)]
     assert "escalated" in sync.reason and "3 pages used, history left" in sync.reason
-    assert [p.kind for p in h.s.plans] == [AccountPlanKind.FULL_SYNC, AccountPlanKind.FULL_SYNC]
-    assert (h.s.stats.replays, h.s.stats.full_syncs, h.s.stats.escalations) == (0, 2, 1)
+    # the replay ran (and is kept), then its escalation
+    assert [p.kind for p in h.s.plans] == [AccountPlanKind.FULL_SYNC, AccountPlanKind.REPLAY, AccountPlanKind.FULL_SYNC]
+    assert (h.s.stats.replays, h.s.stats.full_syncs, h.s.stats.escalations) == (1, 2, 1)
     # the other symbol's late answer belongs to a plan that no longer runs
     assert h.s.replayed("ETHUSDT", exhausted=True, pages=1, newest_ns=None, now_ns=T0 + 6 * S) == []
     h.full_sync(T0 + 6 * S)
@@ -179,8 +180,9 @@ def test_replay_that_hits_its_page_cap_escalates_to_a_full_sync() -> None:
 
 def test_gap_beyond_the_history_window_full_syncs_and_one_inside_replays() -> None:
     # window 30 s (scaled), lookback 5 s, the gap opened at T0 + 2 s: a replay reads from
-    # T0 - 3 s, so it is possible until T0 + 27 s inclusive, and not a nanosecond later
-    for opened_at, expected in ((T0 + 27 * S, AccountPlanKind.REPLAY), (T0 + 27 * S + 1, AccountPlanKind.FULL_SYNC)):
+    # T0 - 3 s up to 5 s past now, so it is possible until T0 + 22 s inclusive, and not a
+    # nanosecond later
+    for opened_at, expected in ((T0 + 22 * S, AccountPlanKind.REPLAY), (T0 + 22 * S + 1, AccountPlanKind.FULL_SYNC)):
         h = Harness(history=OKXLIKE)
         h.synced_from_scratch()
         h.run(h.s.handle([fill(10, ts=T0 + S)], T0 + S))
@@ -268,23 +270,25 @@ def test_reconcile_clean_then_a_dropped_fill_is_found_by_a_replay_from_the_clean
     venue = {"USDT": D("1000") - D("100") - D("0.1"), "BTC": D("1"), "ETH": D("0")}
     assert h.s.reconciled(T0 + 11 * S, balances=BalanceReport(balances=venue, ts_exchange_ns=T0 + S),
                           positions=None) == []
-    assert h.s.clean_ns == T0 + S
+    # equal at T0 + 1 s and nothing changed until the read: clean up to the read (less the lookback)
+    assert h.s.clean_ns == T0 + 6 * S
     # fill 2 is dropped on the stream; fill 3 arrives: the cursor is past fill 2
-    h.run(h.s.handle([fill(3, ts=T0 + 3 * S)], T0 + 3 * S))
+    h.run(h.s.handle([fill(3, ts=T0 + 13 * S)], T0 + 13 * S))
     _reconcile(h, T0 + 21 * S)
     venue = {"USDT": D("1000") - 3 * D("100.1"), "BTC": D("3"), "ETH": D("0")}
-    out = h.s.reconciled(T0 + 21 * S, balances=BalanceReport(balances=venue, ts_exchange_ns=T0 + 3 * S), positions=None)
+    out = h.s.reconciled(T0 + 21 * S, balances=BalanceReport(balances=venue, ts_exchange_ns=T0 + 13 * S),
+                         positions=None)
     replays = [a for a in out if isinstance(a, FetchFillsSince)]
     assert h.s.state is AccountState.RECOVERING and len(replays) == 2
-    assert all(a.cursor == FillCursor(ts_ns=T0 + S) for a in replays)  # from the clean point
-    h.ledger.apply_fill(ACCT, fill(2, ts=T0 + 2 * S))
-    h.s.replayed("BTCUSDT", exhausted=True, pages=1, newest_ns=T0 + 3 * S, now_ns=T0 + 22 * S)
+    assert all(a.cursor == FillCursor(ts_ns=T0 + 6 * S) for a in replays)  # from the clean point
+    h.ledger.apply_fill(ACCT, fill(2, ts=T0 + 12 * S))
+    h.s.replayed("BTCUSDT", exhausted=True, pages=1, newest_ns=T0 + 13 * S, now_ns=T0 + 22 * S)
     h.s.replayed("ETHUSDT", exhausted=True, pages=1, newest_ns=None, now_ns=T0 + 22 * S)
     # verified at once: clean
     _reconcile(h, T0 + 22 * S)
-    assert h.s.reconciled(T0 + 22 * S, balances=BalanceReport(balances=venue, ts_exchange_ns=T0 + 3 * S),
+    assert h.s.reconciled(T0 + 22 * S, balances=BalanceReport(balances=venue, ts_exchange_ns=T0 + 13 * S),
                           positions=None) == []
-    assert h.s.clean_ns == T0 + 3 * S and h.s.stats.drifts == 0
+    assert h.s.clean_ns == T0 + 17 * S and h.s.stats.drifts == 0
 
 
 def test_drift_a_replay_cannot_explain_is_alerted_with_evidence_and_full_synced() -> None:

@@ -441,3 +441,25 @@ def test_cursor_is_the_max_of_applied_fills_and_never_moves_back(data) -> None:
         if mine:
             top = canonical(mine)[-1]
             assert ledger.cursor(ACCT, symbol) == FillCursor(ts_ns=top.ts_exchange_ns, trade_id=top.fill_id)
+
+
+def test_the_venues_realized_pnl_of_a_fill_is_used_instead_of_ours() -> None:
+    # the venue rounds its average entry (here to 1 decimal): its PnL is what the balance follows
+    ledger = PositionLedger()
+    ledger.add_instrument("okx", PERP)
+    ledger.apply_fill(ACCT, fill("1", BUY, "1", "100", ts=1))
+    ledger.apply_fill(ACCT, fill("2", BUY, "2", "101", ts=2))  # our E = 100.666...
+    ours = ledger.position(ACCT, PERP.symbol)
+    assert str(ours.avg_entry_price).startswith("100.6666666666")
+    venue = Fill(symbol=PERP.symbol, fill_id="3", order_id="o-3", side=SELL, qty=D("3"), price=D("102"),
+                 ts_exchange_ns=3, realized_pnl=D("0.039"))  # (102 - 100.7) * 3 * 0.01
+    ledger.apply_fill(ACCT, venue)
+    assert ledger.position(ACCT, PERP.symbol) == Position(symbol=PERP.symbol, qty=D(0), avg_entry_price=D(0),
+                                                          realized_pnl=D("0.039"))
+    # without the venue's figure the ledger computes its own, (102 - 302/3) * 3 * 0.01, which a
+    # 50-digit average entry cannot make exactly 0.04: no venue's balance would match it
+    other = PositionLedger()
+    other.add_instrument("okx", PERP)
+    for f in (fill("1", BUY, "1", "100", ts=1), fill("2", BUY, "2", "101", ts=2), fill("3", SELL, "3", "102", ts=3)):
+        other.apply_fill(ACCT, f)
+    assert other.position(ACCT, PERP.symbol).realized_pnl == D("0.0399999999999999999999999999999999999999999999999")

@@ -163,3 +163,33 @@ def test_load_rebuilds_the_ledger_exactly_after_any_sequence(sequence: list[tupl
                 dl.apply_balance_update(ACCT, BalanceUpdate(currency="BTC", delta=D(uid), update_id=str(uid),
                                                             ts_exchange_ns=ts))
         assert store.load().state() == dl.ledger.state()
+
+
+def test_venue_pnl_of_a_fill_survives_a_reopen_and_a_version_1_store_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    # a store written by schema version 1 (no realized_pnl column), with one fill
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE fills (venue TEXT NOT NULL, account TEXT NOT NULL, symbol TEXT NOT NULL, trade_id TEXT NOT NULL,
+            order_id TEXT NOT NULL, side TEXT NOT NULL, price TEXT NOT NULL, qty TEXT NOT NULL, fee TEXT NOT NULL,
+            fee_currency TEXT, ts_exchange_ns INTEGER NOT NULL, ts_recv_ns INTEGER NOT NULL,
+            PRIMARY KEY (venue, account, symbol, trade_id));
+        INSERT INTO meta VALUES ('schema_version', '1');
+    """)
+    db.commit()
+    db.close()
+    with SqliteFillStore(path) as store:
+        durable = DurableLedger(store, store.load())
+        durable.add_instrument("okx", PERP)
+        opened = Fill(symbol=PERP.symbol, fill_id="1", order_id="a", side=TradeSide.BUY, price=D("100"), qty=D("3"),
+                      ts_exchange_ns=1, realized_pnl=D("0"))
+        closed = Fill(symbol=PERP.symbol, fill_id="2", order_id="b", side=TradeSide.SELL, price=D("101"), qty=D("3"),
+                      ts_exchange_ns=2, realized_pnl=D("0.0299999"))  # the venue's own figure
+        durable.apply_fills(ACCT, [opened, closed])
+        assert durable.ledger.position(ACCT, PERP.symbol).realized_pnl == D("0.0299999")
+        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    with SqliteFillStore(path) as store:
+        ledger = store.load()
+    assert ledger.fills(ACCT, PERP.symbol) == [opened, closed]
+    assert ledger.balances(ACCT)["USDT"] == D("0.0299999")

@@ -40,6 +40,8 @@ class BinanceServer(VenueServer):
     """Binance spot on loopback."""
 
     venue = "binance"
+    #: the WS API user data stream and signed REST (§3.6), served when the account is on
+    private_dialect = "bookkeeper.sim.venues.binance_private:BinancePrivate"
     #: the instruments served when the caller names none (precisions as the venue publishes them)
     default_symbols = (
         SymbolSpec(symbol="BTCUSDT", price_decimals=2, qty_decimals=5, mid_price="61837.63", typical_qty="0.05"),
@@ -52,7 +54,8 @@ class BinanceServer(VenueServer):
         return {
             "enableRateLimit": False,
             "urls": {"api": {"public": f"{rest}/api/v3", "private": f"{rest}/api/v3"}},
-            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+            # no margin-pair calls (ccxt makes them once credentials are set): spot only
+            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False},
         }
 
     def __init__(self, sim: Any, specs: Sequence[SymbolSpec]) -> None:

@@ -95,6 +95,9 @@ class BinanceUsdmServer(BinanceServer):
     """Binance USD-M futures public books on loopback (see the module docstring)."""
 
     venue = "binance_usdm"
+    #: USD-M user data is listenKey-based (exchange-protocols.md §4.6), not the spot WS API the
+    #: parent dialect serves: no simulated account yet
+    private_dialect = None
     #: the perpetuals served when the caller names none (precisions as the venue publishes
     #: them: BTCUSDT tick 0.10, step 0.001; ETHUSDT tick 0.01, step 0.001)
     default_symbols = (

@@ -38,6 +38,8 @@ class OkxServer(VenueServer):
     """OKX spot public books on loopback."""
 
     venue = "okx"
+    #: the private WebSocket and signed REST (§5.6), served when the account is on
+    private_dialect = "bookkeeper.sim.venues.okx_private:OkxPrivate"
     #: the instruments served when the caller names none (precisions as the venue publishes them)
     default_symbols = (
         SymbolSpec(symbol="BTC-USDT", price_decimals=1, qty_decimals=8, mid_price="61837.6", typical_qty="0.05"),
@@ -46,12 +48,18 @@ class OkxServer(VenueServer):
 
     def ccxt_config(self) -> dict[str, Any]:
         """See :meth:`VenueServer.ccxt_config`."""
-        return {
+        config: dict[str, Any] = {
             "enableRateLimit": False,
             "hostname": self.rest_url.removeprefix("http://"),
             "urls": {"api": {"rest": "http://{hostname}"}},
             "options": {"fetchMarkets": {"types": ["spot"]}},
         }
+        if self.private is not None:
+            # the account's SWAP instruments too; and no signed /asset/currencies call in
+            # load_markets (ccxt makes it once credentials are set; the simulator has no funding API)
+            config["options"]["fetchMarkets"]["types"] = ["spot", "swap"]
+            config["has"] = {"fetchCurrencies": False}
+        return config
     ws_path = "/ws/v5/public"
 
     def __init__(self, sim: Any, specs: Sequence[SymbolSpec]) -> None:
@@ -230,7 +238,9 @@ class OkxServer(VenueServer):
 
     def _instruments(self, query: Mapping[str, str]) -> RestResult:
         if query.get("instType", "SPOT") != "SPOT":
-            return RestResult(200, {"code": "0", "msg": "", "data": []})
+            swaps = getattr(self.private, "swap_instruments", None)  # the account's swaps (§5.6)
+            data_ = swaps() if swaps is not None and query.get("instType") == "SWAP" else []
+            return RestResult(200, {"code": "0", "msg": "", "data": data_})
         data = []
         for spec in self.specs.values():
             base, _, quote = spec.symbol.partition("-")

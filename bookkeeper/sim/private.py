@@ -1,0 +1,125 @@
+"""Base of the venues' private sides: the account WebSocket dialogue and the signed REST routes.
+
+Theory of operation: a :class:`PrivateDialect` belongs to one venue server (it is the
+server's ``private`` attribute when the venue's account is enabled) and to one
+:class:`~bookkeeper.sim.account.SimAccount`. The server routes to it every WebSocket
+connection on :attr:`PrivateDialect.ws_path` (``on_open``/``on_text``/``extra_tasks``) and
+every REST request whose path it :meth:`handles_rest` (with the raw query string and the
+headers, which signature checks need). The account calls :meth:`publish` with the changes of
+each mutation; the dialect turns them into the venue's pushes on the connections whose session
+is authenticated and subscribed.
+
+Private event frames (orders/fills) are queued with ``Frame(private=True)``: never ``data``,
+so the public frame faults (drop/duplicate/reorder/corrupt) leave them alone, while
+``private_drop`` may lose one (the fill stays in REST history). Acks, balance and position
+pushes are plain control frames. The public connection faults (abort/stall/close) hit private
+connections too, as a real network would; ``private_abort`` and ``auth_expiry`` hit only them
+(:meth:`apply_fault`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import orjson
+from websockets.datastructures import Headers
+
+from .account import AccountChange, AccountProfile, SimAccount
+from .faults import FaultKind
+from .server import ClientConn, Frame, RestResult
+
+if TYPE_CHECKING:
+    from .server import VenueServer
+
+__all__ = ["PrivateDialect", "DAY_MS"]
+
+DAY_MS = 86_400_000
+
+
+class PrivateDialect:
+    """Shared plumbing of the private sides (see the module docstring).
+
+    Subclasses set ``ws_path``, ``profile`` and ``rest_paths`` and implement :meth:`on_text`,
+    :meth:`rest`, :meth:`publish` and :meth:`end_session`.
+    """
+
+    ws_path: ClassVar[str] = ""
+    #: the venue's account: instruments, starting balances, id bases, fee rules
+    profile: ClassVar[AccountProfile]
+    rest_paths: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, server: VenueServer, account: SimAccount) -> None:
+        self.server = server
+        self.account = account
+        account.subscribe(self.publish)
+
+    # -- routing --------------------------------------------------------------------------
+
+    def handles_rest(self, path: str) -> bool:
+        return path in self.rest_paths
+
+    def private_conns(self) -> list[ClientConn]:
+        return [c for c in self.server.conns if c.path == self.ws_path]
+
+    def extra_tasks(self, conn: ClientConn) -> list[asyncio.Task[None]]:
+        return []
+
+    def on_open(self, conn: ClientConn) -> None:
+        """A private connection opened (no session yet: login/subscribe come as messages)."""
+
+    def on_text(self, conn: ClientConn, text: str) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def rest(self, path: str, raw_query: str, query: Mapping[str, str], headers: Headers) -> RestResult:  # pragma: no cover
+        raise NotImplementedError
+
+    def publish(self, changes: list[AccountChange]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def end_session(self, conn: ClientConn) -> bool:  # pragma: no cover
+        """End ``conn``'s authenticated session the venue's way; False when it had none."""
+        raise NotImplementedError
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send_control(self, conn: ClientConn, obj: Any) -> None:
+        """An ack/answer/balance/position push (no fault but the connection faults touches it)."""
+        conn.send(Frame(orjson.dumps(obj).decode()))
+        self.server.sim.notify()
+
+    def send_event(self, conn: ClientConn, obj: Any) -> None:
+        """An order/fill push: the frame ``private_drop`` may lose."""
+        conn.send(Frame(orjson.dumps(obj).decode(), private=True))
+        self.server.sim.notify()
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def apply_fault(self, kind: FaultKind, params: Mapping[str, Any]) -> int:
+        """``private_abort`` / ``auth_expiry`` on the live private connections.
+
+        Returns:
+            connections affected (0: nothing to act on, so nothing is counted).
+        """
+        conns = sorted(self.private_conns(), key=lambda c: int(c.conn_id.rsplit("-", 1)[1]))
+        if "conn_index" in params:
+            conns = conns[int(params["conn_index"]):][:1]
+        affected = 0
+        for conn in conns:
+            if kind is FaultKind.PRIVATE_ABORT:
+                conn.ws.transport.abort()  # no close frame: the client sees 1006
+                affected += 1
+            elif kind is FaultKind.AUTH_EXPIRY:
+                affected += self.end_session(conn)
+        return affected
+
+    # -- history windows ----------------------------------------------------------------------
+
+    def window_ms(self, real_ms: int | None) -> int | None:
+        """The fills-history window: ``SimConfig.account_history_retention_s`` if set, else
+        the venue's real window (``None``: no window)."""
+        override = self.server.sim.config.account_history_retention_s
+        if override is not None:
+            return int(override * 1000) if real_ms is None else min(int(override * 1000), real_ms)
+        return real_ms
