@@ -8,13 +8,17 @@ from there, e.g. ``bookkeeper.events.Trade`` or ``bookkeeper.recovery.splice``):
   keepalive), :class:`BookView` (what ``feed.book()`` returns: read-only, refuses reads unless
   SYNCED), :class:`BookUpdate`, :class:`SyncState`, :class:`StateChanged`, :class:`Alert` /
   :class:`AlertKind`, :class:`PlanKind`, :class:`CloseReason`.
+- **Keep an account correct** (positions, balances, open orders, fills): :class:`AccountFeed`
+  (one account of one venue, durable in SQLite; replays missed fills or full-syncs after any
+  private-channel gap), :class:`ApiCredentials` (never prints its secret), :class:`AccountPolicy`,
+  :class:`AccountState`, :class:`AccountStateChanged`, :class:`AccountPlanKind`.
 - **Build on the sans-I/O core** (adapters, replays, your own driver): :class:`BookSession`,
   :class:`L2Book`, :class:`ExchangeCapabilities` with :class:`SequenceModel`,
   :class:`SpliceRule`, :class:`ChecksumKind`, and the events :class:`BookDelta`,
   :class:`BookSnapshot`, :class:`BookTicker`, :class:`SnapshotSource`; :func:`get_adapter`.
 - **Errors**: one root, :class:`BookkeeperError` (the tree is drawn in :mod:`bookkeeper.errors`).
 
-``Feed``, ``DriverConfig``, ``BookUpdate`` and ``get_adapter`` are imported lazily, so
+``Feed``, ``AccountFeed``, ``DriverConfig``, ``BookUpdate`` and ``get_adapter`` are imported lazily, so
 ``import bookkeeper`` stays free of asyncio, websockets and ccxt for users of the core.
 See README.md for the quick start.
 """
@@ -23,9 +27,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .actions import Alert, AlertKind, PlanKind, StateChanged, SyncState
+from .account_session import AccountPolicy
+from .actions import (
+    AccountPlanKind,
+    AccountState,
+    AccountStateChanged,
+    Alert,
+    AlertKind,
+    PlanKind,
+    StateChanged,
+    SyncState,
+)
 from .book import L2Book
 from .capabilities import ChecksumKind, ExchangeCapabilities, SequenceModel, SpliceRule
+from .credentials import ApiCredentials
 from .errors import (
     AdapterError,
     BookkeeperError,
@@ -45,6 +60,7 @@ from .view import BookView
 
 if TYPE_CHECKING:  # the lazy names, for type checkers and IDEs
     from .adapters import get_adapter
+    from .io.account import AccountFeed
     from .io.feed import Feed
     from .io.stream import BookUpdate, DriverConfig
 
@@ -52,6 +68,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Feed": "bookkeeper.io.feed",
+    "AccountFeed": "bookkeeper.io.account",
     "DriverConfig": "bookkeeper.io.stream",
     "BookUpdate": "bookkeeper.io.stream",
     "get_adapter": "bookkeeper.adapters",
@@ -77,6 +94,8 @@ __all__ = [
     # live books
     "Feed", "DriverConfig", "BookView", "BookUpdate", "SyncState", "StateChanged", "Alert", "AlertKind",
     "PlanKind", "CloseReason",
+    # accounts
+    "AccountFeed", "ApiCredentials", "AccountPolicy", "AccountState", "AccountStateChanged", "AccountPlanKind",
     # the sans-I/O core
     "BookSession", "L2Book", "ExchangeCapabilities", "SequenceModel", "SpliceRule", "ChecksumKind",
     "BookDelta", "BookSnapshot", "BookTicker", "SnapshotSource", "get_adapter",

@@ -191,6 +191,7 @@ def plan_account_recovery(
     est_fills: Mapping[str, int] | None = None,
     lookback_ns: int = 0,
     reason: str = "private channel gap",
+    until_ns: int | None = None,
 ) -> AccountRecoveryPlan:
     """Replay the gap's fills from the cursors, or full-sync (module docstring).
 
@@ -202,13 +203,15 @@ def plan_account_recovery(
         est_fills: estimated missed fills per symbol (missing: 0).
         lookback_ns: safety margin before each cursor's time (time-range replays).
         reason: what caused the recovery (carried into the plan's reason).
+        until_ns: where the replay reads up to (default ``gap.ended_ns``; a little past it
+            covers a venue clock that runs ahead of ours).
 
     Returns:
         The plan. REPLAY only when every symbol has a cursor within the venue's window and
         the estimated pages fit the budget; each ``FetchFillsSince`` may use its own
         estimate plus the budget's slack.
     """
-    account, until = gap.account, gap.ended_ns
+    account, until = gap.account, gap.ended_ns if until_ns is None else until_ns
     span_text = f"{reason} ({_seconds(gap.ended_ns - gap.started_ns)} long)"
     estimates: list[SymbolEstimate] = []
     for symbol in sorted(cursors):

@@ -116,6 +116,8 @@ class AccountPolicy:
             simulators with scaled windows; never needed against a real venue).
         order_gap_lookback_s: how far back an order-gap replay reads when the order's previous
             report is unknown.
+        lifetime_override_s: use this session lifetime instead of the venue's documented one
+            (tests and simulators with a scaled lifetime); ``None`` keeps the venue's.
     """
 
     page_budget: int = 20
@@ -126,6 +128,7 @@ class AccountPolicy:
     max_held_events: int = 100_000
     history_override: FillHistory | None = None
     order_gap_lookback_s: float = 60.0
+    lifetime_override_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.page_budget < 0 or self.lookback_s < 0 or self.rate_window_s <= 0 or self.max_held_events < 1 or (
@@ -189,6 +192,8 @@ class AccountSession:
         self._policy = policy or AccountPolicy()
         self._history = self._policy.history_override or history
         self._ledger = ledger
+        if self._policy.lifetime_override_s is not None:
+            session_lifetime_s = self._policy.lifetime_override_s
         self._lifetime_ns = None if session_lifetime_s is None else int(session_lifetime_s * NS)
         self._channels = frozenset(channels)
         self._state = _S.DISCONNECTED
@@ -479,9 +484,9 @@ class AccountSession:
         # every fill up to the moment the channel came back must be fetched (later ones arrive on
         # the stream; fetching some of those too is harmless)
         lookback = int(pol.lookback_s * NS)
-        gap = AccountGap(account=account, started_ns=self._gap_started_ns, ended_ns=now_ns + lookback)
+        gap = AccountGap(account=account, started_ns=self._gap_started_ns, ended_ns=now_ns)
         plan = plan_account_recovery(gap, cursors=cursors, history=self._history, page_budget=pol.page_budget,
-                                     est_fills=est, lookback_ns=lookback, reason=text)
+                                     est_fills=est, lookback_ns=lookback, reason=text, until_ns=now_ns + lookback)
         self._escalated = False
         return self._run(plan)
 

@@ -216,6 +216,9 @@ class AccountAdapter(Protocol):
     Attributes:
         name: the registry name (the same as the book adapter's).
         ccxt_id: the ccxt class of the private REST calls.
+        market_types: the ccxt market types (``spot``, ``swap``, ...) of the instruments the
+            account trades; a wire symbol listed under several types (Bybit ``BTCUSDT`` is
+            both spot and a linear swap) is taken from the first that lists it.
         history: what the venue's fills endpoint serves (page size, paging, windows).
         session_lifetime_s: the longest an authenticated private session lives before the
             venue ends it (Binance WS API connections: 24 h); ``None`` where none is
@@ -227,6 +230,7 @@ class AccountAdapter(Protocol):
 
     name: str
     ccxt_id: str
+    market_types: tuple[str, ...]
     history: FillHistory
     session_lifetime_s: float | None
     ping_interval_s: float | None

@@ -8,6 +8,7 @@ def test_all_is_pinned() -> None:
         [
             "Feed", "DriverConfig", "BookView", "BookUpdate", "SyncState", "StateChanged", "Alert", "AlertKind",
             "PlanKind", "CloseReason",
+            "AccountFeed", "ApiCredentials", "AccountPolicy", "AccountState", "AccountStateChanged", "AccountPlanKind",
             "BookSession", "L2Book", "ExchangeCapabilities", "SequenceModel", "SpliceRule", "ChecksumKind",
             "BookDelta", "BookSnapshot", "BookTicker", "SnapshotSource", "get_adapter",
             "BookkeeperError", "InvalidEvent", "InvalidState", "IntegrityError", "AdapterError", "TransportError",

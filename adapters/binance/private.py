@@ -313,6 +313,8 @@ class BinanceAccount:
 
     name = EXCHANGE
     ccxt_id = CCXT_ID
+    #: the ccxt market types this account trades (spot only: the WS API user data is spot's)
+    market_types: tuple[str, ...] = ("spot",)
     history = HISTORY
     #: §3.6: a WS API connection lives at most 24 h
     session_lifetime_s: float | None = 86_400.0

@@ -346,6 +346,8 @@ class OkxAccount:
 
     name = EXCHANGE
     ccxt_id = CCXT_ID
+    #: the ccxt market types this account trades (instIds are unique across them)
+    market_types: tuple[str, ...] = ("spot", "swap")
     history = HISTORY
     #: ⚠ OKX documents no lifetime of a private session (§5.5)
     session_lifetime_s: float | None = None

@@ -50,7 +50,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -103,8 +103,6 @@ def _make_feed(conf: Mapping[str, Any], *, environ: Mapping[str, str], on_plan: 
     adapter = get_account_adapter(conf["venue"])
     history = adapter.history
     window_ns = int(conf["policy"]["window_s"] * NS)
-    from dataclasses import replace
-
     history = replace(history, retention_ns=window_ns if history.retention_ns is None else min(window_ns,
                                                                                                  history.retention_ns))
     policy = AccountPolicy(page_budget=conf["policy"]["page_budget"], lookback_s=1.0,

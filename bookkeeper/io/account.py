@@ -90,6 +90,7 @@ from bookkeeper.ledger import AccountKey, InstrumentKind, InstrumentSpec, Positi
 from bookkeeper.policy import BackoffPolicy, BreakerPolicy, BreakerState, CircuitBreaker
 from bookkeeper.ports import AccountAdapter, RestCall
 
+from .account_metrics import AccountMetrics
 from .clock import SYSTEM_CLOCK, Clock, Sleep, real_sleep
 from .records import DisconnectRecord, RecordWriter, iso_utc
 from .redact import LIBRARY_LOGGERS, SecretRedactor
@@ -180,6 +181,8 @@ class AccountFeed:
         startup_jitter_s: a random delay up to this before the first connection (many bot
             instances restarting at once do not arrive together).
         environ: where ``credentials=None`` reads them (default ``os.environ``).
+        metrics: report this feed's state, recoveries, re-authentications, alerts and
+            disconnects there (read at scrape time).
 
     Raises:
         UsageError: unknown venue, no symbols, missing credentials, unwritable records path.
@@ -209,6 +212,7 @@ class AccountFeed:
         tick_interval_s: float = 0.25,
         startup_jitter_s: float = 0.0,
         environ: Mapping[str, str] | None = None,
+        metrics: AccountMetrics | None = None,
     ) -> None:
         from bookkeeper.adapters import get_account_adapter  # looked up, never imported by name
 
@@ -224,6 +228,9 @@ class AccountFeed:
         self._ws_root = ws_root or self._adapter.default_private_ws_root()
         self._rest_config = {k: v for k, v in (rest_config or {}).items()
                              if k not in ("apiKey", "secret", "password", "uid", "privateKey")}
+        if self._rest_config.get("verify", True) is False:
+            # signed requests carry the key and a signature: never over unverified TLS
+            raise UsageError("rest_config verify=False: TLS verification stays on for signed requests", venue=venue)
         self._policy = policy or AccountPolicy()
         self._backoff = backoff or BackoffPolicy()
         self._breaker = CircuitBreaker(breaker or BreakerPolicy())
@@ -247,6 +254,7 @@ class AccountFeed:
         self._transport: StreamTransport | None = None
         self._task: asyncio.Task[None] | None = None
         self._work: set[asyncio.Task[None]] = set()
+        self._replays: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._closing = False
         self._failure: BaseException | None = None
@@ -266,6 +274,12 @@ class AccountFeed:
         self.attempts = 0
         self.ignored_events = 0
         self.errors = 0
+        #: alerts by kind and disconnects by close cause, since start
+        self.alert_counts: Counter[str] = Counter()
+        self.disconnect_causes: Counter[str] = Counter()
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.watch(self)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -288,10 +302,13 @@ class AccountFeed:
             with map_ccxt_errors(self._exchange, venue=self._venue):
                 await self._exchange.load_markets()
             for symbol in self._symbols:
-                markets = self._exchange.markets_by_id.get(symbol)
-                if not markets:
-                    raise UsageError(f"{self._venue} lists no instrument {symbol!r}", venue=self._venue, symbol=symbol)
-                self._durable.add_instrument(self._venue, instrument_from_market(symbol, markets[0]))
+                listed = self._exchange.markets_by_id.get(symbol) or []
+                by_type = {m.get("type"): m for m in listed}
+                market = next((by_type[t] for t in self._adapter.market_types if t in by_type), None)
+                if market is None:
+                    raise UsageError(f"{self._venue} lists no {'/'.join(self._adapter.market_types)} instrument "
+                                     f"{symbol!r}", venue=self._venue, symbol=symbol)
+                self._durable.add_instrument(self._venue, instrument_from_market(symbol, market))
         except BaseException:
             await self._exchange.close()
             store.close()
@@ -599,6 +616,7 @@ class AccountFeed:
         if self._pending_record is not None:  # it never recovered before dropping again
             self._write_record(success=False)
         local = closure.reason is CloseReason.LOCAL_SHUTDOWN
+        self.disconnect_causes[str(closure.reason)] += 1
         if not local:
             self._breaker.record_failure(now_mono)
         for task in list(self._work):
@@ -650,8 +668,13 @@ class AccountFeed:
             self._request_id += 1
             self._send(self._adapter.subscribe_messages(request_id=str(self._request_id)))
         elif isinstance(action, FetchFillsSince):
-            self._spawn(self._replay(action))
+            self._replays.add(self._spawn(self._replay(action)))
         elif isinstance(action, FullSync):
+            # a replay escalated (or replaced): its other symbols' fetches must not answer the
+            # plans that follow
+            for task in list(self._replays):
+                task.cancel()
+            self._replays.clear()
             self._spawn(self._full_sync(action))
         elif isinstance(action, Reconcile):
             self._spawn(self._reconcile())
@@ -668,6 +691,7 @@ class AccountFeed:
             self._state_changed(action)
         elif isinstance(action, AccountAlert):
             self.alerts.append(action)
+            self.alert_counts[str(action.kind)] += 1
             log.warning("%s: %s: %s %s", self._key, action.kind, action.reason, action.evidence or "")
 
     def _send(self, frames: Sequence[str]) -> None:
@@ -679,15 +703,17 @@ class AccountFeed:
             for text in frames:
                 await transport.send(text)
 
-        self._spawn(send_all(), ordered=True)
+        self._spawn(send_all())
 
-    def _spawn(self, coro: Any, *, ordered: bool = False) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._work.add(task)
         task.add_done_callback(self._work_done)
+        return task
 
     def _work_done(self, task: asyncio.Task[None]) -> None:
         self._work.discard(task)
+        self._replays.discard(task)
         if task.cancelled():
             return
         exc = task.exception()

@@ -44,8 +44,9 @@ async def sim(venue: str) -> AsyncIterator[SimExchange]:
 def make_feed(sim: SimExchange, venue: str, store: Path, **kw: Any) -> AccountFeed:
     acct = sim.account(venue)
     kw.setdefault("policy", AccountPolicy(reconcile_interval_s=0.5, lookback_s=0.5))
+    kw.setdefault("rest_config", sim.ccxt_config(venue))
     return AccountFeed(venue, list(acct.instruments), credentials=kw.pop("credentials", acct.credentials),
-                       store=store, ws_root=sim.urls(venue)["ws_root"], rest_config=sim.ccxt_config(venue),
+                       store=store, ws_root=sim.urls(venue)["ws_root"],
                        backoff=FAST, breaker=BreakerPolicy(max_failures=20, window_s=60, cooldown_s=0.5), **kw)
 
 
@@ -108,8 +109,13 @@ async def test_first_sync_is_a_full_sync_then_stream_fills_apply(sim: SimExchang
 
 
 async def test_private_1006_is_recovered_by_replay_with_a_record(sim: SimExchange, venue: str, tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from bookkeeper.io.account_metrics import AccountMetrics
+
     records = tmp_path / "records.jsonl"
-    async with make_feed(sim, venue, tmp_path / "s.sqlite3", records_path=records) as feed:
+    metrics = AccountMetrics(CollectorRegistry())
+    async with make_feed(sim, venue, tmp_path / "s.sqlite3", records_path=records, metrics=metrics) as feed:
         await feed.wait_synced(timeout=TIMEOUT)
         trade_all(sim, venue)
         await converge(feed, sim, venue)
@@ -127,6 +133,12 @@ async def test_private_1006_is_recovered_by_replay_with_a_record(sim: SimExchang
             "private", "abnormal_closure", 1006, True)
         assert rec.plan == ["replay"] and rec.missed_messages_count == 2 * len(sim.account(venue).instruments)
         assert rec.account_plans and "disconnect" in rec.account_plans[0]["reason"]
+        labels = {"exchange": venue, "account": "main"}
+        assert metrics.value("bookkeeper_account_recoveries_total", kind="replay", **labels) == 1
+        assert metrics.value("bookkeeper_account_recoveries_total", kind="full_sync", **labels) == 1
+        assert metrics.value("bookkeeper_account_disconnects_total", cause="abnormal_closure", **labels) == 1
+        assert metrics.value("bookkeeper_account_state", state="synced", **labels) == 1
+        assert metrics.value("bookkeeper_account_fills", **labels) == len(feed.fills())
     line = records.read_text().splitlines()[0]
     assert '"channel":"private"' in line and '"account_plans"' in line
 
@@ -174,6 +186,15 @@ async def test_rest_429_during_replay_is_retried_after_retry_after(sim: SimExcha
         await converge(feed, sim, venue)
         assert sim.faults_injected["private_http_429"] == 1
         assert kinds(feed)[-1] is AccountPlanKind.REPLAY
+
+
+async def test_tls_verification_cannot_be_turned_off(sim: SimExchange, venue: str, tmp_path: Path) -> None:
+    from bookkeeper.errors import UsageError
+
+    with pytest.raises(UsageError, match="TLS verification"):
+        make_feed(sim, venue, tmp_path / "s.sqlite3", rest_config={**sim.ccxt_config(venue), "verify": False})
+    async with make_feed(sim, venue, tmp_path / "s.sqlite3") as feed:
+        assert feed._exchange.verify is True  # ccxt's default, never changed
 
 
 async def test_refused_credentials_halt_without_retrying(sim: SimExchange, venue: str, tmp_path: Path) -> None:
@@ -260,3 +281,31 @@ async def test_no_secret_in_logs_records_reprs_or_errors(sim: SimExchange, venue
         import pickle
 
         pickle.dumps(creds)
+
+
+async def test_session_lifetime_is_rotated_before_the_venue_ends_it(tmp_path: Path) -> None:
+    # Binance WS API connections live 24 h (§3.6); scaled here to 4 s on both sides
+    cfg = SimConfig(account_fill_rate_per_s=0.0, private_session_lifetime_s=4.0)
+    async with SimExchange(venues=("binance",), accounts=("binance",), seed=4, config=cfg) as sim:
+        policy = AccountPolicy(reconcile_interval_s=0.5, lookback_s=0.5, lifetime_override_s=4.0)
+        async with make_feed(sim, "binance", tmp_path / "s.sqlite3", policy=policy) as feed:
+            await feed.wait_synced(timeout=TIMEOUT)
+            await feed.wait_until(lambda f: f.session.stats.rotations >= 1 and f.connections >= 2
+                                  and f.state is AccountState.SYNCED, timeout=TIMEOUT)
+            trade_all(sim, "binance")
+            await converge(feed, sim, "binance")
+            # rotated before the venue's end of session: it never had to expire us
+            assert feed.session.stats.session_expiries == 0
+
+
+async def test_replay_beyond_the_page_budget_full_syncs(sim: SimExchange, venue: str, tmp_path: Path) -> None:
+    policy = AccountPolicy(reconcile_interval_s=0.5, lookback_s=0.5, page_budget=0)
+    async with make_feed(sim, venue, tmp_path / "s.sqlite3", policy=policy) as feed:
+        await feed.wait_synced(timeout=TIMEOUT)
+        with sim.private_refused(venue):
+            await sim.inject("private_abort", venue)
+            await feed.wait_until(lambda f: f.state is not AccountState.SYNCED, timeout=TIMEOUT)
+            trade_all(sim, venue)
+        await converge(feed, sim, venue)
+        assert kinds(feed) == [AccountPlanKind.FULL_SYNC, AccountPlanKind.FULL_SYNC]
+        assert "budget 0" in feed.session.plans[-1].reason
