@@ -391,7 +391,8 @@ class AccountSession:
                 self._known_ns = ts
             if isinstance(event, Fill):
                 key = (event.symbol, event.order_id)
-                self._order_fills[key] = self._order_fills.get(key, Decimal(0)) + event.qty
+                if key in self._order_fills:  # absent: counted from the ledger when next needed
+                    self._order_fills[key] += event.qty
             elif isinstance(event, OrderUpdate):
                 key = (event.symbol, event.order_id)
                 if event.status.is_open:
@@ -400,6 +401,22 @@ class AccountSession:
                     self._order_seen_ns.pop(key, None)
                     self._order_fills.pop(key, None)
                     self._checked_orders.discard(key)
+
+    def _filled_in_ledger(self, symbol: str, order_id: str) -> Decimal:
+        """What the ledger knows of an order's filled quantity: the latest baseline's figure for
+        it (a full sync lists open orders with their cumulative fills; fills at or before its
+        time are covered and need not be stored) plus the fills recorded after it."""
+        base = self._ledger.baseline(self._account)
+        total, as_of = Decimal(0), None
+        if base is not None:
+            as_of = base.as_of_ns
+            for o in base.open_orders:
+                if o.symbol == symbol and o.order_id == order_id:
+                    total = o.filled_qty
+        for f in self._ledger.fills(self._account, symbol):
+            if f.order_id == order_id and (as_of is None or f.ts_exchange_ns > as_of):
+                total += f.qty
+        return total
 
     def _order_gap(self, data: Sequence[PrivateEvent]) -> tuple[str, int, str] | None:
         """A fill lost on the stream, proven by an order's cumulative quantity (§2.5)."""
@@ -416,15 +433,15 @@ class AccountSession:
                 continue
             seen = self._order_fills.get(key)
             if seen is None:
-                # first report of this order since we started: count what the ledger holds of it
-                seen = sum((f.qty for f in self._ledger.fills(self._account, event.symbol)
-                            if f.order_id == event.order_id), Decimal(0))
-                self._order_fills[key] = seen
+                seen = self._order_fills[key] = self._filled_in_ledger(event.symbol, event.order_id)
             if seen + fills.get(key, Decimal(0)) < event.filled_qty:
                 self._checked_orders.add(key)  # one replay per order: covered fills may be unfetchable
                 since = self._order_seen_ns.get(key)
                 if since is None:
                     since = event.ts_exchange_ns - int(self._policy.order_gap_lookback_s * NS)
+                if self._clean_ns is not None:
+                    # every fill up to the last clean point is in the ledger: the lost one is later
+                    since = max(since, self._clean_ns)
                 why = (f"order {event.order_id} reports {event.filled_qty} filled, fills seen add up to "
                        f"{seen + fills.get(key, Decimal(0))}")
                 return event.symbol, since, why
@@ -552,6 +569,9 @@ class AccountSession:
         return [alert, ReconnectPrivate(reason=f"recovery failed: {detail}")]
 
     def _finish(self, now_ns: int) -> list[AccountAction]:
+        # the recovery put fills in the ledger that the per-order counts never saw: recount
+        # each order from the ledger when it next reports
+        self._order_fills.clear()
         held, self._held = self._held, []
         out: list[AccountAction] = []
         if held:

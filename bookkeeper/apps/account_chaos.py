@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m bookkeeper.apps.account_chaos worker CONFIG", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     return asyncio.run(_worker(args[1]))
 
 

@@ -373,3 +373,31 @@ def test_restart_from_a_store_with_cursors_replays_instead_of_full_syncing() -> 
     replays = [a for a in out if isinstance(a, FetchFillsSince)]
     assert {a.symbol: a.cursor for a in replays}["BTCUSDT"] == FillCursor(ts_ns=T0 + 2 * S, trade_id="7")
     assert "start" in h.s.plans[-1].reason
+
+
+def test_order_partly_filled_before_a_full_sync_is_not_an_order_gap() -> None:
+    h = Harness()
+    h.run(h.s.opened(T0))
+    h.run(h.s.handle([LOGGED_IN], T0))
+    # the full sync lists order B open with 2 already filled (those fills are in the baseline)
+    snap = AccountSnapshot(as_of_ns=T0, balances={"USDT": D("1000")},
+                           open_orders=[order("B", filled="2", ts=T0 - S)])
+    h.ledger.apply_snapshot(ACCT, snap)
+    h.run(h.s.synced_full(T0, T0 + S))
+    out = h.run(h.s.handle([fill(9, ts=T0 + 2 * S, order="B"), order("B", filled="3", ts=T0 + 2 * S)], T0 + 2 * S))
+    assert kinds(out) == [ApplyAccountEvents] and h.s.state is AccountState.SYNCED
+    assert h.s.stats.order_gaps == 0
+
+
+def test_fills_a_replay_found_count_for_the_order_afterwards() -> None:
+    h = Harness()
+    h.synced_from_scratch()
+    h.run(h.s.handle([fill(1, ts=T0 + S, order="C"), order("C", filled="1", ts=T0 + S)], T0 + S))
+    h.s.closed(T0 + 2 * S, CloseReason.ABNORMAL_CLOSURE)
+    h.s.opened(T0 + 3 * S)
+    h.s.handle([LOGGED_IN], T0 + 3 * S)
+    h.ledger.apply_fill(ACCT, fill(2, ts=T0 + 2 * S, order="C"))  # found by the replay
+    h.run(h.s.replayed("BTCUSDT", exhausted=True, pages=1, newest_ns=T0 + 2 * S, now_ns=T0 + 4 * S))
+    h.run(h.s.replayed("ETHUSDT", exhausted=True, pages=1, newest_ns=None, now_ns=T0 + 4 * S))
+    out = h.run(h.s.handle([fill(3, ts=T0 + 5 * S, order="C"), order("C", filled="3", ts=T0 + 5 * S)], T0 + 5 * S))
+    assert kinds(out) == [ApplyAccountEvents] and h.s.stats.order_gaps == 0
