@@ -63,6 +63,26 @@ class ChecksumKind(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """A venue's published limit: at most ``count`` per ``window_s`` seconds (per source IP).
+
+    Attributes:
+        count: how many (connection attempts, or units of REST weight).
+        window_s: the window they are counted over.
+
+    Raises:
+        InvalidEvent: a non-positive figure.
+    """
+
+    count: int
+    window_s: float
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not self.window_s > 0:
+            raise InvalidEvent(f"impossible rate limit: {self!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ExchangeCapabilities:
     """A venue's book-stream facts, as the core needs them.
 
@@ -79,6 +99,16 @@ class ExchangeCapabilities:
         rest_snapshot_depth: the largest REST snapshot depth worth asking for.
         ping_interval_s / pong_timeout_s: app-level keepalive (``None`` = protocol pings only).
         level_sequences: each level carries its own sequence (KuCoin ``[price, size, seq]``).
+        connection_sequence: every message of a connection carries one counter, across
+            channels and products, and the decoder reports a skipped or repeated number as a
+            ``NoticeKind.CONNECTION_GAP``/``CONNECTION_OUT_OF_ORDER`` notice: a lost or late
+            frame is visible even where the books carry no ids (Coinbase ``sequence_num``).
+        connect_limit: connection attempts allowed per source IP (``None``: none published);
+            a fleet shares it as a token bucket (:mod:`bookkeeper.coordination`).
+        rest_weight_limit: REST weight allowed per source IP (``None``: none published).
+        rest_snapshot_weights: ``(max_depth, weight)`` steps, ascending: what one REST
+            snapshot of up to ``max_depth`` levels costs against ``rest_weight_limit``
+            (empty: 1 per snapshot).
     """
 
     venue: str
@@ -94,7 +124,11 @@ class ExchangeCapabilities:
     pong_timeout_s: float | None = None
     idle_timeout_s: float | None = None
     level_sequences: bool = False
+    connection_sequence: bool = False
     max_buffered_deltas: int = 10_000
+    connect_limit: RateLimit | None = None
+    rest_weight_limit: RateLimit | None = None
+    rest_snapshot_weights: tuple[tuple[int, int], ...] = ()
 
 
 class FillPaging(enum.Enum):

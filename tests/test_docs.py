@@ -21,6 +21,8 @@ DOCTEST_MODULES = [
     "bookkeeper.ledger",
     "bookkeeper.account",
     "bookkeeper.splicing",
+    "bookkeeper.coordination",
+    "bookkeeper.io.coord",
     "bookkeeper.integrity",
     "bookkeeper.sim.venues",
     "bookkeeper.io.recording",

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
+from bookkeeper.capabilities import ExchangeCapabilities, RateLimit, SequenceModel, SpliceRule
 from bookkeeper.ports import Market, RestCall
 
 from .._common import capped_depth
@@ -27,7 +27,19 @@ SPOT_CAPABILITIES = ExchangeCapabilities(
     rest_snapshot=True,
     rest_snapshot_depth=1000,
     idle_timeout_s=30.0,
+    # §3.5: "300 connection attempts per 5 min per IP"
+    connect_limit=RateLimit(count=300, window_s=300.0),
+    # §3.4: REQUEST_WEIGHT 6000/min "in the doc examples" (the live value is in
+    # exchangeInfo.rateLimits); depth weight by limit 1-100 -> 5, -500 -> 25, -1000 -> 50, -5000 -> 250
+    rest_weight_limit=RateLimit(count=6000, window_s=60.0),
+    rest_snapshot_weights=((100, 5), (500, 25), (1000, 50), (5000, 250)),
 )
+
+#: ⚠ §4.4: 2400/min is "the commonly quoted value; not confirmed from an official page";
+#: ⚠ §4.5: no USD-M connection-attempt limit per IP was found (none is declared)
+_FUTURES_WEIGHT = RateLimit(count=2400, window_s=60.0)
+#: §4.4 depth weight: 5-50 -> 2, 100 -> 5, 500 -> 10, 1000 -> 20
+_FUTURES_DEPTH_WEIGHTS = ((50, 2), (100, 5), (500, 10), (1000, 20))
 
 USDM_CAPABILITIES = ExchangeCapabilities(
     venue="binance_usdm",
@@ -37,6 +49,8 @@ USDM_CAPABILITIES = ExchangeCapabilities(
     rest_snapshot=True,
     rest_snapshot_depth=1000,
     idle_timeout_s=30.0,
+    rest_weight_limit=_FUTURES_WEIGHT,
+    rest_snapshot_weights=_FUTURES_DEPTH_WEIGHTS,
 )
 
 COINM_CAPABILITIES = ExchangeCapabilities(
@@ -47,6 +61,9 @@ COINM_CAPABILITIES = ExchangeCapabilities(
     rest_snapshot=True,
     rest_snapshot_depth=1000,
     idle_timeout_s=30.0,
+    # ⚠ COIN-M figures are not in exchange-protocols.md; USD-M's (§4.4) are assumed
+    rest_weight_limit=_FUTURES_WEIGHT,
+    rest_snapshot_weights=_FUTURES_DEPTH_WEIGHTS,
 )
 
 

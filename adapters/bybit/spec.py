@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
-from bookkeeper.capabilities import ExchangeCapabilities, SequenceModel, SpliceRule
+from bookkeeper.capabilities import ExchangeCapabilities, RateLimit, SequenceModel, SpliceRule
 from bookkeeper.ports import Market
 
 CAPABILITIES = ExchangeCapabilities(
@@ -29,6 +29,8 @@ CAPABILITIES = ExchangeCapabilities(
     rest_snapshot_depth=1000,
     ping_interval_s=20.0,
     pong_timeout_s=10.0,
+    connect_limit=RateLimit(count=500, window_s=300.0),  # §6.5: 500 connections per 5 min per WS domain
+    rest_weight_limit=RateLimit(count=600, window_s=5.0),  # §6.4: 600 requests per 5 s per IP
 )
 
 #: §6.1: one public endpoint per market (``ws_url`` uses it as is). This adapter's market is

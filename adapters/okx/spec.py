@@ -21,6 +21,7 @@ import orjson
 from bookkeeper.capabilities import (
     ChecksumKind,
     ExchangeCapabilities,
+    RateLimit,
     SequenceModel,
     SpliceRule,
 )
@@ -40,6 +41,11 @@ CAPABILITIES = ExchangeCapabilities(
     ping_interval_s=15.0,
     pong_timeout_s=8.0,
     idle_timeout_s=30.0,
+    connect_limit=RateLimit(count=3, window_s=1.0),  # §5.5: "Connections: 3 requests/s per IP"
+    # §5.4: /market/books 40 req/2 s per IP; /market/books-full (sz > 400) 10 req/2 s: counted
+    # as 4 units of the same budget
+    rest_weight_limit=RateLimit(count=40, window_s=2.0),
+    rest_snapshot_weights=((400, 1), (5000, 4)),
 )
 
 #: The public channel we subscribe to: 400 levels, 100 ms, no login (§5.1 table).

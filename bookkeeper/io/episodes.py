@@ -11,6 +11,11 @@ attempts ran out, or the venue refused with a non-retryable answer such as 401) 
 While it is open the driver halts every book and :meth:`Episodes.cool_down` waits; then one
 probe (HALF_OPEN) is made, and the breaker closes when the new connection delivers data
 (:meth:`Episodes.on_healthy`).
+
+In a fleet (a :class:`~bookkeeper.io.coord.FleetLink`), each attempt first takes the lease of
+its connection key (waiting a bounded time for another instance's attempt at the same
+connection) and a token of the venue's shared connection-attempt budget (waiting while it is
+empty), so a fleet restarted by one deploy never exceeds the venue's per-IP limit.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from bookkeeper.policy import BackoffPolicy, BreakerState, CircuitBreaker
 from bookkeeper.ports import LiveSpec
 
 from .clock import Clock, Sleep
+from .coord import FleetLink, connection_key
 from .retry import retrying
 from .telemetry import Telemetry
 from .ws import Closure, StreamTransport, TransportFactory
@@ -64,11 +70,15 @@ class Episodes:
         breaker: the connection's breaker.
         clock, sleep, rng: time, waiting and jitter (injected).
         telemetry: records and metrics.
+        fleet: the connection-key lease and the shared connect budget (``None``: none).
     """
 
     def __init__(self, *, spec: LiveSpec, ws_base: str, symbols: Sequence[str], depth: int | None,
                  transport_factory: TransportFactory, backoff: BackoffPolicy, breaker: CircuitBreaker, clock: Clock,
-                 sleep: Sleep, rng: random.Random, telemetry: Telemetry) -> None:
+                 sleep: Sleep, rng: random.Random, telemetry: Telemetry, fleet: FleetLink | None = None) -> None:
+        self._fleet = fleet
+        #: the singleflight key of this connection's reconnects (equal on every instance)
+        self.key = connection_key(telemetry.exchange, ws_base, symbols)
         self._spec = spec
         self._ws_base = ws_base
         self._symbols = list(symbols)
@@ -137,6 +147,8 @@ class Episodes:
         self.episode_attempts += 1
         self.attempts += 1
         self._tm.attempt_started()
+        fleet = self._fleet
+        lease = await fleet.connect_slot(self.key) if fleet is not None else None
         transport = self._factory()
         symbols = self._symbols
         try:
@@ -149,6 +161,9 @@ class Episodes:
                 self.breaker.record_failure(self._clock.monotonic_ns())
                 self._tm.attempt_failed(closure, self.episode_attempts)
             raise
+        finally:
+            if fleet is not None:
+                await fleet.done(lease)
         self.connections += 1
         return transport
 

@@ -2,7 +2,10 @@
 
 - ``FetchSnapshot`` runs the REST client through tenacity (:func:`bookkeeper.io.retry.retrying`:
   bounded, :func:`~bookkeeper.io.retry.is_retryable` decides), epoch-tagged: the session
-  ignores a stale answer. A newer request cancels the one in flight; so does a WS snapshot
+  ignores a stale answer. With a fleet link (:class:`~bookkeeper.io.coord.FleetLink`) every
+  attempt first spends its REST weight from the shared budget, and a venue whose snapshots
+  carry ids takes them once for the fleet (singleflight + shared snapshot: this instance
+  fetches and publishes, or bridges its own buffered deltas onto a peer's). A newer request cancels the one in flight; so does a WS snapshot
   that synced the book (:meth:`Executor.cancel_fetch`).
 - ``Resubscribe`` sends that one symbol's unsubscribe (at the subscribed depth) and subscribe.
 - ``ReplayDeltas`` asks the journal (same retry rule), or answers ``None`` at once without one.
@@ -40,6 +43,7 @@ from bookkeeper.session import BookSession
 from bookkeeper.timers import SymbolTimers
 
 from .clock import Clock, Sleep
+from .coord import FleetLink, SnapshotOrigin
 from .rest import RestClient
 from .retry import EXPECTED_FAILURES, retrying
 from .telemetry import FailureSite, Telemetry
@@ -76,6 +80,7 @@ class Executor:
         drop: stop trusting the current connection (with a reason).
         wake: the per-symbol timers must look again.
         on_update, on_state: the consumer's callbacks.
+        fleet: shared budgets and snapshots (``None``: this process alone, as before).
     """
 
     def __init__(
@@ -98,8 +103,10 @@ class Executor:
         wake: Callable[[], None],
         on_update: Callable[[BookUpdate], None] | None,
         on_state: Callable[[StateChanged], None] | None,
+        fleet: FleetLink | None = None,
     ) -> None:
         self._conn = connection
+        self._fleet = fleet
         self._sessions: Mapping[str, BookSession] = connection.sessions
         self._spec = spec
         self._depth = depth
@@ -249,13 +256,26 @@ class Executor:
         self.fetches[session.symbol] = task
 
     # ------------------------------------------------------------------ the actions' I/O
+    async def _rest_snapshot(self, action: FetchSnapshot) -> BookSnapshot:
+        """One REST snapshot, with its retries (and each attempt's REST weight, in a fleet)."""
+        fleet = self._fleet
+        async for attempt in retrying(self._retry_policy, rng=self._rng, sleep=self._sleep):
+            with attempt:
+                if fleet is not None:
+                    await fleet.spend_rest(action.depth)
+                return await self._rest.fetch_snapshot(action.symbol, depth=action.depth)
+        raise AssertionError("unreachable: retrying() re-raises the last failure")  # pragma: no cover
+
     async def _fetch_snapshot(self, session: BookSession, action: FetchSnapshot) -> None:
         snap: BookSnapshot | None = None
         failure: str | None = None
+        origin = SnapshotOrigin.FETCHED
+        fleet = self._fleet
         try:
-            async for attempt in retrying(self._retry_policy, rng=self._rng, sleep=self._sleep):
-                with attempt:
-                    snap = await self._rest.fetch_snapshot(action.symbol, depth=action.depth)
+            if fleet is not None and fleet.shares_snapshots():
+                snap, origin = await fleet.snapshot(action.symbol, lambda: self._rest_snapshot(action))
+            else:
+                snap = await self._rest_snapshot(action)
         except EXPECTED_FAILURES as exc:
             log.warning("%s %s: snapshot failed: %s", self.exchange, action.symbol, exc)
             failure = f"{type(exc).__name__}: {exc}"
@@ -267,7 +287,10 @@ class Executor:
                 self.run(session, session.on_snapshot_failed(action.epoch, failure))
                 return
             assert snap is not None
-            self._tm.rest_snapshot()
+            if origin is SnapshotOrigin.SHARED:
+                self._tm.shared_snapshot()
+            else:
+                self._tm.rest_snapshot()
             self.run(session, session.on_snapshot(snap, epoch=action.epoch))
             if session.is_synced and self.on_update is not None:
                 self.emit_update(BookUpdate(symbol=session.symbol, seq=session.last_seq, ts_recv_ns=snap.ts_recv_ns))

@@ -19,6 +19,19 @@ Against a local simulator (no real exchange contacted)::
                         rest_config=sim.ccxt_config("binance")) as feed:
         ...
 
+Many instances (architecture.md §5) share one Redis: give each feed the fleet's coordinator
+and journal (the coordinator may be shared by the feeds of every venue in a process; a journal
+serves one venue)::
+
+    coord = RedisCoordinator("redis://10.0.0.5:6379/0")
+    journal = RedisJournal("redis://10.0.0.5:6379/0", window=100_000)
+    async with Feed("binance", ["BTCUSDT"], coordinator=coord, journal=journal) as feed:
+        ...
+
+Without them nothing changes: no budgets, this process's own snapshots, no journal. Redis down
+or slow degrades to that (a warning, ``bookkeeper_coordinator_degraded``), never blocking the
+feed for longer than the coordinator's ``op_timeout_s``.
+
 A book that is not ``SYNCED`` is never presented as valid: :meth:`Feed.book` raises, and
 ``updates()`` only reports books that are synced.
 
@@ -48,6 +61,7 @@ from bookkeeper.ports import Adapter, LiveSpec, RestCall
 from bookkeeper.view import BookView
 
 from .clock import SYSTEM_CLOCK, Clock, Sleep, real_sleep
+from .coord import Coordinator
 from .metrics import FeedMetrics
 from .records import RecordWriter
 from .rest import CcxtRestClient, NoRestClient, RestClient
@@ -160,7 +174,14 @@ class Feed:
             ``feed.metrics.serve(port)``. Feeds of different venues may share one.
         clock, sleep, seed: time sources and jitter seed (fakes in tests).
         transport_factory: builds the WebSocket transport per attempt.
-        journal: serves missed deltas (``ReplayDeltas``).
+        journal: serves missed deltas (``ReplayDeltas``); one that is also a
+            :class:`~bookkeeper.io.journal.JournalWriter` (``RedisJournal``, ``MemoryJournal``)
+            is fed the deltas this feed's synced books apply. The feed does not close it.
+        coordinator: fleet coordination (:class:`~bookkeeper.io.coord.InProcessCoordinator`
+            shared by feeds of one process, :class:`~bookkeeper.io.coord.RedisCoordinator` for
+            many instances): shared connect / REST-weight budgets, singleflight reconnects and
+            shared REST snapshots (``config.fleet`` tunes them). ``None``: this feed alone,
+            as before. The feed does not close it.
         on_update: called for every change of a synced book. Runs isolated: if it raises, the
             error is logged with its traceback and counted (:attr:`errors`), ingest goes on.
         on_state: called for every sync-state change (isolated the same way).
@@ -191,6 +212,7 @@ class Feed:
         on_update: Callable[[BookUpdate], None] | None = None,
         on_state: Callable[[StateChanged], None] | None = None,
         updates_maxlen: int = 1024,
+        coordinator: Coordinator | None = None,
     ) -> None:
         # adapters are looked up, never imported by name
         from bookkeeper.adapters import get_adapter
@@ -231,9 +253,16 @@ class Feed:
             self._adapter, list(dict.fromkeys(symbols)), ws_base=base or "", rest=self._rest,
             transport_factory=transport_factory, clock=clock, sleep=sleep, seed=seed, config=config,
             records=self.records, metrics=self.metrics, journal=journal,
-            on_update=self._on_update, on_state=self._on_state,
+            on_update=self._on_update, on_state=self._on_state, coordinator=coordinator,
         )
         driver = self._driver
+        link, jw = driver.fleet, driver.journal_writer
+        if link is not None or jw is not None:
+            self.metrics.watch_fleet(
+                self._adapter.name,
+                coordinator=link.coordinator.status if link is not None else None,
+                link=(lambda: link.stats) if link is not None else None,
+                journal=(lambda: jw.stats) if jw is not None else None)
         # scrape-time metrics: recovery rungs (the sessions' counts), last-message ages, breaker
         self.metrics.watch(self._adapter.name, driver.sessions, last_data_ns=driver.last_data_ns,
                            now_ns=clock.monotonic_ns, breaker=lambda: driver.breaker_state)

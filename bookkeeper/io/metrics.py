@@ -19,7 +19,8 @@ name                                          labels                 meaning
                                                                      open again
 ``bookkeeper_recoveries_total``               exchange, rung         recovery plans started, by rung
                                                                      (``PlanKind``: resume ... halt)
-``bookkeeper_snapshots_total``                exchange, kind         snapshots taken (``rest``, ``ws``)
+``bookkeeper_snapshots_total``                exchange, kind         snapshots taken (``rest``, ``ws``,
+                                                                     ``shared``: a fleet peer's REST one)
 ``bookkeeper_snapshots_avoided_total``        exchange, kind         recoveries without a snapshot
                                                                      (``resume``, ``replay``)
 ``bookkeeper_message_gaps_total``             exchange, symbol       sequence gaps detected
@@ -34,6 +35,21 @@ name                                          labels                 meaning
 ``bookkeeper_breaker_state``                  exchange, state        1 for the breaker's current state
                                                                      (closed, open, half_open)
 ``bookkeeper_driver_errors_total``            exchange, where        failures the driver contained
+``bookkeeper_coordinator_degraded``           exchange, component    1 while the fleet coordinator
+                                                                     (``coordinator``) or the delta
+                                                                     journal (``journal``) is degraded
+                                                                     to in-process behaviour
+``bookkeeper_coordinator_degradations_total`` exchange, component    degradation episodes so far
+``bookkeeper_shared_snapshots_total``         exchange, role         coordinated REST snapshots:
+                                                                     ``fetched`` (and published),
+                                                                     ``shared`` (a peer's), ``fallback``
+``bookkeeper_budget_waits_total``             exchange, budget       waits for the shared ``connect`` /
+                                                                     ``rest_weight`` budget
+``bookkeeper_budget_wait_seconds_total``      exchange, budget       seconds spent waiting for it
+``bookkeeper_journal_appends_total``          exchange, outcome      journal appends: ``written``,
+                                                                     ``duplicate``, ``dropped``, ``failed``
+``bookkeeper_journal_replays_total``          exchange, outcome      journal fetches: ``served``,
+                                                                     ``refused``
 ============================================  =====================  ===================================
 
 The counters the driver updates as things happen are plain ``prometheus_client`` metrics
@@ -56,7 +72,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -134,6 +150,60 @@ class WatchedSession(Protocol):
 
     @property
     def stats(self) -> object: ...
+
+
+@dataclass(slots=True, frozen=True)
+class _FleetWatch:
+    coordinator: Callable[[], object] | None
+    link: Callable[[], object] | None
+    journal: Callable[[], object] | None
+
+
+class _FleetCollector(Collector):
+    """Scrape-time fleet metrics of the watched feeds (one per exchange)."""
+
+    def __init__(self) -> None:
+        self.watches: dict[str, _FleetWatch] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        deg = GaugeMetricFamily("bookkeeper_coordinator_degraded",
+                                "1 while fleet coordination (coordinator, journal) runs degraded in-process",
+                                labels=["exchange", "component"])
+        degs = CounterMetricFamily("bookkeeper_coordinator_degradations",
+                                   "Episodes of fleet coordination degraded to in-process behaviour",
+                                   labels=["exchange", "component"])
+        shared = CounterMetricFamily("bookkeeper_shared_snapshots", "Coordinated REST snapshots, by role",
+                                     labels=["exchange", "role"])
+        waits = CounterMetricFamily("bookkeeper_budget_waits", "Waits for a shared budget",
+                                    labels=["exchange", "budget"])
+        wait_s = CounterMetricFamily("bookkeeper_budget_wait_seconds", "Seconds spent waiting for a shared budget",
+                                     labels=["exchange", "budget"])
+        appends = CounterMetricFamily("bookkeeper_journal_appends", "Delta journal appends, by outcome",
+                                      labels=["exchange", "outcome"])
+        replays = CounterMetricFamily("bookkeeper_journal_replays", "Delta journal fetches, by outcome",
+                                      labels=["exchange", "outcome"])
+        for exchange, w in list(self.watches.items()):
+            if w.coordinator is not None:
+                st: Any = w.coordinator()
+                deg.add_metric([exchange, "coordinator"], 1.0 if st.degraded else 0.0)
+                degs.add_metric([exchange, "coordinator"], st.degradations)
+            if w.link is not None:
+                ls: Any = w.link()
+                for role in ("fetched", "shared", "fallback"):
+                    shared.add_metric([exchange, role], ls.snapshots.get(role, 0))
+                for budget in ("connect", "rest_weight"):
+                    waits.add_metric([exchange, budget], ls.budget_waits.get(budget, 0))
+                    wait_s.add_metric([exchange, budget], ls.budget_wait_s.get(budget, 0.0))
+            if w.journal is not None:
+                js: Any = w.journal()
+                deg.add_metric([exchange, "journal"], 1.0 if js.degraded else 0.0)
+                degs.add_metric([exchange, "journal"], js.degradations)
+                for outcome, n in (("written", js.written), ("duplicate", js.duplicates), ("dropped", js.dropped),
+                                   ("failed", js.failed)):
+                    appends.add_metric([exchange, outcome], n)
+                for outcome, n in (("served", js.served), ("refused", js.refused)):
+                    replays.add_metric([exchange, outcome], n)
+        yield from (deg, degs, shared, waits, wait_s, appends, replays)
 
 
 @dataclass(slots=True, frozen=True)
@@ -255,6 +325,8 @@ class FeedMetrics:
                                      ["exchange", "where"], registry=r)
         self._watched = _WatchCollector()
         r.register(self._watched)
+        self._fleet = _FleetCollector()
+        r.register(self._fleet)
         #: per (exchange, symbol), bounded by the books: the last state, and the monotonic ns
         #: when the book left SYNCED (until it is SYNCED again)
         self._states: dict[tuple[str, str], SyncState] = {}
@@ -297,6 +369,19 @@ class FeedMetrics:
         """
         self._watched.watches[exchange] = _Watch(sessions=sessions, last_data_ns=last_data_ns,
                                                  now_ns=now_ns or self._clock, breaker=breaker)
+
+    def watch_fleet(self, exchange: str, *, coordinator: Callable[[], object] | None = None,
+                    link: Callable[[], object] | None = None, journal: Callable[[], object] | None = None) -> None:
+        """Read ``exchange``'s fleet coordination at scrape time (watching again replaces).
+
+        Args:
+            exchange: the venue (the ``exchange`` label).
+            coordinator: returns the coordinator's status
+                (:class:`~bookkeeper.io.coord.CoordinatorStatus`: ``degraded``, ``degradations``).
+            link: returns the driver's :class:`~bookkeeper.io.coord.FleetStats`.
+            journal: returns the journal's :class:`~bookkeeper.io.journal.JournalStats`.
+        """
+        self._fleet.watches[exchange] = _FleetWatch(coordinator=coordinator, link=link, journal=journal)
 
     # ------------------------------------------------------------------ reading, serving
     def value(self, name: str, **labels: str) -> float | None:

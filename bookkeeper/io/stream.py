@@ -23,6 +23,13 @@ It wires small parts, each with one job:
   resubscribes, journal replays, the consumer's callbacks), containing failures.
 - :class:`~bookkeeper.io.telemetry.Telemetry`: disconnect records, metrics, contained-failure
   counts (:attr:`StreamDriver.errors`, ``bookkeeper_driver_errors_total``).
+- **Fleet** (optional, :mod:`bookkeeper.io.coord`): with a coordinator, connection attempts
+  take the connection key's lease and a token of the venue's shared connect budget
+  (:class:`~bookkeeper.io.episodes.Episodes`), REST snapshots spend shared REST weight and are
+  taken once for the fleet (:class:`~bookkeeper.io.execute.Executor`). With a journal that is
+  also a :class:`~bookkeeper.io.journal.JournalWriter`, every delta a synced book applied is
+  handed to it (a decoded delta, or the raw frame the fast path applied): a queue append,
+  never an await on the hot path.
 - **Keepalive.** A watchdog task asks the pure :class:`~bookkeeper.policy.Keepalive` what
   is due, sleeping (injected ``sleep``) until the next deadline: send the venue's ping, or
   abort the socket with ``PING_TIMEOUT`` / ``IDLE_TIMEOUT``. Only data frames reset the
@@ -59,8 +66,9 @@ from bookkeeper.connection import (
     FaultKind,
     Output,
 )
+from bookkeeper.coordination import journaled
 from bookkeeper.errors import TransportError
-from bookkeeper.events import CloseReason, NoticeKind, StreamClosed, StreamOpened, Tick
+from bookkeeper.events import BookDelta, CloseReason, NoticeKind, StreamClosed, StreamOpened, Tick
 from bookkeeper.policy import (
     BackoffPolicy,
     BreakerPolicy,
@@ -76,8 +84,10 @@ from bookkeeper.timers import SymbolTimers
 from bookkeeper.types import Channel
 
 from .clock import SYSTEM_CLOCK, Clock, Sleep, real_sleep
+from .coord import Coordinator, FleetConfig, FleetLink
 from .episodes import Episodes
 from .execute import Executor, Journal
+from .journal import JournalWriter
 from .metrics import FeedMetrics
 from .records import RecordWriter
 from .rest import RestClient
@@ -105,6 +115,7 @@ class DriverConfig:
         depth: subscribed depth (venues that take one).
         channel: ``public`` or ``private`` (for records).
         bot_instance_id: written into every disconnect record.
+        fleet: how this driver takes part in a fleet (used only with a coordinator).
     """
 
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
@@ -125,6 +136,7 @@ class DriverConfig:
     #: :meth:`StreamDriver.close` waits this long for each step (clean close, the run task,
     #: helper tasks) before cancelling or giving up: closing never hangs
     close_timeout_s: float = 5.0
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
 
 def keepalive_for(adapter: Adapter) -> KeepalivePolicy:
@@ -158,7 +170,11 @@ class StreamDriver:
         seed: seeds the jitter RNG (``None``: from the OS).
         config: see :class:`DriverConfig`.
         records, metrics: telemetry sinks.
-        journal: serves ``ReplayDeltas``; ``None`` answers every replay with "cannot".
+        journal: serves ``ReplayDeltas``; ``None`` answers every replay with "cannot". When it
+            is also a :class:`~bookkeeper.io.journal.JournalWriter` (and the venue's ids chain),
+            the deltas synced books apply are appended to it.
+        coordinator: fleet coordination (shared budgets, singleflight connects and shared
+            snapshots, see :mod:`bookkeeper.io.coord`); ``None``: this process alone.
         on_update: called with a :class:`BookUpdate` whenever a synced book changed. It runs
             isolated: if it raises, the error is logged with its traceback and counted
             (``errors[FailureSite.ON_UPDATE]``), and ingest goes on.
@@ -189,6 +205,7 @@ class StreamDriver:
         journal: Journal | None = None,
         on_update: Callable[[BookUpdate], None] | None = None,
         on_state: Callable[[StateChanged], None] | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         if not isinstance(adapter, LiveSpec):
             raise TypeError(f"adapter {adapter.name!r} has no live wire dialogue (LiveSpec)")
@@ -212,18 +229,26 @@ class StreamDriver:
         self._conn = BookConnection(adapter, self._sessions, track_updates=on_update is not None)
         self._tm = Telemetry(adapter.name, clock=clock, records=records, metrics=metrics, channel=cfg.channel.value,
                              bot_instance_id=cfg.bot_instance_id)
+        self._fleet = (FleetLink(coordinator, caps=adapter.capabilities, config=cfg.fleet, sleep=sleep)
+                       if coordinator is not None else None)
+        attach = getattr(journal, "attach", None)
+        if attach is not None:
+            attach(adapter)  # the journal learns the venue's sequence model (and decoder)
+        #: where synced deltas are appended (a journal that also writes, for venues whose ids chain)
+        self._jw: JournalWriter | None = (
+            journal if isinstance(journal, JournalWriter) and journaled(adapter.capabilities.sequence_model) else None)
         self._timers = SymbolTimers(resync_timeout_s=cfg.resync_timeout_s, idle_timeout_s=cfg.symbol_idle_timeout_s)
         self._episodes = Episodes(
             spec=self._spec, ws_base=ws_base, symbols=list(self._sessions), depth=cfg.depth,
             transport_factory=transport_factory or (lambda: WebsocketsTransport(clock=clock)),
             backoff=cfg.backoff, breaker=CircuitBreaker(cfg.breaker), clock=clock, sleep=sleep, rng=rng,
-            telemetry=self._tm)
+            telemetry=self._tm, fleet=self._fleet)
         self._exec = Executor(
             self._conn, spec=self._spec, depth=cfg.depth, rest=rest, journal=journal,
             retry_policy=cfg.snapshot_backoff, rng=rng, sleep=sleep, clock=clock, telemetry=self._tm,
             timers=self._timers, transport=lambda: self._transport,
             stopped=lambda: self._closing or self._failure is not None, drop=self._drop_connection,
-            wake=self._wake_timers, on_update=on_update, on_state=on_state)
+            wake=self._wake_timers, on_update=on_update, on_state=on_state, fleet=self._fleet)
         self._breaker_halted: set[str] = set()
         #: monotonic ns of each symbol's last data message (``bookkeeper_last_message_age_seconds``)
         self._last_data_ns: dict[str, int] = {}
@@ -252,6 +277,16 @@ class StreamDriver:
     def errors(self) -> Counter[FailureSite]:
         """Failures the driver contained, by where they happened (see :class:`FailureSite`)."""
         return self._tm.errors
+
+    @property
+    def fleet(self) -> FleetLink | None:
+        """The driver's link to its fleet coordinator (``None`` without one)."""
+        return self._fleet
+
+    @property
+    def journal_writer(self) -> JournalWriter | None:
+        """Where synced deltas are appended (``None``: nowhere)."""
+        return self._jw
 
     @property
     def connections(self) -> int:
@@ -575,6 +610,8 @@ class StreamDriver:
             self._timers.on_data(fast.symbol, mono_ns)
             if self._on_update is not None:
                 self._exec.emit_update(BookUpdate(symbol=fast.symbol, seq=fast.last_seq, ts_recv_ns=ts_recv_ns))
+            if self._jw is not None:
+                self._jw.append_frame(fast.symbol, data, ts_recv_ns)  # decoded by the journal, off the hot path
             return
         if out.data:
             ka.on_data(mono_ns)
@@ -586,7 +623,23 @@ class StreamDriver:
                     self._timers.on_data(symbol, mono_ns)
         else:
             ka.on_frame(mono_ns)
+        if self._jw is not None and out.events:
+            self._journal(out.events)
         self._settle(out, FailureSite.FRAME)
+
+    def _journal(self, events: Sequence[object]) -> None:
+        """Append the deltas of one frame that synced books applied (a delta at or below the
+        book's last id was applied, or is a copy the journal rejects by its id)."""
+        jw = self._jw
+        assert jw is not None
+        sessions = self._sessions
+        for ev in events:
+            if type(ev) is BookDelta:
+                session = sessions.get(ev.symbol)  # type: ignore[attr-defined]
+                last = ev.last_seq  # type: ignore[attr-defined]
+                if session is not None and session.is_synced and last is not None and session.last_seq is not None \
+                        and last <= session.last_seq:
+                    jw.append(ev)  # type: ignore[arg-type]
 
     def _settle(self, out: Output, site: FailureSite) -> None:
         """Run what the connection produced: the sessions' actions, replies, notices logged,

@@ -290,3 +290,7 @@ class Telemetry:
     def rest_snapshot(self) -> None:
         """A REST snapshot arrived."""
         self.metric(lambda m: m.snapshots.labels(exchange=self.exchange, kind="rest").inc())
+
+    def shared_snapshot(self) -> None:
+        """A REST snapshot another instance of the fleet took arrived (no request of ours)."""
+        self.metric(lambda m: m.snapshots.labels(exchange=self.exchange, kind="shared").inc())

@@ -37,6 +37,14 @@ FAMILIES = {
     "bookkeeper_breaker_open": "gauge",
     "bookkeeper_breaker_state": "gauge",
     "bookkeeper_driver_errors": "counter",
+    # fleet coordination ([fleet]; read at scrape time from the coordinator, link and journal)
+    "bookkeeper_coordinator_degraded": "gauge",
+    "bookkeeper_coordinator_degradations": "counter",
+    "bookkeeper_shared_snapshots": "counter",
+    "bookkeeper_budget_waits": "counter",
+    "bookkeeper_budget_wait_seconds": "counter",
+    "bookkeeper_journal_appends": "counter",
+    "bookkeeper_journal_replays": "counter",
 }
 
 
