@@ -5,9 +5,12 @@ the connection, across channels and products (exchange-protocols.md §8.2), so n
 session can check it. The per-connection :class:`AtSequence` does, and reports a break as a
 value, not an exception: the frame's events are preceded by
 ``VenueNotice(kind=NoticeKind.CONNECTION_GAP)`` when numbers were skipped, and replaced by
-``VenueNotice(kind=NoticeKind.CONNECTION_OUT_OF_ORDER)`` when a number repeats or goes back (a
-duplicate or late frame must not overwrite newer absolute sizes). Either notice means every
-book on that connection is suspect: the driver resubscribes ``level2`` (or reconnects).
+``VenueNotice(kind=NoticeKind.CONNECTION_OUT_OF_ORDER)`` when a number goes back (a late frame
+must not overwrite newer absolute sizes). Either notice means every book on that connection is
+suspect: the driver resubscribes ``level2`` (or reconnects). A frame that repeats the last
+number is the same message delivered twice: it is dropped with an informational
+``NoticeKind.NOTICE`` and nothing is suspect (nothing was missed, and the copy never reaches a
+book), as a duplicate delta is ignored on venues whose books carry ids.
 A frame rejected with :class:`AdapterError` does not advance the counter, so the next good
 frame reports the lost one as a connection gap.
 """
@@ -119,8 +122,11 @@ class AtSequence:
             return VenueNotice(kind=NoticeKind.CONNECTION_GAP,
                                message=f"sequence_num {last} -> {n}: {n - last - 1} message(s) missed on this "
                                        "connection; every book on it is suspect")
+        if n == last:  # delivered twice: the first copy was handled, nothing was missed
+            return VenueNotice(kind=NoticeKind.NOTICE,
+                               message=f"sequence_num {n} repeated: duplicate frame dropped")
         return VenueNotice(kind=NoticeKind.CONNECTION_OUT_OF_ORDER,
-                           message=f"sequence_num {n} after {last}: duplicate or late frame dropped")
+                           message=f"sequence_num {n} after {last}: late frame dropped")
 
 
 # --------------------------------------------------------------------- Advanced Trade
@@ -189,7 +195,7 @@ def decode_advanced(frame: bytes | str, ts_recv_ns: int, seq: AtSequence) -> lis
     notice = seq.check(env.sequence_num)
     if notice is None:
         return events
-    if notice.kind == "connection_out_of_order":
+    if notice.kind is not NoticeKind.CONNECTION_GAP:  # a duplicate or late frame: dropped
         return [notice]
     return [notice, *events]
 

@@ -25,6 +25,9 @@ CAPABILITIES = ExchangeCapabilities(
     ws_splice_rule=SpliceRule.NONE,
     ws_snapshot_on_subscribe=True,
     rest_snapshot=False,
+    # sequence_num counts every message of the connection (§8.2): the decoder turns a skipped
+    # number into a CONNECTION_GAP notice, so a lost frame is seen although level2 has no ids
+    connection_sequence=True,
 )
 
 WS_URL = "wss://advanced-trade-ws.coinbase.com"  # §8.1 market data

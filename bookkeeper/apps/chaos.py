@@ -290,11 +290,12 @@ def _applicable(kind: FaultKind, caps: ExchangeCapabilities) -> bool:
         return caps.checksum is not ChecksumKind.NONE
     if kind in (FaultKind.DROP, FaultKind.REORDER):
         # A lost frame (or one arriving after a newer one, then ignored as stale) can only be
-        # repaired where the client can see it: ids that chain, or a checksum. Ids that may skip
-        # (MONOTONIC_ONLY: Bybit orderbook.N) with no checksum leave no trace of it, so no
+        # repaired where the client can see it: ids that chain, a checksum, or a counter of the
+        # connection's messages (Coinbase ``sequence_num``, §8.2). Ids that may skip
+        # (MONOTONIC_ONLY: Bybit orderbook.N) with none of these leave no trace of it, so no
         # client could stay consistent (exchange-protocols.md §6.2).
         return (caps.sequence_model in (SequenceModel.CONTIGUOUS_RANGE, SequenceModel.PREV_POINTER)
-                or caps.checksum is not ChecksumKind.NONE)
+                or caps.checksum is not ChecksumKind.NONE or caps.connection_sequence)
     return True
 
 

@@ -69,3 +69,11 @@ def test_one_venue_and_two_venues_report_the_same_keys() -> None:
     pair = _demo(",".join(list(DIALECTS)[:2]))
     assert pair["venues"] == list(DIALECTS)[:2]
     assert set(single) == set(pair)
+
+
+@pytest.mark.parametrize("venue", [v for v in DIALECTS if v not in DEMO_VENUES])
+def test_each_newer_dialect_runs_alone_in_the_demo(venue: str) -> None:
+    report = _demo(venue)
+    assert report["venues"] == [venue] and {b.split(":")[0] for b in report["books"]} == {venue}
+    assert report["final_consistent"] and report["mismatches"] == 0, report["mismatch_samples"]
+    assert all(b["state"] == "synced" for b in report["books"].values()), report["books"]

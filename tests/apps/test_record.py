@@ -258,12 +258,12 @@ def test_record_cli_ctrl_c_closes_cleanly(tmp_path: Path) -> None:
     (["--venue", "okx", "BTC-USDT", "--out", "f", "--sim", "--ws-url", "ws://x"], "not allowed with argument --sim"),
     (["--venue", "okx", "BTC-USDT", "--out", "f", "--sim", "--rest-url", "http://x"], "not allowed with argument --sim"),
     # a venue the simulator has no dialect for
-    (["--venue", "coinbase", "BTC-USD", "--out", "f", "--sim"], "the simulator speaks"),
+    (["--venue", "deribit", "BTC-PERPETUAL", "--out", "f", "--sim"], "the simulator speaks"),
     (["--venue", "okx", "BTC-USDT", "--out", "f", "--duration", "0"], "argument --duration: must be > 0"),
     (["--venue", "okx", "BTC-USDT", "--out", "/nonexistent-dir/f", "--sim"], "argument --out: cannot write"),
 ])
 def test_record_usage_errors_exit_2(args: list[str], needle: str) -> None:
-    assert args[1] != "coinbase" or "coinbase" not in DIALECTS, "pick a venue without a dialect"
+    assert args[1] != "deribit" or "deribit" not in DIALECTS, "pick a venue without a dialect"
     proc = subprocess.run([sys.executable, "-m", "bookkeeper.cli", "record", *args], check=False, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2, proc.stderr

@@ -6,7 +6,7 @@ so adding a dialect is one module plus one entry here. Dialects are imported laz
 dialect module imports ``server`` (never ``exchange``), so there is no import cycle.
 
 >>> sorted(DIALECTS)
-['binance', 'binance_usdm', 'bybit', 'kraken', 'okx']
+['binance', 'binance_usdm', 'bybit', 'coinbase', 'kraken', 'okx']
 >>> get_dialect("okx").venue
 'okx'
 """
@@ -31,6 +31,7 @@ DIALECTS: Mapping[str, str] = MappingProxyType({
     "kraken": "bookkeeper.sim.venues.kraken:KrakenServer",
     "binance_usdm": "bookkeeper.sim.venues.binance_usdm:BinanceUsdmServer",
     "bybit": "bookkeeper.sim.venues.bybit:BybitServer",
+    "coinbase": "bookkeeper.sim.venues.coinbase:CoinbaseServer",
 })
 
 
