@@ -39,6 +39,7 @@ VENUES: tuple[str, ...] = tuple(_REGISTRY)
 _ACCOUNT_REGISTRY: dict[str, str] = {
     "binance": "bookkeeper.adapters.binance.private:BINANCE_ACCOUNT",
     "okx": "bookkeeper.adapters.okx.private:OKX_ACCOUNT",
+    "bybit": "bookkeeper.adapters.bybit.private:BYBIT_ACCOUNT",
 }
 
 #: the venues whose private side (fills, balances, positions) the account ingest supports

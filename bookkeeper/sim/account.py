@@ -38,6 +38,7 @@ from __future__ import annotations
 import enum
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
@@ -147,6 +148,9 @@ class AccountProfile:
     buy_fee_in_base: bool = False
     #: the venue's API keys carry a passphrase (OKX)
     passphrase: bool = False
+    #: trade and order ids are UUID strings (Bybit ``execId``/``orderId``), deterministic per
+    #: counter, instead of decimal numbers
+    uuid_ids: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -538,7 +542,7 @@ class SimAccount:
         if side not in ("buy", "sell"):
             raise ValueError(f"side must be 'buy' or 'sell', not {side!r}")
         ts = self._tick()
-        oid = str(self._next_order)
+        oid = self._id("order", self._next_order)
         self._next_order += 1
         order = SimOrder(order_id=oid, client_order_id=f"sim{self.venue}{oid}", symbol=inst.symbol, side=side,
                          order_type=order_type, price=price, qty=qty, filled=Decimal("0"), filled_quote=Decimal("0"),
@@ -557,6 +561,11 @@ class SimAccount:
         bal.updated_ms = ts
         self._updated_ms = ts
         changes.append(BalancesChanged(assets=(asset,), ts_ms=ts))
+
+    def _id(self, kind: str, n: int) -> str:
+        if not self._profile.uuid_ids:
+            return str(n)
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.venue}:{kind}:{n}"))
 
     def _balance_of(self, asset: str) -> _Balance:
         if asset not in self._balances:
@@ -610,7 +619,7 @@ class SimAccount:
         if self._next_bill is not None:
             bill_id = str(self._next_bill)
             self._next_bill += 1
-        fill = SimFill(symbol=inst.symbol, trade_id=str(trade_id), order_id=order_id,
+        fill = SimFill(symbol=inst.symbol, trade_id=self._id(inst.symbol, trade_id), order_id=order_id,
                        client_order_id=order.client_order_id, side=order.side, price=price, qty=qty, fee=fee,
                        fee_currency=fee_ccy, ts_ms=ts, maker=maker, bill_id=bill_id, pnl=pnl)
         self._fills.append(fill)

@@ -151,6 +151,9 @@ PRIVATE_REST: dict[str, dict[str, tuple[str, ...]]] = {
                 "parse_open_orders": ("rest_open_orders",)},
     "okx": {"parse_fills_page": ("rest_fills_history",), "parse_balances": ("rest_balance",),
             "parse_positions": ("rest_positions",), "parse_open_orders": ("rest_orders_pending",)},
+    "bybit": {"parse_fills_page": ("rest_execution_list", "rest_execution_list_last"),
+              "parse_balances": ("rest_wallet_balance",), "parse_positions": ("rest_position_list",),
+              "parse_open_orders": ("rest_order_realtime",)},
 }
 
 

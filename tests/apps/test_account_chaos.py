@@ -46,6 +46,28 @@ async def test_account_chaos_in_process_meets_every_bar(tmp_path: Path) -> None:
     assert (tmp_path / "acct" / "plans.jsonl").exists()
 
 
+async def test_bybit_account_chaos_in_process_meets_every_bar(tmp_path: Path) -> None:
+    """Bybit's linear account: ``auth_expiry`` is a server close there (⚠ no documented expiry
+    message), recovered like any disconnect."""
+    cfg = ChaosConfig(venues=("bybit",), seed=7, duration_s=14.0, faults=("abort", "drop", *PRIVATE_FAULTS),
+                      account=True, account_workdir=str(tmp_path / "acct"), fault_rate_per_s=0.8)
+    report = await run_chaos(cfg)
+    _check(report, restarts=0)
+    injected = report["private_faults_injected"]
+    assert injected["private_drop"] >= 1 and injected["private_http_429"] >= 1, injected
+
+
+def test_bybit_account_chaos_cli_with_kill_restart(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bookkeeper.cli", "chaos", "--venue", "bybit", "--seed", "5", "--duration", "14",
+         "--account", "--kill-restart", "2", "--json", "--account-dir", str(tmp_path / "acct")],
+        capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    _check(report, restarts=2)
+    assert len(report["kill_times_s"]) == 2
+
+
 def test_account_chaos_cli_with_kill_restart(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "bookkeeper.cli", "chaos", "--venue", "binance", "--seed", "5", "--duration", "14",

@@ -110,6 +110,8 @@ class BybitServer(VenueServer):
     """Bybit v5 spot and linear public books on loopback (see the module docstring)."""
 
     venue = "bybit"
+    #: the private WebSocket and signed REST of a linear account (§6.6), served when the account is on
+    private_dialect = "bookkeeper.sim.venues.bybit_private:BybitPrivate"
     #: the instruments served when the caller names none, at the linear contracts' precision
     #: (BTCUSDT tick 0.10, step 0.001; ETHUSDT tick 0.01, step 0.01). ``depth=40`` keeps each
     #: side within 48 levels, inside the 50-level window the adapter subscribes by default,
@@ -143,12 +145,17 @@ class BybitServer(VenueServer):
         """See :meth:`VenueServer.ccxt_config`: ccxt ``bybit`` with every API URL here and
         only spot and linear markets loaded (``/v5/market/instruments-info``)."""
         host = "http://{hostname}"
-        return {
+        config: dict[str, Any] = {
             "enableRateLimit": False,
             "hostname": self.rest_url.removeprefix("http://"),
             "urls": {"api": {k: host for k in ("spot", "futures", "v2", "public", "private")}},
             "options": {"fetchMarkets": {"types": ["spot", "linear"]}},
         }
+        if self.private is not None:
+            # no signed /v5/asset/coin/query-info in load_markets (ccxt calls it once credentials
+            # are set; the simulator has no asset API)
+            config["has"] = {"fetchCurrencies": False}
+        return config
 
     # -- WebSocket ----------------------------------------------------------------------
 
