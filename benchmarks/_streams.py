@@ -195,7 +195,8 @@ class OursHarness:
         from bookkeeper.session import BookSession
 
         self.adapter = get_adapter("binance")
-        #: the fused steady-state path (``BookSession.apply_frame_fast``), None without the C accelerator
+        #: the fused steady-state path (``BookSession.apply_frame_fast``): C, or without the C
+        #: accelerator its pure-Python twin (``adapters/binance/_purefast.py``)
         self.fused = import_module("bookkeeper.adapters.binance.parse").fused_depth
         self.BookSession = BookSession
         self.BookDelta = BookDelta
@@ -219,7 +220,7 @@ class OursHarness:
         fz = self.fused if fused else None
 
         if fz is not None:
-            # The driver's steady state: the fused C path (decode + APPLY check + apply, no
+            # The driver's steady state: the fused path (decode + APPLY check + apply, no
             # BookDelta) first; whenever it declines, the normal path decides.
             fast = session.apply_frame_fast
 
@@ -353,7 +354,7 @@ def accelerator_note() -> str:
     from bookkeeper._accel import ENV_VAR, PURE_PYTHON
 
     why = f"{ENV_VAR}=1" if PURE_PYTHON else "not built"
-    return f"L2Book path: pure Python ({why})"
+    return f"L2Book path: pure Python ({why}); Binance fused path: the pure-Python twin (_purefast.py)"
 
 
 def machine_note() -> str:

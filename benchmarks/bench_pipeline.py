@@ -6,7 +6,8 @@ Both sides consume the SAME seeded stream of combined-stream ``depthUpdate`` fra
 from the distributions of the real capture (see the first printed line). Per message:
 
 * ours:  ``BookSession.apply_frame_fast(frame, fused_depth)`` (the C accelerator's fused decode +
-  APPLY check + apply of the synced steady state, no ``BookDelta``), and for every frame it
+  APPLY check + apply of the synced steady state, no ``BookDelta``; on the pure-Python path its
+  pure-Python twin, ``adapters/binance/_purefast.py``), and for every frame it
   declines ``decoder.decode(frame)`` (-> ``BookDelta``) -> ``BookSession.on_delta`` (sequence rule
   + apply to the always-sorted ``L2Book``); variant "(info) ours w/o fused path" is the latter only;
 * ccxt:  ccxt's ws parser (``Client.receive``'s ``json_parser.loads``) ->

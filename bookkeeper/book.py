@@ -365,8 +365,8 @@ class L2Book:
         return out
 
     def apply_frame(self, frame: bytes, fused: Any, symbol: str, model: int, local: int | None) -> object:
-        """Hand this book's containers to a venue's fused decode + apply (C accelerator, see
-        ``BookSession.apply_frame_fast``). Returns what ``fused`` returns — a ``(first, last)``
+        """Hand this book's containers to a venue's fused decode + apply (the C accelerator's,
+        or its pure-Python twin; see ``BookSession.apply_frame_fast``). Returns what ``fused`` returns — a ``(first, last)``
         tuple when it applied the frame — or ``None`` when this book cannot take the fused path
         (poisoned, or keeping exchange strings for a checksum)."""
         if self._poisoned is not None or self._bids_raw is not None or self._asks_raw is not None:

@@ -15,10 +15,10 @@ to do; it never reads a socket, a clock or a file. Three callers share it: the l
   turns a frame into events; each book event (delta, snapshot, ticker) goes to its symbol's
   :class:`~bookkeeper.session.BookSession`: the sessions given, or, with a ``factory``, one
   created on first sight (replay). Events of unknown symbols are ignored.
-- **The fused fast path.** In the synced steady state the venue's fused C decode + apply
-  (``adapter.fused``) is tried first for the session the previous delta went to; when it
-  applied the frame, :meth:`receive_frame` returns ``None`` (no result object on the hot
-  path) and :attr:`last_symbol` names the book that changed.
+- **The fused fast path.** In the synced steady state the venue's fused decode + apply
+  (``adapter.fused``: C, or its pure-Python twin without the accelerator) is tried first
+  for the session the previous delta went to; when it applied the frame,
+  :meth:`receive_frame` returns ``None`` (no result object on the hot path) and :attr:`last_symbol` names the book that changed.
 - **Control frames and notices.** A venue notice meaning "the connection's own sequence
   broke" (``NoticeKind.CONNECTION_GAP`` / ``CONNECTION_OUT_OF_ORDER``) reaches every session's
   ``on_connection_gap``; every notice is offered to ``adapter.reply_to`` (a frame to send
@@ -184,7 +184,7 @@ class BookConnection:
         self._factory = factory
         #: this connection's decoder's ``decode`` (bound once: it runs on every frame)
         self._decode: Callable[[bytes | str, int], list[Any]] = adapter.new_decoder().decode
-        #: the venue's fused decode + apply (C accelerator), or None
+        #: the venue's fused decode + apply (C, or its pure-Python twin), or None
         self._fused: Callable[..., object] | None = getattr(adapter, "fused", None)
         #: the session the previous delta went to: tried first on the fast path
         self._fast: BookSession | None = None

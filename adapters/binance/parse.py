@@ -11,7 +11,9 @@ anything else and the msgspec path below decides, errors included
 (``tests/speedups/test_speedups_binance.py`` checks both against each other).
 ``fused_depth`` is its fused decode + apply of the synced steady state, for
 ``BookSession.apply_frame_fast`` (``tests/speedups/test_fastpath.py``); it applies through
-``bookkeeper._speedups``' C API, the generic book loop.
+``bookkeeper._speedups``' C API, the generic book loop. Without the C decoder ``fused_depth`` is
+the pure-Python twin in ``_purefast.py`` (the same contract; it decodes with this module's own
+msgspec decoders, which it defines).
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from bookkeeper.events import BookDelta, BookSnapshot, BookTicker, MarketEvent, 
 from bookkeeper.types import TradeSide
 
 from .._common import level, loads, ms_to_ns, seq_int
-from .schemas import CombinedDepth, DepthSnapshot, DepthUpdate
+from ._purefast import COMBINED as _combined
+from ._purefast import PLAIN as _plain
+from ._purefast import fused_depth_py
+from .schemas import DepthSnapshot
 
-_combined = msgspec.json.Decoder(CombinedDepth, strict=False)
-_plain = msgspec.json.Decoder(DepthUpdate, strict=False)
 _snapshot = msgspec.json.Decoder(DepthSnapshot, strict=False)
 _snapshot_convert = DepthSnapshot
 
@@ -40,9 +43,10 @@ _fd = load("bookkeeper.adapters.binance._fastdepth")
 #: ``binance_depth(frame, ts_recv_ns, BookDelta) -> BookDelta | None`` from the optional C
 #: decoder, or None (not built, or ``BOOKKEEPER_PURE_PYTHON=1``; tests may set it to None).
 _fast_depth: Any = None if _fd is None else _fd.binance_depth
-#: ``binance_depth_apply`` (the fused steady-state decode + apply for
-#: ``BookSession.apply_frame_fast``), or None without the C decoder.
-fused_depth: Any = None if _fd is None else _fd.binance_depth_apply
+#: The fused steady-state decode + apply for ``BookSession.apply_frame_fast``: C's
+#: ``binance_depth_apply``, or without the C decoder its pure-Python twin (``_purefast.py``:
+#: the same contract, and the pure path's main saving on a synced stream).
+fused_depth: Any = fused_depth_py if _fd is None else _fd.binance_depth_apply
 
 
 def parse_depth_update(frame: bytes | str, ts_recv_ns: int, exchange: str) -> BookDelta:

@@ -47,7 +47,7 @@ from ..events import (
 )
 from ..ports import Adapter
 from ..session import BookSession
-from .recording import ReadProgress, Record, RecordKind, read_records
+from .recording import ReadProgress, RecordKind, read_rows
 
 __all__ = ["InstrumentReport", "ReplayReport", "format_table", "guess_venues", "replay", "stderr_progress"]
 
@@ -297,13 +297,13 @@ def replay(
             elif t is Resubscribe:
                 report.resubscribe_requests += 1
 
-    def parse_error(rec: Record, text: str) -> None:
+    def parse_error(source: int, line: int, text: str) -> None:
         report.parse_errors += 1
         if len(report.parse_error_samples) < MAX_SAMPLES:
-            where = names[rec.source] if rec.source < len(names) else "?"
-            report.parse_error_samples.append(f"{where}: line {rec.line}: {text}")
+            where = names[source] if source < len(names) else "?"
+            report.parse_error_samples.append(f"{where}: line {line}: {text}")
 
-    def settle(rec: Record, out: Output) -> None:
+    def settle(kind: RecordKind, source: int, line: int, out: Output) -> None:
         """Count what the connection produced for one record (a frame, a fan-out)."""
         for e in out.emitted:
             note(e.actions)
@@ -313,7 +313,7 @@ def replay(
             # AdapterError and sessions nothing at all; a replay that verifies them must
             # survive the day one of them does not. The session was told (it may have lost a
             # delta); a connection no longer trusted needs nothing here: a recording goes on.
-            parse_error(rec, f"{rej.symbol}: {rej.reason}" if rec.kind is RecordKind.OPEN else rej.reason)
+            parse_error(source, line, f"{rej.symbol}: {rej.reason}" if kind is RecordKind.OPEN else rej.reason)
             note(rej.actions)
             for exc in rej.errors:
                 report.parse_errors += 1
@@ -321,24 +321,26 @@ def replay(
                     report.parse_error_samples.append(f"{rej.symbol}: {type(exc).__name__}: {exc}")
 
     n = 0
+    recv = RecordKind.RECV
+    # the per-frame counters stay locals in the loop (stored in the report after it)
+    messages = fast_frames = 0
     try:
         meter = ReadProgress(paths) if progress is not None else None
-        for rec in read_records(paths, meter):
+        # rows, not Record objects (read_rows: a frozen Record costs ~50x a tuple to build)
+        for ts, kind, data, url, source, line in read_rows(paths, meter):
             n += 1
             if meter is not None and n % 10_000 == 0:
                 progress(n, meter.done, meter.total)  # type: ignore[misc]
-            kind = rec.kind
-            if kind is RecordKind.RECV:
-                report.messages += 1
+            if kind is recv:
+                messages += 1
                 if len(head) < _HEAD_FRAMES:
-                    head.append(rec.data)
-                out = receive(rec.data, rec.ts_recv_ns)
+                    head.append(data)
+                out = receive(data, ts)
                 if out is None:  # the fused fast path applied it
-                    report.fast_path_frames += 1
+                    fast_frames += 1
                     continue
                 events = out.events
                 if events is not None:
-                    data = rec.data
                     # Nearly every frame of a capture shares the previous frame's envelope: a
                     # frame that starts with it has it (it ends at the first quote after the
                     # opening '{"'), so one startswith replaces the parse and the set lookups.
@@ -358,22 +360,22 @@ def replay(
                         else:
                             unmatched_overflow += 1
                 if out.emitted or out.rejected or out.connection_gaps:
-                    settle(rec, out)
+                    settle(kind, source, line, out)
             elif kind is RecordKind.REST:
                 report.rest_records += 1
                 try:
-                    snap = adapter.parse_rest_snapshot(rec.data, url=rec.url, ts_recv_ns=rec.ts_recv_ns)
+                    snap = adapter.parse_rest_snapshot(data, url=url, ts_recv_ns=ts)
                 except AdapterError as exc:
-                    parse_error(rec, str(exc))
+                    parse_error(source, line, str(exc))
                     continue
                 except Exception as exc:  # noqa: BLE001 - see settle()
-                    parse_error(rec, f"{type(exc).__name__}: {exc}")
+                    parse_error(source, line, f"{type(exc).__name__}: {exc}")
                     continue
                 symbol = snap.symbol
                 if not symbol:
                     if len(sessions) != 1:
-                        parse_error(rec, f"REST snapshot names no symbol and the session has {len(sessions)} "
-                                         "instruments")
+                        parse_error(source, line, f"REST snapshot names no symbol and the session has "
+                                                  f"{len(sessions)} instruments")
                         continue
                     symbol = next(iter(sessions))
                     snap = msgspec.structs.replace(snap, symbol=symbol)
@@ -382,16 +384,20 @@ def replay(
                 try:
                     note(session.on_snapshot(snap))
                 except Exception as exc:  # noqa: BLE001 - see settle()
-                    settle(rec, Output(rejected=[conn.reject(FaultKind.FAULT, symbol, exc)]))
+                    settle(kind, source, line, Output(rejected=[conn.reject(FaultKind.FAULT, symbol, exc)]))
             elif kind is RecordKind.OPEN:
                 opened += 1
                 if opened > 1:  # a reconnect inside the recording
                     report.reconnects += 1
-                    settle(rec, conn.close(StreamClosed(reason=CloseReason.ABNORMAL_CLOSURE, ts_ns=rec.ts_recv_ns)))
-                    settle(rec, conn.open(StreamOpened(ts_ns=rec.ts_recv_ns, attempt=opened - 1)))
+                    settle(kind, source, line,
+                           conn.close(StreamClosed(reason=CloseReason.ABNORMAL_CLOSURE, ts_ns=ts)))
+                    settle(kind, source, line, conn.open(StreamOpened(ts_ns=ts, attempt=opened - 1)))
     except (ValueError, OSError, EOFError, zlib.error) as exc:
-        # read_records names the file and line itself; this is the last line of defence
+        # read_rows names the file and line itself; this is the last line of defence
         raise UsageError(f"cannot read recording: {exc}") from None
+    finally:
+        report.messages = messages
+        report.fast_path_frames = fast_frames
     report.unrecognized = sum(c for env, c in pending.items() if env not in matched) + unmatched_overflow
     for sym in sorted(sessions):
         s = sessions[sym]

@@ -88,8 +88,9 @@ ev = a.new_decoder().decode(b'{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[
 ext = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 c_mods = sorted(n for n, m in list(sys.modules.items())
                 if n.startswith("bookkeeper") and str(getattr(m, "__file__", "")).endswith(ext))
+# the handles of the pure path: no C module, and the fused fast path is the pure-Python twin
 print(json.dumps({"c_modules": c_mods, "handles": [b._sp is None, c._sp is None, P._fast_depth is None,
-                  P.fused_depth is None, a.fused is None], "bids": ev[0].bids}))
+                  P.fused_depth is P.fused_depth_py, a.fused is P.fused_depth_py], "bids": ev[0].bids}))
 """
 
 

@@ -1,7 +1,7 @@
 """``BookSession.apply_frame_fast`` + ``binance_depth_apply`` against the normal path.
 
-The fused fast path (decode + the APPLY case of the sequence rule + apply, in C) must be
-invisible: a driver that tries it first and falls back to ``decoder.decode()`` ->
+The fused fast path (decode + the APPLY case of the sequence rule + apply: in C, and its
+pure-Python twin ``adapters/binance/_purefast.py``, each run here) must be invisible: a driver that tries it first and falls back to ``decoder.decode()`` ->
 ``session.handle()`` whenever it answers False must see the same actions, stats, state,
 ``last_seq`` and book (internal containers included) after EVERY frame as a driver that only
 uses the normal path. Checked on the first few thousand lines of the recorded Binance spot
@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import random
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -25,9 +26,10 @@ from bookkeeper.errors import AdapterError
 from bookkeeper.events import BookSnapshot, CloseReason, SnapshotSource, StreamClosed
 from bookkeeper.session import BookSession
 
-pytest.importorskip("bookkeeper.adapters.binance._fastdepth", reason="C decoder not built")
-FUSED = P.fused_depth
-pytestmark = pytest.mark.skipif(FUSED is None, reason="fused path not available")
+#: both fused paths: the pure-Python twin always, the C one when built (and not switched off)
+FUSED = [pytest.param(P.fused_depth_py, id="pure")]
+if P.fused_depth is not P.fused_depth_py:
+    FUSED.append(pytest.param(P.fused_depth, id="c"))
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures/real"
 CAPTURES = [
     ("binance", "binance/binance_spot_btcusdt_2024-08-08.hbt.txt.gz", "BTCUSDT"),
@@ -59,17 +61,17 @@ def _state(s: BookSession) -> tuple:
 class _Driver:
     """One session + decoder, fed like the stream driver; ``fast`` tries the fused path first."""
 
-    def __init__(self, name: str, symbol: str, fast: bool) -> None:
+    def __init__(self, name: str, symbol: str, fast: Any = None) -> None:
         self.adapter = get_adapter(name)
         self.session = BookSession(symbol, self.adapter.capabilities)
         self.decoder = self.adapter.new_decoder()
-        self.fast = fast
+        self.fast = fast  # the fused call to try first, or None
         self.fast_hits = 0
         self.fetch: FetchSnapshot | None = None
 
     def feed(self, frame: bytes) -> list:
         s = self.session
-        if self.fast and s.apply_frame_fast(frame, FUSED):
+        if self.fast is not None and s.apply_frame_fast(frame, self.fast):
             self.fast_hits += 1
             return []
         try:
@@ -143,12 +145,12 @@ def _faulted(frames: list[bytes], rng: random.Random, symbol: str) -> list[objec
     return out
 
 
-def _run(name: str, rel: str, symbol: str, faults: random.Random | None) -> tuple[int, int]:
+def _run(name: str, rel: str, symbol: str, faults: random.Random | None, fused: Any) -> tuple[int, int]:
     frames = _lines(rel)
     prev_pointer = name != "binance"
-    truth = _Driver(name, symbol, fast=False)  # clean stream: serves later snapshots
-    normal = _Driver(name, symbol, fast=False)
-    fast = _Driver(name, symbol, fast=True)
+    truth = _Driver(name, symbol)  # clean stream: serves later snapshots
+    normal = _Driver(name, symbol)
+    fast = _Driver(name, symbol, fast=fused)
     stream = frames if faults is None else _faulted(frames, faults, symbol)
     clean = iter(frames)
     rest_body: bytes | None = None
@@ -189,21 +191,24 @@ def _run(name: str, rel: str, symbol: str, faults: random.Random | None) -> tupl
     return fast.fast_hits, applied
 
 
+@pytest.mark.parametrize("fused", FUSED)
 @pytest.mark.parametrize(("name", "rel", "symbol"), CAPTURES, ids=[c[0] for c in CAPTURES])
-def test_clean_capture_identical(name: str, rel: str, symbol: str) -> None:
-    hits, applied = _run(name, rel, symbol, None)
+def test_clean_capture_identical(name: str, rel: str, symbol: str, fused: Any) -> None:
+    hits, applied = _run(name, rel, symbol, None, fused)
     assert applied > 100
     assert hits > 0.9 * applied, (hits, applied)  # the steady state really takes the fast path
 
 
+@pytest.mark.parametrize("fused", FUSED)
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize(("name", "rel", "symbol"), CAPTURES, ids=[c[0] for c in CAPTURES])
-def test_faulted_capture_identical(name: str, rel: str, symbol: str, seed: int) -> None:
-    hits, applied = _run(name, rel, symbol, random.Random(seed))
+def test_faulted_capture_identical(name: str, rel: str, symbol: str, seed: int, fused: Any) -> None:
+    hits, applied = _run(name, rel, symbol, random.Random(seed), fused)
     assert hits > 0
 
 
-def test_fused_touches_nothing_unless_applied() -> None:
+@pytest.mark.parametrize("fused", FUSED)
+def test_fused_touches_nothing_unless_applied(fused: Any) -> None:
     """Every non-tuple answer leaves the containers untouched (the caller falls back)."""
     bs, bk, as_, ak = {100.0: 1.0}, [100.0], {101.0: 1.0}, [-101.0]
     frame = (b'{"e":"depthUpdate","E":1,"s":"X","U":11,"u":12,'
@@ -213,8 +218,26 @@ def test_fused_touches_nothing_unless_applied() -> None:
                  (frame, "X", 3, 10), (frame, "X", 1, None), (frame.replace(b"depthUpdate", b"x"), "X", 1, 10),
                  (frame.replace(b'"100.5"', b'"101.5"'), "X", 1, 10), (frame[:-1], "X", 1, 10),
                  (frame.decode(), "X", 1, 10)]:
-        r = FUSED(*args, bs, bk, as_, ak)
+        r = fused(*args, bs, bk, as_, ak)
         assert type(r) is int, args
         assert (bs, bk, as_, ak) == before
-    assert FUSED(frame, "X", 1, 10, bs, bk, as_, ak) == (11, 12)
+    assert fused(frame, "X", 1, 10, bs, bk, as_, ak) == (11, 12)
     assert (bs, bk, as_, ak) == ({100.5: 2.0}, [100.5], {101.0: 1.0, 102.0: 1.0}, [-102.0, -101.0])
+
+
+@pytest.mark.parametrize("name", ["binance", "binance_coinm"])
+def test_pure_twin_under_the_fuzz_kit(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mutated frames (NaN/inf/negative/huge values, ids beyond int64, broken JSON...) through
+    the pure-Python twin, whatever path this process runs: it never applies a frame the decoder
+    refuses, never touches a book when it declines, and agrees with the decoder on the book."""
+    from bookkeeper.testing.fuzz import fuzz_adapter, load_seed_frames
+
+    rel = next(r for n, r, _ in CAPTURES if n == name)
+    if not (FIXTURES / rel).exists():
+        pytest.skip(f"{rel} not present")
+    adapter = get_adapter(name)
+    monkeypatch.setattr(adapter, "fused", P.fused_depth_py)
+    seed = 20261208
+    report = fuzz_adapter(adapter, load_seed_frames([FIXTURES / rel], limit=300), frames=2000, seed=seed)
+    report.check()
+    assert report.fast_path_applied > 0, f"seed={seed}: {report.summary()}"
