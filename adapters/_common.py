@@ -377,6 +377,8 @@ class VenueAdapter:
             calls at a simulator; ``None`` when the venue makes no REST call.
         bootstrap: ``(call, url_from(body, connect_id))``: the REST call that precedes each
             connection and the URL built from its answer (KuCoin's token).
+        ws_roots: every production root of the market's stream, when the venue publishes
+            several (redundant A/B lines connect to different ones); ``()``: only ``ws_root``.
     """
 
     def __new__(cls, *args: Any, live: Dialogue | None = None, **kwargs: Any) -> VenueAdapter:
@@ -401,6 +403,7 @@ class VenueAdapter:
         rest_call: RestCallBuilder | None = None,
         ccxt_urls: Callable[[str], dict[str, Any]] | None = None,
         bootstrap: tuple[RestCall, Callable[[Mapping[str, Any], str], str]] | None = None,
+        ws_roots: Sequence[str] = (),
     ) -> None:
         self.name = name
         #: the venue's fused decode + apply of the synced steady state (C accelerator), handed
@@ -418,6 +421,7 @@ class VenueAdapter:
         self._rest_call = rest_call
         self._ccxt_urls = ccxt_urls
         self._bootstrap = bootstrap
+        self._ws_roots = tuple(ws_roots)
 
     def __repr__(self) -> str:
         return f"<VenueAdapter {self.name!r}>"
@@ -462,6 +466,18 @@ class _LiveVenueAdapter(VenueAdapter):
         if self._closed:
             raise UsageError(f"{self.name}: {self._closed}", venue=self.name)
         return self._ws_root
+
+    def default_ws_urls(self) -> tuple[str, ...]:
+        """Every production WebSocket root of the market (redundant A/B lines use two of them);
+        just :meth:`default_ws_url` when the venue publishes one (empty without a fixed URL).
+
+        Raises:
+            UsageError: the venue cannot be reached live any more.
+        """
+        root = self.default_ws_url()
+        if self._ws_roots:
+            return self._ws_roots
+        return (root,) if root is not None else ()
 
     def _clocked(self, kwargs: dict[str, Any], now_ns: int | None) -> dict[str, Any]:
         if now_ns is not None and getattr(self._live, "CLOCKED", False):

@@ -75,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--account-dir", metavar="DIR",
                    help="with --account: keep the account store, records, plans and logs in DIR "
                         "(default: a temporary folder, removed at the end)")
+    c.add_argument("--instances", type=_count, default=None, metavar="N",
+                   help="a fleet run: N ingest processes sharing --redis against one simulator (with --redis "
+                        "and --scenario); the report adds the fleet keys (README: Many instances)")
+    c.add_argument("--redis", metavar="URL", help="with --instances: the fleet's Redis (redis://host:port/db)")
+    c.add_argument("--scenario", choices=("mass-disconnect", "partial-disconnect", "outage"),
+                   help="with --instances: mass-disconnect (every connection aborted at once), partial-disconnect "
+                        "(a random subset at a time), outage (every connection refused for a while)")
+    c.add_argument("--ab-lines", action="store_true",
+                   help="with --instances: two connections per stream in every instance (A/B lines)")
     c.add_argument("--json", action="store_true", help="print exactly one JSON report object on stdout")
     c.add_argument("--records", metavar="PATH", help="also append disconnect records (JSON lines) to PATH")
     c.add_argument("--metrics-port", type=_port, metavar="P",
@@ -289,6 +298,9 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     from .apps.chaos import ALL_FAULTS, ChaosConfig
     from .io.records import check_writable
 
+    if args.instances is not None or args.redis is not None or args.scenario is not None or args.ab_lines:
+        return _cmd_fleet_chaos(args)
+
     if args.records is not None:
         check_writable(args.records)  # UsageError (exit 2, one line) before anything starts
     from .apps.chaos import ACCOUNT_SIM_VENUES, PRIVATE_FAULTS
@@ -310,6 +322,50 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
                       kill_restart=args.kill_restart, account_workdir=args.account_dir)
     return _run_chaos(cfg, json_out=args.json, view_title=f"bookkeeper chaos {args.venue}",
                       metrics_port=args.metrics_port)
+
+
+def _cmd_fleet_chaos(args: argparse.Namespace) -> int:
+    """``chaos --instances N --redis URL --scenario S [--ab-lines]`` (bookkeeper.apps.fleet_chaos)."""
+    import asyncio
+    import logging
+
+    from .apps.fleet_chaos import FleetChaosConfig, check_redis, check_venue, fleet_failed, run_fleet_chaos
+
+    for flag, value in (("--instances", args.instances), ("--redis", args.redis), ("--scenario", args.scenario)):
+        if value is None:
+            raise UsageError(f"argument {flag}: a fleet run needs --instances, --redis and --scenario")
+    if args.instances < 1:
+        raise UsageError("argument --instances: at least 1")
+    for flag, bad in (("--account", args.account), ("--kill-restart", args.kill_restart),
+                      ("--account-dir", args.account_dir is not None), ("--faults", args.faults is not None),
+                      ("--outage", args.outage), ("--records", args.records is not None),
+                      ("--metrics-port", args.metrics_port is not None)):
+        if bad:
+            raise UsageError(f"argument {flag}: not with --instances (the scenario decides the faults)")
+    check_venue(args.venue)
+    check_redis(args.redis)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    root = logging.getLogger("bookkeeper")
+    root.addHandler(handler)
+    cfg = FleetChaosConfig(venue=args.venue, instances=args.instances, redis_url=args.redis, scenario=args.scenario,
+                           ab_lines=args.ab_lines, seed=args.seed, duration_s=args.duration)
+    if not args.json:
+        print(f"bookkeeper chaos {args.venue}: {args.instances} instances, {args.scenario}...", file=sys.stderr)
+    try:
+        report = asyncio.run(run_fleet_chaos(cfg))
+    finally:
+        root.removeHandler(handler)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report).decode() + "\n")
+    else:
+        keys = ("instances", "scenario", "rest_snapshots", "rest_snapshots_max_per_symbol_incident", "journal_replays",
+                "shared_snapshot_uses", "reconnect_attempts_total", "reconnect_budget", "ab_failovers", "checks",
+                "mismatches", "final_consistent")
+        print("\n".join(f"{k}: {report[k]}" for k in keys))
+    for index, why in report.get("driver_failures", {}).items():
+        print(f"bookkeeper chaos: instance {index} failed: {why}", file=sys.stderr)
+    return 1 if fleet_failed(report) else 0
 
 
 def _cmd_record(args: argparse.Namespace) -> int:

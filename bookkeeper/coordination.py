@@ -30,6 +30,15 @@ scripts implement the same arithmetic, and a test holds the two equal):
   deltas that provably close ``from_seq..to_seq``, or ``None`` when it cannot prove that (a
   hole left by a writer that was down, a trimmed start, a venue without sequence ids): then
   the recovery ladder moves on to its next rung.
+- **Rolling a shared snapshot forward.** :func:`roll_forward` applies journaled deltas that
+  provably chain from a published snapshot's id to it: the venue's REST book at ``S`` plus
+  every change ``S+1..T`` *is* the book at ``T`` (the splice rule a session applies to its
+  own buffer). An instance that asks for a snapshot after a peer published this incident's
+  one gets that one rolled forward to the journal's top instead of a REST request of its own,
+  so an incident costs the fleet one REST snapshot per symbol however late each instance
+  reconnects (:class:`~bookkeeper.io.coord.FleetLink`).
+- **Which A/B line is served.** :class:`LineArbiter` picks, per symbol, which of several
+  redundant connections' books a reader sees (see its docstring for the rule and why).
 
 >>> from bookkeeper.capabilities import RateLimit
 >>> b = TokenBucket.for_limit(RateLimit(count=300, window_s=300.0), now_ns=0)
@@ -46,14 +55,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from .book import L2Book
 from .capabilities import ExchangeCapabilities, RateLimit, SequenceModel
 from .errors import InvalidEvent
-from .events import BookDelta
+from .events import BookDelta, BookSnapshot
 from .sequencer import SeqVerdict, Sequencer
 
 __all__ = [
     "DEFAULT_BURST_FRACTION",
     "Lease",
+    "LineArbiter",
+    "LineChoice",
     "LockTable",
     "TokenBucket",
     "check_journal_range",
@@ -61,6 +73,7 @@ __all__ = [
     "journal_min_seq",
     "journal_seq_of",
     "journaled",
+    "roll_forward",
     "snapshot_weight",
 ]
 
@@ -379,3 +392,172 @@ def check_journal_range(entries: Iterable[BookDelta], *, model: SequenceModel, f
 def entries_from(deltas: Sequence[BookDelta], from_seq: int) -> list[BookDelta]:
     """The deltas that may matter for a replay from ``from_seq`` (``last_seq >= from_seq``)."""
     return [d for d in deltas if d.last_seq is not None and d.last_seq >= from_seq]
+
+
+def roll_forward(snap: BookSnapshot, deltas: Sequence[BookDelta]) -> BookSnapshot:
+    """``snap`` with ``deltas`` applied: the book at the last delta's id.
+
+    Args:
+        snap: a snapshot with a sequence id (a venue's REST book, published by a peer).
+        deltas: deltas that chain from ``snap.seq`` (:func:`check_journal_range` proved it),
+            oldest first.
+
+    Returns:
+        A snapshot like ``snap`` (same source and depth) at ``deltas[-1].last_seq``; ``snap``
+        itself when ``deltas`` is empty.
+
+    Raises:
+        InvalidEvent: ``snap`` has no sequence id, or the first delta does not reach past it.
+        IntegrityError: a level is impossible (the book refuses it, as a session's would).
+
+    >>> s = BookSnapshot(symbol="X", bids=[(99.0, 1.0)], asks=[(101.0, 1.0)], seq=4)
+    >>> d = BookDelta(symbol="X", bids=[(99.0, 0.0), (98.0, 2.0)], asks=[], first_seq=5, last_seq=6)
+    >>> r = roll_forward(s, [d])
+    >>> r.seq, r.bids, r.asks
+    (6, [(98.0, 2.0)], [(101.0, 1.0)])
+    """
+    if not deltas:
+        return snap
+    if snap.seq is None or deltas[0].last_seq is None or deltas[0].last_seq <= snap.seq:
+        raise InvalidEvent(f"cannot roll a snapshot at {snap.seq} forward with deltas up to {deltas[0].last_seq}",
+                           symbol=snap.symbol)
+    raw = snap.bids_raw is not None and snap.asks_raw is not None and all(
+        d.bids_raw is not None and d.asks_raw is not None for d in deltas)
+    book = L2Book()
+    book.apply_snapshot(snap.bids, snap.asks, snap.bids_raw if raw else None, snap.asks_raw if raw else None)
+    for d in deltas:
+        book.apply_delta(d.bids, d.asks, d.bids_raw if raw else None, d.asks_raw if raw else None)
+    bids, asks = book.bids(), book.asks()
+    bids_raw = asks_raw = None
+    if raw:
+        bids_raw, asks_raw = book.top_raw(max(len(bids), len(asks)))
+    last = deltas[-1]
+    return BookSnapshot(symbol=snap.symbol, bids=bids, asks=asks, seq=last.last_seq, bids_raw=bids_raw,
+                        asks_raw=asks_raw, depth=snap.depth, source=snap.source, ts_exchange_ns=last.ts_exchange_ns,
+                        ts_recv_ns=last.ts_recv_ns, complete=snap.complete)
+
+
+# ---------------------------------------------------------------------------------- A/B lines
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineChoice:
+    """What :meth:`LineArbiter.choose` decided for one symbol.
+
+    Attributes:
+        line: the index of the served line, or ``None`` (nothing can be served now).
+        failover: the served line changed because the one served before left SYNCED.
+        hold: nothing is served although a line is SYNCED: it is behind what was served
+            already (serving it would move the reader's book back); it catches up within
+            its next frames.
+        outage: nothing is served and no line is SYNCED: the reader's book is down.
+    """
+
+    line: int | None
+    failover: bool = False
+    hold: bool = False
+    outage: bool = False
+
+
+class LineArbiter:
+    """Which of several redundant connections (A/B lines) of one stream a reader is served.
+
+    Every line has its own book session, kept gap-free by the session's own rules (a line
+    that missed ids is not SYNCED until it replayed them from the other line's journal, or
+    rebuilt). The arbiter only *selects*, per symbol, and never mixes lines within one read:
+
+    - **Serve the SYNCED line that is furthest ahead** (the highest last sequence id; ties keep
+      the line served now, so two healthy lines a frame apart do not flap).
+    - **Never move the reader back**: a line is eligible only if its id is at least the
+      highest id this symbol was served at (the *mark*). When the served line drops, the
+      other is usually at the same id or one frame behind; while it is behind, nothing is
+      served (a *hold*, ended by its next frame) rather than an older book.
+    - Venues without ids (``None``) have no order between lines: the served line is kept
+      while SYNCED, else the first SYNCED one. The served line itself is always eligible (its
+      session may accept a venue's id restart; the mark follows it).
+
+    Why selecting rather than one book fed by both lines' deltas: each line's book already
+    is a complete, verified book (sequence, checksum and integrity rules are the session's,
+    unchanged), so a failover is a pointer switch with no state to rebuild, the fused fast
+    path stays untouched on both lines, and a line's failure can never leak a half-applied
+    delta into the served book. The cost is a second book per symbol.
+
+    >>> a = LineArbiter()
+    >>> a.choose("X", [(True, 10), (True, 9)]).line          # A ahead
+    0
+    >>> a.choose("X", [(False, 10), (True, 9)])                # A dropped, B a frame behind
+    LineChoice(line=None, failover=False, hold=True, outage=False)
+    >>> a.choose("X", [(False, 10), (True, 11)])                # B caught up
+    LineChoice(line=1, failover=True, hold=False, outage=False)
+    >>> a.failovers, a.holds, a.outages
+    (1, 1, 0)
+    """
+
+    __slots__ = ("_served", "_mark", "_dropped", "failovers", "holds", "outages", "switches")
+
+    def __init__(self) -> None:
+        self._served: dict[str, int | None] = {}
+        self._mark: dict[str, int] = {}
+        #: symbols whose served line left SYNCED and that are not served again yet
+        self._dropped: set[str] = set()
+        self.failovers = 0  #: served line changed because the served one left SYNCED
+        self.holds = 0  #: nothing served while a SYNCED line caught up to the mark
+        self.outages = 0  #: nothing served and no line SYNCED, after having been served
+        self.switches = 0  #: every change of the served line (failovers and overtakes)
+
+    def served(self, symbol: str) -> int | None:
+        """The line served now for ``symbol`` (``None``: none)."""
+        return self._served.get(symbol)
+
+    def mark(self, symbol: str) -> int | None:
+        """The highest sequence id ``symbol`` was served at."""
+        return self._mark.get(symbol)
+
+    def choose(self, symbol: str, lines: Sequence[tuple[bool, int | None]]) -> LineChoice:
+        """Decide which line serves ``symbol`` now.
+
+        Args:
+            symbol: the instrument.
+            lines: per line, ``(is SYNCED, last applied sequence id)``.
+
+        Returns:
+            The choice (also kept: :meth:`served`).
+        """
+        current = self._served.get(symbol)
+        mark = self._mark.get(symbol)
+        best: int | None = None
+        best_seq: int | None = None
+        any_synced = False
+        for i, (synced, seq) in enumerate(lines):
+            if not synced:
+                continue
+            any_synced = True
+            if seq is None:
+                if best is None or i == current:
+                    best, best_seq = i, None
+                continue
+            if mark is not None and seq < mark and i != current:
+                continue  # the served line itself may restart its ids (its session allowed it)
+            if best is None or best_seq is None or seq > best_seq or (seq == best_seq and i == current):
+                best, best_seq = i, seq
+        if best is None:
+            self._served[symbol] = None
+            if current is not None:
+                self._dropped.add(symbol)
+                if any_synced:
+                    self.holds += 1
+                    return LineChoice(line=None, hold=True)
+                self.outages += 1
+                return LineChoice(line=None, outage=True)
+            return LineChoice(line=None, hold=any_synced and symbol in self._dropped)
+        failover = False
+        if best != current:
+            if current is not None or symbol in self._dropped:
+                self.switches += 1
+            # a failover: the line served before is gone (left SYNCED), not merely overtaken
+            if symbol in self._dropped or (current is not None and not lines[current][0]):
+                failover = True
+                self.failovers += 1
+        self._dropped.discard(symbol)
+        self._served[symbol] = best
+        if best_seq is not None:
+            self._mark[symbol] = best_seq  # >= the mark, unless the served line restarted its ids
+        return LineChoice(line=best, failover=failover)

@@ -21,7 +21,8 @@ def _binance(name: str, capabilities: ExchangeCapabilities, market: Market, rest
              ccxt_urls: Callable[[str], dict[str, Any]]) -> VenueAdapter:
     return VenueAdapter(name, capabilities, decoder=partial(FrameDecoder, decode, name),
                         rest=partial(parse_depth_snapshot, exchange=name), live=spec, fused=fused_depth,
-                        ws_root=spec.WS_ROOTS[market], rest_call=rest_call, ccxt_urls=ccxt_urls)
+                        ws_root=spec.WS_ROOTS[market], rest_call=rest_call, ccxt_urls=ccxt_urls,
+                        ws_roots=spec.WS_ALT_ROOTS.get(market, ()))
 
 
 BINANCE = _binance("binance", spec.SPOT_CAPABILITIES, Market.SPOT, spec.spot_depth_call, spec.spot_ccxt_urls)

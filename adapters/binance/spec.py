@@ -75,6 +75,11 @@ WS_ROOTS: Mapping[Market, str] = {
     Market.LINEAR: "wss://fstream.binance.com/public",
     Market.INVERSE: "wss://dstream.binance.com",
 }
+#: §3.1: spot serves the same streams on two ports; redundant A/B lines use one each
+#: (``ABFeed``): a fault on one listener or path is not shared by both lines.
+WS_ALT_ROOTS: Mapping[Market, tuple[str, ...]] = {
+    Market.SPOT: ("wss://stream.binance.com:9443", "wss://stream.binance.com:443"),
+}
 
 
 def spot_depth_call(symbol: str, depth: int | None) -> RestCall:

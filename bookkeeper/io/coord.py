@@ -18,6 +18,13 @@ one :class:`InProcessCoordinator`; many instances on many hosts share one Redis 
   rule judges it like any snapshot). If the holder dies, its lease expires and a waiter whose
   wait timed out fetches on its own: at most one REST snapshot per symbol per incident,
   fleet-wide, and never a wait longer than ``FleetConfig.snapshot_wait_s``.
+  An instance that asks *after* this incident's snapshot was published (it reconnected late:
+  the connection leases space the fleet's reconnects out) is too late to bridge it with its
+  own buffer, so before taking the lease it asks the journal for the deltas from the newest
+  published snapshot's id on and rolls the snapshot forward
+  (:func:`~bookkeeper.coordination.roll_forward`, origin ``journal``): only a range the
+  journal proves whole is used, and each published version is tried once per link (a roll
+  that came out too old for the session's buffer is not tried again: the REST path follows).
 - **Shared budgets** (:meth:`Coordinator.take`): the venue's published limits per source IP
   (connection attempts, REST weight; declared by the adapter) as token buckets whose
   arithmetic is :class:`~bookkeeper.coordination.TokenBucket`'s (Redis: the same arithmetic
@@ -51,9 +58,18 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from bookkeeper.capabilities import ExchangeCapabilities, RateLimit
-from bookkeeper.coordination import DEFAULT_BURST_FRACTION, Lease, LockTable, TokenBucket, bucket_shape, journaled, snapshot_weight
-from bookkeeper.errors import UsageError
-from bookkeeper.events import BookSnapshot
+from bookkeeper.coordination import (
+    DEFAULT_BURST_FRACTION,
+    Lease,
+    LockTable,
+    TokenBucket,
+    bucket_shape,
+    journaled,
+    roll_forward,
+    snapshot_weight,
+)
+from bookkeeper.errors import IntegrityError, InvalidEvent, UsageError
+from bookkeeper.events import BookDelta, BookSnapshot
 
 from .clock import SYSTEM_CLOCK, Clock, Sleep, real_sleep
 
@@ -470,6 +486,11 @@ class SnapshotOrigin:
     FETCHED = "fetched"  # this instance held the lease, fetched it and published it
     SHARED = "shared"  # a peer's, published while this instance waited
     FALLBACK = "fallback"  # waited in vain (holder dead or slow): fetched on its own
+    JOURNAL = "journal"  # a peer's published snapshot rolled forward with the journal's deltas
+
+
+class _JournalSource(Protocol):
+    async def fetch(self, symbol: str, from_seq: int, to_seq: int | None) -> list[BookDelta] | None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -524,11 +545,16 @@ class FleetLink:
         caps: the venue's declaration (its name, budgets, REST weights, sequence model).
         config: see :class:`FleetConfig`.
         sleep: the injected sleep (budget waits, lease polling).
+        journal: the fleet's delta journal (rolls a peer's published snapshot forward for an
+            instance that asks after it was published); ``None``: no roll-forward.
     """
 
     def __init__(self, coordinator: Coordinator, *, caps: ExchangeCapabilities, config: FleetConfig | None = None,
-                 sleep: Sleep = real_sleep) -> None:
+                 sleep: Sleep = real_sleep, journal: _JournalSource | None = None) -> None:
         self.coordinator = coordinator
+        self._journal = journal
+        #: per symbol, the published version last rolled forward (each is tried once)
+        self._rolled: dict[str, int] = {}
         self._caps = caps
         self._venue = caps.venue
         self.config = config or FleetConfig()
@@ -627,6 +653,9 @@ class FleetLink:
         """
         co, venue, cfg = self.coordinator, self._venue, self.config
         seen = await co.snapshot_version(venue, symbol)
+        rolled = await self._roll_forward(symbol, seen)
+        if rolled is not None:
+            return self._count(rolled, SnapshotOrigin.JOURNAL)
         key = f"snapshot:{symbol}"
         lease = self._held.get(symbol)
         if lease is None:
@@ -660,6 +689,31 @@ class FleetLink:
                 del self._owner[symbol]
                 del self._held[symbol]
                 await co.release(venue, lease)
+
+    async def _roll_forward(self, symbol: str, version: int) -> BookSnapshot | None:
+        """The newest published snapshot (``version``) rolled forward to the journal's top,
+        when the journal proves the range whole (see the module docstring)."""
+        journal = self._journal
+        if journal is None or version <= 0 or self._rolled.get(symbol) == version:
+            return None
+        self._rolled[symbol] = version
+        snap = self._decode(await self.coordinator.await_snapshot(self._venue, symbol, after_version=version - 1,
+                                                                  timeout_s=0))
+        if snap is None or snap.seq is None:
+            return None
+        try:
+            deltas = await journal.fetch(symbol, snap.seq + 1, None)
+        except Exception:  # noqa: BLE001 - a journal failure only means "no roll-forward": the REST path follows
+            log.warning("%s %s: journal failed while rolling a shared snapshot forward", self._venue, symbol,
+                        exc_info=True)
+            return None
+        if not deltas:
+            return None
+        try:
+            return roll_forward(snap, deltas)
+        except (InvalidEvent, IntegrityError) as exc:
+            log.warning("%s %s: shared snapshot could not be rolled forward (%s)", self._venue, symbol, exc)
+            return None
 
     def _decode(self, shared: SharedSnapshot | None) -> BookSnapshot | None:
         if shared is None:

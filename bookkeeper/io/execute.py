@@ -5,7 +5,8 @@
   ignores a stale answer. With a fleet link (:class:`~bookkeeper.io.coord.FleetLink`) every
   attempt first spends its REST weight from the shared budget, and a venue whose snapshots
   carry ids takes them once for the fleet (singleflight + shared snapshot: this instance
-  fetches and publishes, or bridges its own buffered deltas onto a peer's). A newer request cancels the one in flight; so does a WS snapshot
+  fetches and publishes, or bridges its own buffered deltas onto a peer's, or rolls a peer's
+  published one forward with the journal). A newer request cancels the one in flight; so does a WS snapshot
   that synced the book (:meth:`Executor.cancel_fetch`).
 - ``Resubscribe`` sends that one symbol's unsubscribe (at the subscribed depth) and subscribe.
 - ``ReplayDeltas`` asks the journal (same retry rule), or answers ``None`` at once without one.
@@ -287,7 +288,7 @@ class Executor:
                 self.run(session, session.on_snapshot_failed(action.epoch, failure))
                 return
             assert snap is not None
-            if origin is SnapshotOrigin.SHARED:
+            if origin == SnapshotOrigin.SHARED or origin == SnapshotOrigin.JOURNAL:  # no REST request of ours
                 self._tm.shared_snapshot()
             else:
                 self._tm.rest_snapshot()

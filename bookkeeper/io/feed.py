@@ -28,7 +28,9 @@ serves one venue)::
     async with Feed("binance", ["BTCUSDT"], coordinator=coord, journal=journal) as feed:
         ...
 
-Without them nothing changes: no budgets, this process's own snapshots, no journal. Redis down
+Without them nothing changes: no budgets, this process's own snapshots, no journal. Two
+redundant connections per stream (A/B lines, one gap-free served book) are an
+:class:`~bookkeeper.io.abfeed.ABFeed`, which takes the same arguments. Redis down
 or slow degrades to that (a warning, ``bookkeeper_coordinator_degraded``), never blocking the
 feed for longer than the coordinator's ``op_timeout_s``.
 
@@ -387,6 +389,12 @@ class Feed:
     @property
     def driver(self) -> StreamDriver:
         return self._driver
+
+    @property
+    def rest_client(self) -> RestClient:
+        """The REST client taking this feed's snapshots (an :class:`~bookkeeper.io.abfeed.ABFeed`
+        shares line A's with line B)."""
+        return self._rest
 
     @property
     def breaker_state(self) -> BreakerState:

@@ -229,7 +229,8 @@ class StreamDriver:
         self._conn = BookConnection(adapter, self._sessions, track_updates=on_update is not None)
         self._tm = Telemetry(adapter.name, clock=clock, records=records, metrics=metrics, channel=cfg.channel.value,
                              bot_instance_id=cfg.bot_instance_id)
-        self._fleet = (FleetLink(coordinator, caps=adapter.capabilities, config=cfg.fleet, sleep=sleep)
+        self._fleet = (FleetLink(coordinator, caps=adapter.capabilities, config=cfg.fleet, sleep=sleep,
+                                 journal=journal if journaled(adapter.capabilities.sequence_model) else None)
                        if coordinator is not None else None)
         attach = getattr(journal, "attach", None)
         if attach is not None:

@@ -249,3 +249,56 @@ async def test_no_redis_at_start_degrades_without_blocking_or_raising() -> None:
     await j.close()
     await co.close()
 
+
+
+# ---------------------------------------------------------------------------------- A/B lines, roll-forward
+def test_arbiter_serves_the_line_furthest_ahead_and_never_moves_back() -> None:
+    from bookkeeper.coordination import LineArbiter
+
+    a = LineArbiter()
+    assert a.choose("X", [(True, 5), (True, 4)]).line == 0
+    assert a.choose("X", [(True, 5), (True, 6)]).line == 1  # overtaken: not a failover
+    assert a.failovers == 0 and a.switches == 1
+    held = a.choose("X", [(True, 5), (False, 6)])  # B dropped, A behind the mark
+    assert held.line is None and held.hold
+    c = a.choose("X", [(True, 6), (False, 6)])
+    assert c.line == 0 and c.failover and a.failovers == 1
+    assert a.choose("X", [(False, 6), (False, 6)]).outage and a.outages == 1
+    assert a.choose("X", [(False, 6), (True, 9)]).failover
+
+
+def test_arbiter_follows_the_served_line_through_an_id_restart() -> None:
+    from bookkeeper.coordination import LineArbiter
+
+    a = LineArbiter()
+    a.choose("X", [(True, 100), (False, None)])
+    assert a.choose("X", [(True, 3), (False, None)]).line == 0 and a.mark("X") == 3
+
+
+def test_roll_forward_equals_applying_every_delta() -> None:
+    from bookkeeper.coordination import roll_forward
+    from bookkeeper.events import BookSnapshot
+
+    snap = BookSnapshot(symbol="X", bids=[(10.0, 1.0), (9.0, 2.0)], asks=[(11.0, 1.0)], seq=10)
+    deltas = [BookDelta(symbol="X", bids=[(10.0, 0.0)], asks=[(12.0, 3.0)], first_seq=11, last_seq=12),
+              BookDelta(symbol="X", bids=[(9.5, 1.0)], asks=[(11.0, 0.0)], first_seq=13, last_seq=13)]
+    out = roll_forward(snap, deltas)
+    assert out.seq == 13 and out.bids == [(9.5, 1.0), (9.0, 2.0)] and out.asks == [(12.0, 3.0)]
+    with pytest.raises(InvalidEvent):
+        roll_forward(snap, [BookDelta(symbol="X", bids=[], asks=[], first_seq=5, last_seq=9)])
+
+
+async def test_journal_chain_asks_each_member_in_turn() -> None:
+    from bookkeeper.adapters import get_adapter
+    from bookkeeper.io.journal import JournalChain, MemoryJournal
+
+    first, second = MemoryJournal(), MemoryJournal()
+    chain = JournalChain(first, second)
+    chain.attach(get_adapter("binance"))
+    for s in range(1, 6):
+        second.append(BookDelta(symbol="X", bids=[(1.0, float(s))], asks=[], first_seq=s, last_seq=s))
+    chain.append(BookDelta(symbol="X", bids=[], asks=[], first_seq=6, last_seq=6))
+    assert first.seqs("X") == [6] and second.seqs("X") == [1, 2, 3, 4, 5, 6]
+    got = await chain.fetch("X", 2, 4)
+    assert got is not None and [d.last_seq for d in got] == [2, 3, 4]
+    assert await chain.fetch("X", 7, 9) is None
