@@ -4,7 +4,8 @@ The public API, in three groups (everything else lives in its submodule and is i
 from there, e.g. ``bookkeeper.events.Trade`` or ``bookkeeper.recovery.splice``):
 
 - **Run live books**: :class:`Feed` (one venue, many symbols; defaults to the real venue,
-  point it at :mod:`bookkeeper.sim` in tests), :class:`DriverConfig` (backoff, breaker,
+  point it at :mod:`bookkeeper.sim` in tests), :class:`ABFeed` (two lines per stream, the
+  book served from the one furthest ahead), :class:`DriverConfig` (backoff, breaker,
   keepalive), :class:`BookView` (what ``feed.book()`` returns: read-only, refuses reads unless
   SYNCED), :class:`BookUpdate`, :class:`SyncState`, :class:`StateChanged`, :class:`Alert` /
   :class:`AlertKind`, :class:`PlanKind`, :class:`CloseReason`.
@@ -60,6 +61,7 @@ from .view import BookView
 
 if TYPE_CHECKING:  # the lazy names, for type checkers and IDEs
     from .adapters import get_adapter
+    from .io.abfeed import ABFeed
     from .io.account import AccountFeed
     from .io.feed import Feed
     from .io.stream import BookUpdate, DriverConfig
@@ -69,6 +71,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Feed": "bookkeeper.io.feed",
     "AccountFeed": "bookkeeper.io.account",
+    "ABFeed": "bookkeeper.io.abfeed",
     "DriverConfig": "bookkeeper.io.stream",
     "BookUpdate": "bookkeeper.io.stream",
     "get_adapter": "bookkeeper.adapters",
@@ -92,7 +95,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     # live books
-    "Feed", "DriverConfig", "BookView", "BookUpdate", "SyncState", "StateChanged", "Alert", "AlertKind",
+    "Feed", "ABFeed", "DriverConfig", "BookView", "BookUpdate", "SyncState", "StateChanged", "Alert", "AlertKind",
     "PlanKind", "CloseReason",
     # accounts
     "AccountFeed", "ApiCredentials", "AccountPolicy", "AccountState", "AccountStateChanged", "AccountPlanKind",

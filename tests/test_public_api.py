@@ -6,7 +6,7 @@ import bookkeeper
 def test_all_is_pinned() -> None:
     assert sorted(bookkeeper.__all__) == sorted(
         [
-            "Feed", "DriverConfig", "BookView", "BookUpdate", "SyncState", "StateChanged", "Alert", "AlertKind",
+            "Feed", "ABFeed", "DriverConfig", "BookView", "BookUpdate", "SyncState", "StateChanged", "Alert", "AlertKind",
             "PlanKind", "CloseReason",
             "AccountFeed", "ApiCredentials", "AccountPolicy", "AccountState", "AccountStateChanged", "AccountPlanKind",
             "BookSession", "L2Book", "ExchangeCapabilities", "SequenceModel", "SpliceRule", "ChecksumKind",
