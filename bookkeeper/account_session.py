@@ -37,8 +37,9 @@ States (:class:`~bookkeeper.actions.AccountState`)::
   again, so nothing is retried until the operator acts.
 - **Reconciliation** (every ``reconcile_interval_s`` while SYNCED): the driver reads the
   venue's balances (with the venue's last-change time ``as_of``) and positions. The numbers are
-  only comparable when the venue's ``as_of`` equals the newest event the session knows of
-  (nothing in flight either way). Comparable and equal: the ledger is *clean* at ``as_of``.
+  only comparable when the venue's ``as_of`` lies between the newest balance-changing event the
+  session knows of (fill, balance update, baseline) and its newest event of any kind (nothing
+  in flight either way; order placements move some venues' marks and not others'). Comparable and equal: the ledger is *clean* at ``as_of``.
   Comparable and different, or the venue showing a change we never heard of on two checks in
   a row: a replay from the last clean point (so a fill dropped from the stream, whose trade id
   is behind the cursor, is found). Drift that survives that replay is reported with its
@@ -176,7 +177,7 @@ class AccountSession:
 
     __slots__ = (
         "_account", "_symbols", "_history", "_ledger", "_lifetime_ns", "_channels", "_policy", "_state",
-        "_acked", "_held", "_gap_started_ns", "_gap_reason", "_plan", "_pending", "_known_ns", "_clean_ns",
+        "_acked", "_held", "_gap_started_ns", "_gap_reason", "_plan", "_pending", "_known_ns", "_known_fill_ns", "_clean_ns",
         "_suspect_as_of", "_next_reconcile_ns", "_session_ns", "_relogin_pending", "_order_fills",
         "_order_seen_ns", "_checked_orders", "_verify_after", "plans", "stats", "_reconcile_outstanding",
         "_escalated", "_verify_skips",
@@ -202,6 +203,9 @@ class AccountSession:
         # a restart resumes from the store: the gap starts at the newest thing it knows
         cursors = [c.ts_ns for c in ledger.cursors(account).values() if c is not None]
         self._known_ns = max(cursors, default=0)
+        # the newest event that changes balances (a fill, a balance update, a baseline): venues
+        # whose last-change mark ignores order placements (Bybit's transaction log) stop there
+        self._known_fill_ns = self._known_ns
         self._gap_started_ns = self._known_ns or now_ns
         self._gap_reason: AccountReason | None = AccountReason.START
         self._plan: AccountRecoveryPlan | None = None
@@ -389,6 +393,8 @@ class AccountSession:
             ts = getattr(event, "ts_exchange_ns", 0)
             if ts > self._known_ns:
                 self._known_ns = ts
+            if isinstance(event, (Fill, BalanceUpdate)) and ts > self._known_fill_ns:
+                self._known_fill_ns = ts
             if isinstance(event, Fill):
                 key = (event.symbol, event.order_id)
                 if key in self._order_fills:  # absent: counted from the ledger when next needed
@@ -541,6 +547,8 @@ class AccountSession:
             return []  # a late answer for a plan already replaced
         if newest_ns is not None and newest_ns > self._known_ns:
             self._known_ns = newest_ns
+        if newest_ns is not None and newest_ns > self._known_fill_ns:
+            self._known_fill_ns = newest_ns
         if not exhausted:
             return self._escalate(f"{symbol}: {pages} pages used, history left")
         self._pending.discard(symbol)
@@ -552,6 +560,8 @@ class AccountSession:
             return []
         if as_of_ns > self._known_ns:
             self._known_ns = as_of_ns
+        if as_of_ns > self._known_fill_ns:
+            self._known_fill_ns = as_of_ns
         # the baseline *is* the venue's numbers at as_of, and nothing changed between as_of and
         # the reads (the consistent-read rule), so it is clean up to about now
         self._clean_ns = max(as_of_ns, now_ns - int(self._policy.lookback_s * NS))
@@ -628,15 +638,19 @@ class AccountSession:
         soon = now_ns + 2 * NS if interval is None else now_ns + min(int(interval * NS), 2 * NS)
         verify = self._verify_after
         lost = False
-        if as_of != self._known_ns:
+        # comparable when the venue's last change lies between the newest balance-changing event
+        # we know of and the newest event of any kind: it has seen everything that moved the
+        # numbers, and nothing happened after what we know (order placements move some venues'
+        # marks, Binance updateTime, and not others', Bybit's transaction log)
+        if not self._known_fill_ns <= as_of <= self._known_ns:
             if verify and self._verify_skips < 3:
                 # right after a drift replay: wait for a comparable answer (bounded)
                 self._verify_skips += 1
                 self.stats.reconcile_skipped += 1
                 self._next_reconcile_ns = soon
                 return []
-            if as_of < self._known_ns and not verify:
-                self.stats.reconcile_skipped += 1  # the venue answered from before what we know
+            if as_of < self._known_fill_ns and not verify:
+                self.stats.reconcile_skipped += 1  # the venue answered from before a fill we know
                 return []
             if as_of > self._known_ns and not verify:
                 # the venue changed after the newest event we know of: in flight, or lost

@@ -291,10 +291,29 @@ class AccountAdapter(Protocol):
     def parse_balances(self, body: Any, *, ts_recv_ns: int = 0) -> BalanceReport:
         """Total balances per currency; ``ts_exchange_ns`` is the venue's last update time
         of the account (a full sync is consistent when it is unchanged before and after the
-        other reads).
+        other reads) where :meth:`account_mark_call` is ``None``; otherwise the mark comes
+        from that call and ``ts_exchange_ns`` is whatever the answer has (0: nothing).
 
         Raises:
             AdapterError: malformed body.
+        """
+        ...
+
+    def account_mark_call(self) -> RestCall | None:
+        """The request of the account's consistency mark, read before and after the other
+        reads of a full sync or a reconciliation (they are one consistent picture when the
+        two marks are equal). ``None``: :meth:`parse_balances`' ``ts_exchange_ns`` is the mark
+        (the balances answer carries the venue's last-change time: Binance ``updateTime``,
+        OKX ``uTime``); a venue whose balances answer has none (Bybit: the transaction log's
+        newest row) names the extra read here."""
+        ...
+
+    def parse_account_mark(self, body: Any, *, ts_recv_ns: int = 0) -> int:
+        """The answer to :meth:`account_mark_call`: venue ns of the account's last change
+        (0: the venue reports none).
+
+        Raises:
+            AdapterError: malformed body, or an adapter without a mark call.
         """
         ...
 

@@ -428,6 +428,18 @@ class BinanceAccount:
         return BalanceReport(balances=balances, ts_exchange_ns=ms_ns(acct.updateTime, "updateTime", EXCHANGE, body),
                              ts_recv_ns=ts_recv_ns)
 
+    def account_mark_call(self) -> RestCall | None:
+        """``None``: the balances answer's ``updateTime`` is the consistency mark."""
+        return None
+
+    def parse_account_mark(self, body: Any, *, ts_recv_ns: int = 0) -> int:
+        """Never called (no mark call).
+
+        Raises:
+            AdapterError: always: the mark is :meth:`parse_balances`' ``ts_exchange_ns``.
+        """
+        raise _fail("no account mark call: the balances answer carries the mark", body)
+
     def positions_call(self) -> RestCall | None:
         """``None``: a spot account has no derivative positions."""
         return None

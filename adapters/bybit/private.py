@@ -37,16 +37,28 @@ Theory of operation (exchange-protocols.md §6.5, §6.6, §2.4, §2.5)
   paging, 2 years back). A replay of ``[since, until]`` walks 7-day windows oldest first and
   follows each window's ``nextPageCursor`` until it is empty. Full sync: ``/v5/position/list``,
   ``/v5/account/wallet-balance`` (``accountType=UNIFIED``), ``/v5/order/realtime``.
-- **Consistency mark** (⚠ protocol gap): a full sync reads balances twice and trusts the
-  picture when the venue's *last-change time* did not move. Bybit's wallet-balance has none
-  (its ``time`` is the server clock of the answer, different on every call). What real Bybit
-  offers is the transaction log (``GET /v5/account/transaction-log``, newest row's
-  ``transactionTime``: every balance change, trade, fee, funding, transfer, writes one), which
-  a single ``balances_call`` cannot add. :meth:`BybitAccount.balances_mark_call` /
-  :meth:`BybitAccount.parse_balances_mark` are that second read, ready for a driver that makes
-  it; until then :meth:`BybitAccount.parse_balances` reads the mark from ``updatedTime`` on the
-  wallet row, which only the simulator sends, and refuses an answer without it (a real Bybit
-  wallet-balance) rather than inventing one.
+- **Consistency mark** (⚠: the transaction log is not in §6; its parameters are ccxt 4.5.90's
+  ``fetch_ledger`` comments and Bybit's ``/v5/account/transaction-log`` page): a full sync or a
+  reconciliation reads the venue's *last-change time* before and after its other reads and
+  trusts the picture when it did not move. Bybit's wallet-balance has none (its ``time`` is the
+  server clock of the answer, different on every call), so
+  :meth:`BybitAccount.account_mark_call` is the extra read: ``GET /v5/account/transaction-log
+  ?accountType=UNIFIED&limit=1`` (ccxt ``private_get_v5_account_transaction_log``; every
+  balance change of the unified account, trade, fee, realized PnL, funding, transfer, writes one
+  row; newest first; no category/currency filter, so a change of any coin the balances report
+  moves it), and :meth:`BybitAccount.parse_account_mark` takes the newest row's
+  ``transactionTime``. :meth:`BybitAccount.parse_balances` reports no mark (``ts_exchange_ns``
+  0). Order placements and cancels of a linear account move no balance and write no row:
+  the mark is the last *balance* change (what balances and positions are compared at).
+- **Empty log** (⚠ Bybit: without ``startTime``/``endTime`` the log covers the last 24 h): no
+  row means no balance change in ``[time - 24 h, time]`` (``time``: the answer's server
+  clock), so any instant from ``time - 24 h`` on is a truthful mark. The mark is that window's
+  start rounded *up* to the hour: inside the window (still no change after it), and the same
+  for two reads within one hour, so the before/after comparison can succeed. 0 (all history
+  covered, fills after it applied on top of a baseline) would be wrong for an account that
+  traded more than a day ago.
+- ⚠ Two balance changes in the same ms as the first mark read cannot be told apart by
+  ``transactionTime`` alone (the simulator's account times are unique per event).
 """
 
 from __future__ import annotations
@@ -114,6 +126,9 @@ DAY_MS = 86_400_000
 PAGE_SIZE = 100
 WINDOW_MS = 7 * DAY_MS
 RETENTION_MS = 730 * DAY_MS
+#: ⚠ /v5/account/transaction-log without startTime/endTime: the last 24 h (module docstring)
+LOG_WINDOW_MS = DAY_MS
+HOUR_MS = 3_600_000
 #: /v5/position/list ``limit`` maximum; /v5/order/realtime ``limit`` maximum
 POSITIONS_LIMIT = 200
 OPEN_ORDERS_LIMIT = 50
@@ -444,40 +459,41 @@ class BybitAccount:
 
     @guarded_rest(EXCHANGE)
     def parse_balances(self, body: Any, *, ts_recv_ns: int = 0) -> BalanceReport:
-        """Each coin's ``walletBalance``; the mark is the wallet row's ``updatedTime`` (see
-        "Consistency mark" in the module docstring).
+        """Each coin's ``walletBalance``; ``ts_exchange_ns`` 0: the answer has no last-change
+        time, the mark is :meth:`account_mark_call`'s (module docstring, "Consistency mark").
 
         Raises:
-            AdapterError: malformed body, a ``retCode`` other than 0, or no last-change time
-                (a real Bybit answer: the driver must read :meth:`balances_mark_call`).
+            AdapterError: malformed body, a ``retCode`` other than 0, or no account row.
         """
         rows, _ = _listed(body, WalletRow)
         if not rows:
             raise _fail("wallet-balance answer without an account", body)
-        marks = [r.updatedTime for r in rows if r.updatedTime]
-        if not marks:
-            raise _fail("wallet-balance has no last-change time: the full sync's consistency mark is the "
-                        "transaction log's newest transactionTime (balances_mark_call)", body)
-        ts = max(ms_ns(m, "updatedTime", EXCHANGE, body) for m in marks)
-        return BalanceReport(balances=_balances(rows, body), ts_exchange_ns=ts, ts_recv_ns=ts_recv_ns)
+        return BalanceReport(balances=_balances(rows, body), ts_exchange_ns=0, ts_recv_ns=ts_recv_ns)
 
-    def balances_mark_call(self) -> RestCall:
-        """The request of the venue's last balance change: ``GET /v5/account/transaction-log
-        ?accountType=UNIFIED&limit=1`` (newest first). Not part of ``AccountAdapter`` yet: a
-        driver that reads it before and after the other reads has Bybit's consistency mark."""
+    def account_mark_call(self) -> RestCall | None:
+        """``GET /v5/account/transaction-log?accountType=UNIFIED&limit=1``: the newest row of
+        the account's transaction log (newest first; the last 24 h without times, ⚠)."""
         return RestCall(ccxt_id=CCXT_ID, method="private_get_v5_account_transaction_log",
                         params={"accountType": ACCOUNT_TYPE, "limit": 1})
 
     @guarded_rest(EXCHANGE)
-    def parse_balances_mark(self, body: Any) -> int:
-        """The newest ``transactionTime`` in ns (0: no balance change in the log's default
-        window, the last 24 h).
+    def parse_account_mark(self, body: Any, *, ts_recv_ns: int = 0) -> int:
+        """The newest ``transactionTime`` in ns; for an empty log, the start of its 24 h
+        window (``time - 24 h``) rounded up to the hour (module docstring, "Empty log").
 
         Raises:
-            AdapterError: malformed body or a ``retCode`` other than 0.
+            AdapterError: malformed body, a ``retCode`` other than 0, or an empty log
+                without the answer's ``time``.
         """
-        rows, _ = _listed(body, TransactionRow)
-        return max((ms_ns(r.transactionTime, "transactionTime", EXCHANGE, body) for r in rows), default=0)
+        obj = loads(body, EXCHANGE) if isinstance(body, (bytes, bytearray, str)) else body
+        rows, _ = _listed(obj, TransactionRow)
+        if rows:
+            return max(ms_ns(r.transactionTime, "transactionTime", EXCHANGE, body) for r in rows)
+        now_ms = convert(obj, Envelope, EXCHANGE, body).time
+        if now_ms <= LOG_WINDOW_MS:
+            raise _fail("empty transaction log without the answer's time: no mark", body)
+        start = now_ms - LOG_WINDOW_MS
+        return -(-start // HOUR_MS) * HOUR_MS * 1_000_000
 
     def positions_call(self) -> RestCall | None:
         """``GET /v5/position/list?category=linear&settleCoin=USDT`` (every linear position)."""

@@ -84,10 +84,6 @@ class WalletRow(msgspec.Struct):
 
     coin: list[WalletCoin]
     accountType: str = ""
-    #: ⚠ NOT a Bybit field: Bybit's wallet-balance carries no last-change time. The simulator
-    #: adds the account's last change here so that today's one-call full sync has its mark
-    #: (see ``private.py``, "Consistency mark").
-    updatedTime: str = ""
 
 
 class ListResult(msgspec.Struct):
@@ -97,7 +93,8 @@ class ListResult(msgspec.Struct):
 
 
 class TransactionRow(msgspec.Struct):
-    """A row of REST ``/v5/account/transaction-log`` (newest first)."""
+    """A row of REST ``/v5/account/transaction-log`` (newest first): one balance change
+    (``type`` ``TRADE``, ``SETTLEMENT``, ``TRANSFER_IN``, ...) at ``transactionTime`` (ms)."""
 
     transactionTime: str
     currency: str = ""

@@ -469,6 +469,18 @@ class OkxAccount:
         return BalanceReport(balances=report.balances, ts_exchange_ns=ms_ns(rows[0].uTime, "uTime", EXCHANGE, body),
                              ts_recv_ns=ts_recv_ns)
 
+    def account_mark_call(self) -> RestCall | None:
+        """``None``: the balances answer's ``uTime`` is the consistency mark."""
+        return None
+
+    def parse_account_mark(self, body: Any, *, ts_recv_ns: int = 0) -> int:
+        """Never called (no mark call).
+
+        Raises:
+            AdapterError: always: the mark is :meth:`parse_balances`' ``ts_exchange_ns``.
+        """
+        raise _fail("no account mark call: the balances answer carries the mark", body)
+
     def positions_call(self) -> RestCall | None:
         """``GET /api/v5/account/positions?instType=SWAP`` (the account's derivatives)."""
         return RestCall(ccxt_id=CCXT_ID, method="private_get_account_positions", params={"instType": "SWAP"})

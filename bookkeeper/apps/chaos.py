@@ -288,6 +288,15 @@ def _applicable(kind: FaultKind, caps: ExchangeCapabilities) -> bool:
         return caps.rest_snapshot and not caps.ws_snapshot_on_subscribe
     if kind is FaultKind.CORRUPT_CHECKSUM:
         return caps.checksum is not ChecksumKind.NONE
+    if kind is FaultKind.RESENT_SNAPSHOT:
+        # a venue whose ids are only promised to increase and which pushes its own snapshots
+        # may re-send its book mid-stream (Bybit, §6.1)
+        return caps.ws_snapshot_on_subscribe and caps.sequence_model is SequenceModel.MONOTONIC_ONLY
+    if kind is FaultKind.SERVICE_RESTART:
+        # restarted ids (Bybit u = 1, §6.2) are a legitimate rewind, and the checker compares a
+        # book with the engine's truth at the book's own id: neither holds across a restart
+        # until the checker maps restarted ids back (tests/sim/test_sim_bybit.py covers it)
+        return False
     if kind in (FaultKind.DROP, FaultKind.REORDER):
         # A lost frame (or one arriving after a newer one, then ignored as stale) can only be
         # repaired where the client can see it: ids that chain, a checksum, or a counter of the
@@ -302,7 +311,8 @@ def _applicable(kind: FaultKind, caps: ExchangeCapabilities) -> bool:
 #: where a kind can act at all (others are counted as 0: e.g. Binance has no checksum)
 APPLICABLE: dict[str, frozenset[str]] = {
     k.value: frozenset(v for v in SUPPORTED_VENUES if _applicable(k, _capabilities(v)))
-    for k in (FaultKind.STALE_SNAPSHOT, FaultKind.CORRUPT_CHECKSUM, FaultKind.DROP, FaultKind.REORDER)
+    for k in (FaultKind.STALE_SNAPSHOT, FaultKind.CORRUPT_CHECKSUM, FaultKind.DROP, FaultKind.REORDER,
+              FaultKind.SERVICE_RESTART, FaultKind.RESENT_SNAPSHOT)
 }
 
 

@@ -50,6 +50,7 @@ from types import TracebackType
 from typing import Any
 
 import ccxt.async_support as ccxt_async
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt
 
 from bookkeeper.account import AccountRecoveryPlan
 from bookkeeper.account_session import AccountPolicy, AccountSession
@@ -834,25 +835,49 @@ class AccountFeed:
         reports = self._adapter.parse_positions(body, ts_recv_ns=self._clock.time_ns())
         return [r for r in reports if r.symbol in self._symbols]
 
+    async def _read_mark(self) -> int | None:
+        """The adapter's consistency mark (venue ns of the account's last change), ``None``
+        when it has no mark call (the balances answer's ``ts_exchange_ns`` is the mark)."""
+        call = self._adapter.account_mark_call()
+        if call is None:
+            return None
+        body = await self._call(call)
+        return self._adapter.parse_account_mark(body, ts_recv_ns=self._clock.time_ns())
+
+    async def _consistent_read(self) -> tuple[int, BalanceReport, list[PositionReport] | None,
+                                              list[OrderUpdate]] | None:
+        """mark -> balances -> positions -> open orders -> mark: one consistent picture when the
+        account's last-change mark did not move (no mark call: the balances' own last-change
+        time, read first and last). ``None`` when it moved (the caller reads again)."""
+        mark = await self._read_mark()
+        first = await self._read_balances()
+        positions = await self._read_positions()
+        body = await self._call(self._adapter.open_orders_call())
+        orders = self._adapter.parse_open_orders(body, ts_recv_ns=self._clock.time_ns())
+        if mark is not None:
+            as_of, after = mark, await self._read_mark()
+        else:
+            as_of, after = first.ts_exchange_ns, (await self._read_balances()).ts_exchange_ns
+        return (as_of, first, positions, orders) if after == as_of else None
+
     async def _full_sync(self, action: FullSync) -> None:
         session, durable = self._session, self._durable
         assert session is not None and durable is not None
+        # a busy account may change between the reads: read again at once, a bounded number of
+        # times (tenacity: retried on an inconsistent picture, never on errors, which _call
+        # already retried)
+        reads = AsyncRetrying(stop=stop_after_attempt(_FULL_SYNC_READS), retry=retry_if_result(lambda r: r is None),
+                              sleep=self._sleep, retry_error_callback=lambda state: None)
         try:
-            for _ in range(_FULL_SYNC_READS):
-                first = await self._read_balances()
-                positions = await self._read_positions()
-                body = await self._call(self._adapter.open_orders_call())
-                orders = self._adapter.parse_open_orders(body, ts_recv_ns=self._clock.time_ns())
-                last = await self._read_balances()
-                if last.ts_exchange_ns == first.ts_exchange_ns:
-                    break  # nothing changed while we read: one consistent picture at as_of
-            else:
+            picture = await reads(self._consistent_read)
+            if picture is None:
                 raise TransportError(f"account kept changing during {_FULL_SYNC_READS} full-sync reads",
                                      exchange=self._venue)
         except (TransportError, ExchangeRejected, AdapterError) as exc:
             self._execute(session.recovery_failed(self._clock.time_ns(), f"full sync: {exc}"))
             return
-        snapshot = AccountSnapshot(as_of_ns=first.ts_exchange_ns, balances=dict(first.balances),
+        as_of, first, positions, orders = picture
+        snapshot = AccountSnapshot(as_of_ns=as_of, balances=dict(first.balances),
                                    positions=list(positions or ()),
                                    open_orders=[o for o in orders if o.symbol in self._symbols],
                                    ts_recv_ns=self._clock.time_ns())
@@ -865,8 +890,18 @@ class AccountFeed:
         session = self._session
         assert session is not None
         try:
+            mark = await self._read_mark()
             balances = await self._read_balances()
             positions = await self._read_positions()
+            if mark is not None:
+                after = await self._read_mark()
+                if after != mark:
+                    # the account changed while we read: not one picture, try at the next interval
+                    log.info("%s: reconciliation skipped: the account changed during the reads", self._key)
+                    self._execute(session.reconcile_failed(self._clock.time_ns()))
+                    return
+                balances = BalanceReport(balances=balances.balances, ts_exchange_ns=mark,
+                                         ts_recv_ns=balances.ts_recv_ns)
         except (TransportError, ExchangeRejected, AdapterError) as exc:
             log.warning("%s: reconciliation skipped: %s", self._key, exc)
             self._execute(session.reconcile_failed(self._clock.time_ns()))

@@ -43,6 +43,8 @@ class FaultKind(enum.StrEnum):
     CORRUPT_CHECKSUM = "corrupt_checksum"
     REFUSE = "refuse"
     CONN_LIMIT = "conn_limit"
+    SERVICE_RESTART = "service_restart"
+    RESENT_SNAPSHOT = "resent_snapshot"
     PRIVATE_ABORT = "private_abort"
     PRIVATE_DROP = "private_drop"
     AUTH_EXPIRY = "auth_expiry"
@@ -102,6 +104,12 @@ FAULTS: Mapping[FaultKind, FaultInfo] = MappingProxyType({
                                           demo=9),
     FaultKind.REFUSE: FaultInfo(FaultScope.ACCEPT, "connection refused (``outage=True``: listener closed)"),
     FaultKind.CONN_LIMIT: FaultInfo(FaultScope.LIMIT, "per-IP connection cap (``max``)"),
+    # taken by the dialects whose venue does this (Bybit: ``venues/bybit.py``); armed elsewhere,
+    # they never act (chaos schedules them only where the capabilities say a venue can)
+    FaultKind.SERVICE_RESTART: FaultInfo(FaultScope.FRAME, "the venue's book service restarts: a snapshot with "
+                                         "its ids restarted (Bybit ``u = 1``), deltas counting on from it"),
+    FaultKind.RESENT_SNAPSHOT: FaultInfo(FaultScope.FRAME, "the venue re-sends its snapshot mid-stream (same "
+                                         "id, same levels) after a delta"),
     FaultKind.PRIVATE_ABORT: FaultInfo(FaultScope.PRIVATE, "TCP abort of the private (account) connections only (1006)",
                                        private=True),
     FaultKind.PRIVATE_DROP: FaultInfo(FaultScope.FRAME, "a private order/fill frame never sent (REST history has it)",

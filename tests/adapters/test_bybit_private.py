@@ -306,21 +306,62 @@ def test_open_orders() -> None:
     ]
 
 
-def test_balances_with_the_simulators_mark() -> None:
+def test_balances_are_each_coins_wallet_balance_without_a_mark() -> None:
+    """Bybit's wallet-balance has no last-change time (its ``time`` is the server clock): the
+    answer is read as it is, and the mark comes from the transaction log."""
     report = ACCOUNT.parse_balances(body("rest_wallet_balance"), ts_recv_ns=3)
     assert report == BalanceReport(balances={"BTC": Decimal("0.5"), "USDT": Decimal("150009.5130665")},
-                                   ts_exchange_ns=1767225601000 * MS, ts_recv_ns=3)
+                                   ts_exchange_ns=0, ts_recv_ns=3)
+    assert ACCOUNT.parse_balances(body("rest_wallet_balance_venue")) == BalanceReport(
+        balances={"USDT": Decimal("1")}, ts_exchange_ns=0, ts_recv_ns=0)
 
 
-def test_a_real_wallet_balance_has_no_mark_and_is_refused_not_guessed() -> None:
-    """Bybit's wallet-balance has no last-change time (its ``time`` is the server clock): the
-    full sync's mark must come from the transaction log (``balances_mark_call``)."""
-    with pytest.raises(AdapterError, match="transaction"):
-        ACCOUNT.parse_balances(body("rest_wallet_balance_venue"))
-    call = ACCOUNT.balances_mark_call()
-    assert (call.method, dict(call.params)) == ("private_get_v5_account_transaction_log",
-                                                {"accountType": "UNIFIED", "limit": 1})
-    assert ACCOUNT.parse_balances_mark(body("rest_transaction_log")) == 1767225601000 * MS
+def test_the_mark_is_the_transaction_logs_newest_row() -> None:
+    call = ACCOUNT.account_mark_call()
+    assert call is not None
+    assert (call.ccxt_id, call.method, dict(call.params)) == (
+        "bybit", "private_get_v5_account_transaction_log", {"accountType": "UNIFIED", "limit": 1})
+    assert ACCOUNT.parse_account_mark(body("rest_transaction_log"), ts_recv_ns=9) == 1767225601000 * MS
+    # any balance change writes a row (funding here), not only trades; a cursor behind it is ignored
+    assert ACCOUNT.parse_account_mark(frame("rest_transaction_log_funding")) == 1767254400000 * MS
+
+
+def test_an_empty_log_marks_its_24h_windows_start_rounded_up_to_the_hour() -> None:
+    """No row in the last 24 h: nothing changed after ``time - 24 h``; the mark is that start
+    rounded up to the hour (still inside the quiet window, equal for two reads in one hour),
+    never 0, which would put a day-old fill on top of the baseline."""
+    empty = body("rest_transaction_log_empty")
+    now = empty["time"]
+    mark = ACCOUNT.parse_account_mark(empty)
+    assert mark % (3_600_000 * MS) == 0
+    assert (now - DAY_MS) * MS <= mark < (now - DAY_MS + 3_600_000) * MS
+    later = {**empty, "time": now + 60_000}
+    assert ACCOUNT.parse_account_mark(later) == mark
+    assert ACCOUNT.parse_account_mark({**empty, "time": now + 3_600_000}) == mark + 3_600_000 * MS
+    with pytest.raises(AdapterError, match="no mark"):
+        ACCOUNT.parse_account_mark({**empty, "time": 0})
+
+
+@pytest.mark.parametrize("mutation", [
+    lambda b: b.update(retCode=10003, retMsg="API key is invalid."),
+    lambda b: b["result"].update(list={"not": "a list"}),
+    lambda b: b["result"]["list"][0].update(transactionTime="soon"),
+    lambda b: b["result"]["list"][0].pop("transactionTime"),
+])
+def test_a_malformed_log_is_an_adapter_error(mutation: Any) -> None:
+    raw = body("rest_transaction_log")
+    mutation(raw)
+    with pytest.raises(AdapterError):
+        ACCOUNT.parse_account_mark(raw)
+
+
+def test_binance_and_okx_have_no_mark_call_their_balances_carry_it() -> None:
+    for name in ("binance", "okx"):
+        adapter = get_account_adapter(name)
+        assert isinstance(adapter, AccountAdapter)
+        assert adapter.account_mark_call() is None
+        with pytest.raises(AdapterError):
+            adapter.parse_account_mark({})
 
 
 def test_full_pages_of_positions_or_orders_with_more_behind_are_refused() -> None:
@@ -337,7 +378,7 @@ def test_rest_calls_are_ccxt_implicit_methods() -> None:
 
     exchange = getattr(ccxt_async, ACCOUNT.ccxt_id)()
     calls = [ACCOUNT.balances_call(), ACCOUNT.positions_call(), ACCOUNT.open_orders_call(),
-             ACCOUNT.balances_mark_call(),
+             ACCOUNT.account_mark_call(),
              ACCOUNT.fills_call("BTCUSDT", cursor=FillCursor(ts_ns=0), since_ms=0, until_ms=1)]
     for call in calls:
         assert call is not None and callable(getattr(exchange, call.method)), call
@@ -351,7 +392,8 @@ def test_ccxt_config_sends_the_signed_calls_to_the_simulator_with_v5_headers() -
 
     config = ACCOUNT.ccxt_config_for("http://127.0.0.1:8124/")
     exchange = ccxt.bybit({**config, **CREDS.ccxt_config()})
-    for path in ("v5/execution/list", "v5/position/list", "v5/account/wallet-balance", "v5/order/realtime"):
+    for path in ("v5/execution/list", "v5/position/list", "v5/account/wallet-balance", "v5/order/realtime",
+                 "v5/account/transaction-log"):
         signed = exchange.sign(path, ["private"], "GET", {"category": "linear"})
         assert signed["url"] == f"http://127.0.0.1:8124/{path}?category=linear", signed["url"]
         h = signed["headers"]

@@ -401,3 +401,23 @@ def test_fills_a_replay_found_count_for_the_order_afterwards() -> None:
     h.run(h.s.replayed("ETHUSDT", exhausted=True, pages=1, newest_ns=None, now_ns=T0 + 4 * S))
     out = h.run(h.s.handle([fill(3, ts=T0 + 5 * S, order="C"), order("C", filled="3", ts=T0 + 5 * S)], T0 + 5 * S))
     assert kinds(out) == [ApplyAccountEvents] and h.s.stats.order_gaps == 0
+
+
+def test_venue_mark_that_ignores_order_events_is_still_comparable() -> None:
+    # Bybit's transaction log moves with fills only: after a fill at t1 and an order placement
+    # at t2, the venue's mark is t1 and the numbers are comparable (nothing moved them after t1)
+    h = Harness()
+    h.synced_from_scratch(as_of=T0)
+    h.run(h.s.handle([fill(1, ts=T0 + S)], T0 + S))
+    h.run(h.s.handle([order("N", filled="0", ts=T0 + 2 * S, status=OrderStatus.NEW)], T0 + 2 * S))
+    _reconcile(h, T0 + 11 * S)
+    venue = {"USDT": D("1000") - D("100") - D("0.1"), "BTC": D("1"), "ETH": D("0")}
+    assert h.s.reconciled(T0 + 11 * S, balances=BalanceReport(balances=venue, ts_exchange_ns=T0 + S),
+                          positions=None) == []
+    assert h.s.stats.reconcile_skipped == 0 and h.s.clean_ns == T0 + 6 * S
+    # an answer from before the fill is not comparable
+    _reconcile(h, T0 + 21 * S)
+    old = {"USDT": D("1000"), "BTC": D("0"), "ETH": D("0")}
+    assert h.s.reconciled(T0 + 21 * S, balances=BalanceReport(balances=old, ts_exchange_ns=T0 + S // 2),
+                          positions=None) == []
+    assert h.s.stats.reconcile_skipped == 1

@@ -108,6 +108,74 @@ async def test_first_sync_is_a_full_sync_then_stream_fills_apply(sim: SimExchang
         assert len(feed.fills()) == 3 * len(sim.account(venue).instruments)
 
 
+class _ChangesWhileRead:
+    """The venue's account adapter, except that the first balances answer parsed makes a fill
+    on the simulator: the account changes between the consistency-mark reads."""
+
+    def __init__(self, inner: Any, sim: SimExchange, venue: str) -> None:
+        self._inner, self._sim, self._venue, self.fired = inner, sim, venue, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def parse_balances(self, body: Any, *, ts_recv_ns: int = 0) -> Any:
+        report = self._inner.parse_balances(body, ts_recv_ns=ts_recv_ns)
+        if not self.fired:
+            self.fired += 1
+            acct = self._sim.account(self._venue)
+            acct.trade(next(iter(acct.instruments)), "buy")
+        return report
+
+
+async def test_a_change_between_the_mark_reads_makes_the_full_sync_read_again(
+        sim: SimExchange, venue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mark -> balances -> positions -> open orders -> mark (Bybit: the transaction log's
+    newest row; Binance/OKX: the balances' own last-change time, read first and last): a fill
+    between them moves the mark, so the first picture is thrown away and the baseline is the
+    second, taken at the account's last change."""
+    import bookkeeper.adapters as registry
+
+    wrapped = _ChangesWhileRead(registry.get_account_adapter(venue), sim, venue)
+    monkeypatch.setattr(registry, "get_account_adapter", lambda name: wrapped)
+    trade_all(sim, venue)
+    async with make_feed(sim, venue, tmp_path / "s.sqlite3") as feed:
+        await feed.wait_synced(timeout=TIMEOUT)
+        assert wrapped.fired == 1 and kinds(feed) == [AccountPlanKind.FULL_SYNC]
+        acct = sim.account(venue)
+        base = feed.durable.ledger.baseline(feed.account)
+        assert base is not None and base.as_of_ns == acct.fills()[-1].ts_ms * 1_000_000
+        mark = wrapped.account_mark_call()
+        if mark is not None:  # two rounds of two mark reads, balances read once per round
+            assert feed.rest_calls[mark.method] >= 4, feed.rest_calls
+        else:
+            assert feed.rest_calls[wrapped.balances_call().method] >= 4, feed.rest_calls
+        await converge(feed, sim, venue)
+
+
+async def test_reconciliation_compares_at_the_mark_and_finds_no_drift(sim: SimExchange, venue: str,
+                                                                     tmp_path: Path) -> None:
+    from bookkeeper.adapters import get_account_adapter
+
+    trade_all(sim, venue)
+    async with make_feed(sim, venue, tmp_path / "s.sqlite3") as feed:
+        await feed.wait_synced(timeout=TIMEOUT)
+        trade_all(sim, venue, 2)
+        await converge(feed, sim, venue)
+        done = feed.session.stats.reconciles
+        # an agreeing reconciliation changes nothing wait_until is woken by: poll the counter
+        # (a condition with a deadline, not a sleep standing in for one)
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while feed.session.stats.reconciles < done + 2:
+            assert asyncio.get_running_loop().time() < deadline, (feed.session.stats, feed.rest_calls)
+            await asyncio.sleep(0.05)
+        assert feed.session.stats.reconcile_skipped == 0, feed.session.stats
+        assert kinds(feed) == [AccountPlanKind.FULL_SYNC]  # compared, agreed: nothing to recover
+        assert matches_truth(feed, sim, venue)
+        mark = get_account_adapter(venue).account_mark_call()
+        if mark is not None:
+            assert feed.rest_calls[mark.method] >= 2 * (done + 2) + 2, feed.rest_calls
+
+
 async def test_private_1006_is_recovered_by_replay_with_a_record(sim: SimExchange, venue: str, tmp_path: Path) -> None:
     from prometheus_client import CollectorRegistry
 

@@ -112,11 +112,93 @@ async def test_ccxt_loads_the_linear_markets_and_reads_the_account(sim: SimExcha
         wallet = await ex.private_get_v5_account_wallet_balance({"accountType": "UNIFIED"})
         (row,) = wallet["result"]["list"]
         assert {c["coin"]: Decimal(c["walletBalance"]) for c in row["coin"]} == account.balances()
-        assert row["updatedTime"] == str(account.updated_ms)
+        assert "updatedTime" not in row  # as on Bybit: the mark is the transaction log's
         orders = await ex.private_get_v5_order_realtime({"category": "linear", "settleCoin": "USDT"})
         assert [(o["orderId"], o["orderStatus"]) for o in orders["result"]["list"]] == [(order.order_id, "New")]
     finally:
         await ex.close()
+
+
+async def test_transaction_log_newest_row_is_the_accounts_last_balance_change(sim: SimExchange) -> None:
+    """One ``TRADE`` row per fill, newest first; ``limit=1`` is exactly the newest, whose
+    ``transactionTime`` is the account's last balance change (what the adapter's mark reads);
+    a resting order or a cancel moves no balance and writes no row."""
+    from bookkeeper.adapters.bybit.private import BYBIT_ACCOUNT as ADAPTER
+
+    account = sim.account("bybit")
+    ex = _exchange(sim)
+    try:
+        empty = await ex.private_get_v5_account_transaction_log({"accountType": "UNIFIED", "limit": 1})
+        assert empty["result"]["list"] == [] and empty["result"]["nextPageCursor"] == ""
+        assert ADAPTER.parse_account_mark(empty) > 0  # the quiet window's start, not 0
+        fills = [account.trade("BTCUSDT", "buy", "0.100"), account.trade("ETHUSDT", "sell", "1.00"),
+                 account.trade("BTCUSDT", "sell", "0.040")]
+        call = ADAPTER.account_mark_call()
+        assert call is not None
+        newest = await getattr(ex, call.method)(dict(call.params))
+        (row,) = newest["result"]["list"]
+        last = fills[-1]
+        assert row["transactionTime"] == str(last.ts_ms) == str(account.balance("USDT")[2])
+        assert row["transactionTime"] == str(account.updated_ms)
+        assert ADAPTER.parse_account_mark(newest) == last.ts_ms * 1_000_000
+        assert (row["type"], row["tradeId"], row["symbol"], row["side"]) == ("TRADE", last.trade_id, "BTCUSDT", "Sell")
+        assert Decimal(row["fee"]) == last.fee and Decimal(row["cashFlow"]) == last.pnl
+        assert Decimal(row["change"]) == last.pnl - last.fee
+        assert Decimal(row["cashBalance"]) == account.balances()["USDT"]
+        assert Decimal(row["size"]) == account.positions()["BTCUSDT"]
+        assert newest["result"]["nextPageCursor"]
+        # cursor paging walks the rest, newest first
+        page = await ex.private_get_v5_account_transaction_log(
+            {"accountType": "UNIFIED", "limit": 1, "cursor": newest["result"]["nextPageCursor"]})
+        seen = [r["tradeId"] for r in page["result"]["list"]]
+        page = await ex.private_get_v5_account_transaction_log(
+            {"accountType": "UNIFIED", "limit": 50, "cursor": page["result"]["nextPageCursor"]})
+        seen += [r["tradeId"] for r in page["result"]["list"]]
+        assert seen == [fills[1].trade_id, fills[0].trade_id] and page["result"]["nextPageCursor"] == ""
+        everything = await ex.private_get_v5_account_transaction_log({"accountType": "UNIFIED"})
+        assert [r["tradeId"] for r in everything["result"]["list"]] == [f.trade_id for f in reversed(fills)]
+        eth = await ex.private_get_v5_account_transaction_log({"accountType": "UNIFIED", "baseCoin": "ETH"})
+        assert [r["tradeId"] for r in eth["result"]["list"]] == [fills[1].trade_id]
+        # an order resting then cancelled: no balance change, no row, the mark stays
+        order = account.place_order("ETHUSDT", "buy", "0.50", "3000.00")
+        account.cancel_order(order.order_id)
+        again = await getattr(ex, call.method)(dict(call.params))
+        assert ADAPTER.parse_account_mark(again) == last.ts_ms * 1_000_000
+        # the default window is the last 24 h of the account clock
+        account.advance_clock(DAY_MS / 1000 + 1)
+        later = await getattr(ex, call.method)(dict(call.params))
+        assert later["result"]["list"] == []
+        assert ADAPTER.parse_account_mark(later) > last.ts_ms * 1_000_000
+        windowed = await ex.private_get_v5_account_transaction_log(
+            {"accountType": "UNIFIED", "startTime": fills[0].ts_ms, "endTime": last.ts_ms})
+        assert len(windowed["result"]["list"]) == 3
+    finally:
+        await ex.close()
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"accountType": "UNIFIED", "startTime": 0, "endTime": 7 * DAY_MS + 1}, "7 days"),
+    ({"accountType": "UNIFIED", "limit": 51}, "limit"),
+    ({"accountType": "CONTRACT"}, "UNIFIED"),
+])
+async def test_transaction_log_rejects_what_the_venue_rejects(sim: SimExchange, params: dict[str, Any],
+                                                                fragment: str) -> None:
+    ex = _exchange(sim)
+    try:
+        with pytest.raises(ccxt.BadRequest, match=fragment):
+            await ex.private_get_v5_account_transaction_log(params)
+    finally:
+        await ex.close()
+
+
+async def test_transaction_log_is_signed_like_the_other_private_routes(sim: SimExchange) -> None:
+    for overrides, code in (({"apiKey": "nope"}, "10003"), ({"secret": "wrong"}, "10004")):
+        ex = _exchange(sim, **overrides)
+        try:
+            with pytest.raises(ccxt.AuthenticationError, match=code):
+                await ex.private_get_v5_account_transaction_log({"accountType": "UNIFIED", "limit": 1})
+        finally:
+            await ex.close()
 
 
 @pytest.mark.parametrize("params, fragment", [

@@ -354,7 +354,8 @@ async def test_seeded_chaos_with_every_applicable_fault_kind_is_consistent() -> 
     seed = 1
     report = await run_chaos(ChaosConfig(venues=(VENUE,), seed=seed, duration_s=16.0, fault_rate_per_s=1.0))
     applicable = [k for k in ALL_FAULTS if VENUE in APPLICABLE.get(k, {VENUE})]
-    assert report["not_applicable"] == ["corrupt_checksum", "stale_snapshot"], (seed, report["not_applicable"])
+    assert report["not_applicable"] == ["corrupt_checksum", "resent_snapshot", "service_restart", "stale_snapshot"], (
+        seed, report["not_applicable"])
     never = [k for k in applicable if report["faults_injected"][k] == 0]
     assert never == [], f"seed {seed}: fault kinds that never acted: {never} ({report['faults_injected']})"
     verdict = {k: report[k] for k in ("mismatches", "seq_rewinds", "final_consistent", "driver_failures")}

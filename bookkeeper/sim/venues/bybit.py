@@ -16,6 +16,13 @@
   (size ``"0"``) and one moving into it is sent, and changes below the window are not sent at
   all (no push when nothing inside it changed). Depth 1 sends only snapshots, re-sent every
   ``DEPTH1_RESEND_S`` with an unchanged ``u`` while the top does not change.
+- Service restart (§6.2, fault ``service_restart``): at the next push of a symbol every
+  subscriber gets a ``snapshot`` with ``u = 1`` (stamped later than any snapshot before it),
+  then deltas whose ``u`` counts on from it (the engine seq minus the restart's base; ``seq``
+  keeps increasing: ⚠ whether Bybit resets ``seq`` too is not documented). New subscribers and
+  the REST book use the restarted ids.
+- Re-sent snapshot (§6.1 "may send a fresh snapshot at any time", fault ``resent_snapshot``):
+  at the next push that carries a delta, the same ``u``'s snapshot follows it (same levels).
 - Keepalive (§6.5): ``{"op":"ping"}`` -> ``{"success":true,"ret_msg":"pong",..,"op":"ping"}``.
 - REST (§6.4): ``GET /v5/market/orderbook?category=spot|linear&symbol=&limit=`` (spot limit
   1-1000, default 1; linear 1-1000, default 25) answers ``{"retCode":0,"retMsg":"OK",
@@ -36,6 +43,7 @@ import orjson
 from bookkeeper.types import Side
 
 from ..engine import ChangeSet, SymbolSpec
+from ..faults import FaultKind
 from ..server import ClientConn, Frame, RestResult, VenueServer
 from .binance import _split_symbol
 
@@ -127,6 +135,10 @@ class BybitServer(VenueServer):
         super().__init__(sim, specs)
         #: symbol -> loop time of the last depth-1 snapshot push
         self._depth1_at: dict[str, float] = {}
+        #: symbol -> engine seq a service restart counted ``u`` from (wire ``u`` = seq - base)
+        self._u_base: dict[str, int] = {}
+        #: symbol -> ``ts`` (ms) of the last snapshot pushed (a restart's is stamped after it)
+        self._snapshot_ms: dict[str, int] = {}
 
     @property
     def ws_root(self) -> str:
@@ -204,19 +216,28 @@ class BybitServer(VenueServer):
         # wake ``SimExchange.wait_subscribed``: it re-checks only on the simulator's notifications
         self.sim.notify()
 
-    def _book_frame(self, symbol: str, depth: int, kind: str, u: int, bids: Levels, asks: Levels) -> Frame:
+    def wire_u(self, symbol: str, seq: int) -> int:
+        """The ``u`` sent for engine seq ``seq`` (restarted ids count from the restart's base)."""
+        base = self._u_base.get(symbol, 0)
+        return seq - base if seq > base else seq
+
+    def _book_frame(self, symbol: str, depth: int, kind: str, u: int, bids: Levels, asks: Levels,
+                    ts_ms: int | None = None) -> Frame:
         spec = self.specs[symbol]
-        now = _now_ms()
+        now = _now_ms() if ts_ms is None else ts_ms
+        if kind == "snapshot":
+            self._snapshot_ms[symbol] = max(now, self._snapshot_ms.get(symbol, 0))
         msg = {"topic": f"orderbook.{depth}.{symbol}", "type": kind, "ts": now,
-               "data": {"s": symbol, "b": _wire(spec, bids), "a": _wire(spec, asks), "u": u, "seq": cross_seq(u)},
+               "data": {"s": symbol, "b": _wire(spec, bids), "a": _wire(spec, asks), "u": self.wire_u(symbol, u),
+                        "seq": cross_seq(u)},
                "cts": now}
         return Frame(orjson.dumps(msg).decode(), symbol, u, data=True)
 
-    def _snapshot_frame(self, symbol: str, depth: int) -> Frame:
+    def _snapshot_frame(self, symbol: str, depth: int, ts_ms: int | None = None) -> Frame:
         engine = self.sim.engine
         u = engine.seq(symbol)
         return self._book_frame(symbol, depth, "snapshot", u, engine.levels(symbol, Side.BID, depth),
-                                engine.levels(symbol, Side.ASK, depth))
+                                engine.levels(symbol, Side.ASK, depth), ts_ms)
 
     def _send_snapshot(self, conn: ClientConn, symbol: str, depth: int) -> None:
         frame = self._snapshot_frame(symbol, depth)
@@ -228,6 +249,16 @@ class BybitServer(VenueServer):
         subs = self.subscribers(symbol)
         if not subs:
             return
+        if batch and self.budget.take(FaultKind.SERVICE_RESTART):
+            # the book service restarted: ids count from 1 again at this push, and every
+            # subscriber is sent the whole book (no delta for this interval: the snapshot has it)
+            self.sim.count_fault(FaultKind.SERVICE_RESTART)
+            self._u_base[symbol] = self.sim.engine.seq(symbol) - 1
+            ts = max(_now_ms(), self._snapshot_ms.get(symbol, 0) + 1)
+            snapshots = {depth: self._snapshot_frame(symbol, depth, ts) for depth in {c.subs[symbol] for c in subs}}
+            for conn in subs:
+                self.emit(conn, snapshots[conn.subs[symbol]])
+            return
         frames: dict[int, Frame | None] = {}
         for conn in subs:
             depth = conn.subs[symbol]
@@ -236,6 +267,14 @@ class BybitServer(VenueServer):
             frame = frames[depth]
             if frame is not None:
                 self.emit(conn, frame)
+        deltas = [d for d, f in frames.items() if f is not None and d != 1]
+        if deltas and self.budget.take(FaultKind.RESENT_SNAPSHOT):
+            # the venue re-sends the book it just brought us to: same u, same levels
+            self.sim.count_fault(FaultKind.RESENT_SNAPSHOT)
+            again = {depth: self._snapshot_frame(symbol, depth) for depth in deltas}
+            for conn in subs:
+                if conn.subs[symbol] in again:
+                    self.emit(conn, again[conn.subs[symbol]])
 
     def _push(self, symbol: str, depth: int, batch: Sequence[ChangeSet]) -> Frame | None:
         """The frame one interval sends to the subscribers of ``orderbook.{depth}.{symbol}``
@@ -314,7 +353,7 @@ class BybitServer(VenueServer):
             "b": _wire(spec, _top(bids, Side.BID, limit)),
             "a": _wire(spec, _top(asks, Side.ASK, limit)),
             "ts": now,
-            "u": u,
+            "u": self.wire_u(symbol, u),
             "seq": cross_seq(u),
             "cts": now,
         })

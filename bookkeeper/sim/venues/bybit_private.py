@@ -21,8 +21,16 @@
   ``limit`` 1-100 default 50, newest first, ``cursor`` paging, 2 years back),
   ``/v5/position/list``, ``/v5/account/wallet-balance`` (``accountType=UNIFIED``),
   ``/v5/order/realtime``. Parameter errors are HTTP 200 with ``retCode 10001``.
-- The wallet row carries ``updatedTime`` (the account's last change), which Bybit does NOT
-  send (⚠ simulator extension: see ``adapters/bybit/private.py``, "Consistency mark").
+- ``/v5/account/transaction-log`` (⚠ not in §6: Bybit's transaction-log page and ccxt 4.5.90
+  ``fetch_ledger``): ``accountType=UNIFIED``; one ``TRADE`` row per fill, newest first, with
+  ``transactionTime`` (the fill's time), ``change = cashFlow - fee`` (``cashFlow`` the
+  realized PnL), ``cashBalance`` (USDT wallet balance after it) and ``size`` (the position
+  after it); no times -> the last 24 h (account clock), only ``startTime`` -> 24 h from it,
+  only ``endTime`` -> 24 h up to it, both at most 7 days apart; ``limit`` 1-50 (default 20),
+  ``cursor`` paging; ``category``/``currency``/``baseCoin``/``type`` filter (this account's
+  rows are ``linear``/``USDT``/``TRADE``). Its newest ``transactionTime`` is the account's last
+  balance change: the wallet answer carries no last-change time, as on Bybit (the adapter's
+  consistency mark, ``adapters/bybit/private.py``). The answer's ``time`` is the account clock.
 - Executions carry ``execPnl`` (🔸 Bybit's execution pages; not in §6.6): the realized PnL of
   the fill at the simulator's own average entry price (rounded to 8 decimals), fees excluded.
 """
@@ -131,6 +139,7 @@ class BybitPrivate(PrivateDialect):
     profile = BYBIT_ACCOUNT
     rest_paths = frozenset({
         "/v5/execution/list", "/v5/position/list", "/v5/account/wallet-balance", "/v5/order/realtime",
+        "/v5/account/transaction-log",
     })
 
     # -- WebSocket ----------------------------------------------------------------------------
@@ -340,8 +349,6 @@ class BybitPrivate(PrivateDialect):
             "totalPerpUPL": num(upl["USDT"]), "totalInitialMargin": "0", "totalMaintenanceMargin": "0",
             "coin": coins,
         }
-        if rest:
-            row["updatedTime"] = str(self.account.updated_ms)  # ⚠ simulator extension (module docstring)
         return row
 
     def _upl(self, symbol: str) -> Decimal:
@@ -354,7 +361,8 @@ class BybitPrivate(PrivateDialect):
         denied = self._check_signature(raw_query, headers)
         if denied is not None:
             return denied
-        if query.get("category", "linear") != "linear" and path != "/v5/account/wallet-balance":
+        if query.get("category", "linear") != "linear" and path not in ("/v5/account/wallet-balance",
+                                                                        "/v5/account/transaction-log"):
             return _fail(200, 10001, "params error: category only support linear for this account")
         if path == "/v5/execution/list":
             return self._executions(query)
@@ -363,6 +371,8 @@ class BybitPrivate(PrivateDialect):
                 return _fail(200, 10001, "accountType only support UNIFIED.")
             wanted = tuple(query["coin"].split(",")) if query.get("coin") else None
             return _ok({"list": [self._wallet_row(wanted, True)]})
+        if path == "/v5/account/transaction-log":
+            return self._transaction_log(query)
         if not (query.get("symbol") or query.get("settleCoin") or query.get("baseCoin")):
             return _fail(200, 10001, "Params error: symbol or settleCoin is required")
         if path == "/v5/position/list":
@@ -422,6 +432,63 @@ class BybitPrivate(PrivateDialect):
         more = len(rows) > limit
         return _ok({"nextPageCursor": _cursor(page[-1].ts_ms) if more else "", "category": "linear",
                     "list": [self._exec_row(f) for f in page]})
+
+    def _log_rows(self) -> list[dict[str, Any]]:
+        """Every fill's ``TRADE`` row, oldest first (running USDT balance and position)."""
+        cash = Decimal(self.profile.balances.get("USDT", "0"))
+        size: dict[str, Decimal] = {}
+        rows = []
+        for f in self.account.fills():
+            inst = self.account.instruments[f.symbol]
+            signed = f.qty if f.side == "buy" else -f.qty
+            size[f.symbol] = size.get(f.symbol, Decimal(0)) + signed
+            cash += f.pnl - f.fee
+            rows.append({
+                "id": str(len(rows) + 1), "symbol": f.symbol, "category": "linear", "side": _side(f.side),
+                "transactionTime": str(f.ts_ms), "type": "TRADE", "qty": num(f.qty), "size": num(size[f.symbol]),
+                "currency": f.fee_currency, "tradePrice": num(f.price), "funding": "", "fee": num(f.fee),
+                "cashFlow": num(f.pnl), "change": num(f.pnl - f.fee), "cashBalance": num(cash),
+                "feeRate": inst.maker_fee if f.maker else inst.taker_fee, "bonusChange": "", "tradeId": f.trade_id,
+                "orderId": f.order_id, "orderLinkId": f.client_order_id, "baseCoin": inst.base,
+            })
+        return rows
+
+    def _transaction_log(self, query: Mapping[str, str]) -> RestResult:
+        if query.get("accountType", "UNIFIED") != "UNIFIED":
+            return _fail(200, 10001, "accountType only support UNIFIED.")
+        try:
+            limit = int(query.get("limit", "20"))
+            start = int(query["startTime"]) if query.get("startTime") else None
+            end = int(query["endTime"]) if query.get("endTime") else None
+        except ValueError:
+            return _fail(200, 10001, "params error")
+        if not 1 <= limit <= 50:
+            return _fail(200, 10001, "params error: limit must be 1-50")
+        now = self.account.now_ms()
+        if start is None and end is None:  # the last 24 h (event times may lead the clock by a
+            start, end = now - DAY_MS, None  # few ms, ``max(clock, last + 1)``: they are "now")
+        elif start is None:
+            start = end - DAY_MS  # type: ignore[operator]
+        elif end is None:
+            end = start + DAY_MS
+        if end is not None and (end < start or end - start > WINDOW_MS):
+            return _fail(200, 10001, "params error: The time range between startTime and endTime cannot exceed 7 days")
+        wanted = {k: query[k] for k in ("category", "currency", "baseCoin", "type") if query.get(k)}
+        rows = [r for r in self._log_rows() if start <= int(r["transactionTime"])
+                and (end is None or int(r["transactionTime"]) <= end) and all(r[k] == v for k, v in wanted.items())]
+        rows.reverse()  # newest first (fill times are unique per account)
+        if query.get("cursor"):
+            before = _cursor_ts(query["cursor"])
+            if before is None:
+                return _fail(200, 10001, "params error: cursor invalid")
+            rows = [r for r in rows if int(r["transactionTime"]) < before]
+        page = rows[:limit]
+        more = len(rows) > limit
+        for r in page:
+            del r["baseCoin"]  # a filter of ours, not a field of the row
+        result = _ok({"list": page, "nextPageCursor": _cursor(int(page[-1]["transactionTime"])) if more else ""})
+        result.body["time"] = now  # the venue's clock is the account clock here (module docstring)
+        return result
 
     def _positions(self, query: Mapping[str, str]) -> RestResult:
         symbol = query.get("symbol")
