@@ -289,11 +289,16 @@ class AccountRun:
             await asyncio.sleep(self._cfg.blackout_s)
 
     async def stop_faults(self) -> None:
+        """The fault window is over: let the kill schedule finish (its last restart may still be
+        pending: every scheduled kill happens and is followed by its restart), then make sure
+        an ingest is running."""
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+            try:
+                await asyncio.wait_for(task, self._cfg.history_window_s + 10.0)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         if self._cfg.kill_restart and (self._child is None or self._child.poll() is not None):
             self._spawn()
             self.restarts += 1
