@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -32,24 +31,14 @@ from bookkeeper.ports import AccountAdapter, FillsPage, RestCall
 from bookkeeper.testing.conformance import check_decoder_on_garbage
 from bookkeeper.types import TradeSide
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "private" / "binance"
+from _private_samples import DAY_MS, MS, T0, Samples
+
+SAMPLES = Samples("binance", BINANCE_ACCOUNT)
+FIXTURES = SAMPLES.dir
+frame, body, decode = SAMPLES.frame, SAMPLES.body, SAMPLES.decode
 ACCOUNT = BINANCE_ACCOUNT
 CREDS = ApiCredentials("bkTestKeyA1b2C3", "bkTestSecretZ9y8X7")
-MS = 1_000_000
-DAY_MS = 86_400_000
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
-
-def frame(name: str) -> bytes:
-    return (FIXTURES / f"{name}.json").read_bytes()
-
-
-def body(name: str) -> Any:
-    return orjson.loads(frame(name))
-
-
-def decode(name: str, ts_recv_ns: int = 5) -> list[object]:
-    return ACCOUNT.new_private_decoder().decode(frame(name), ts_recv_ns)
 
 
 # ----------------------------------------------------------------------------- the adapter object

@@ -46,20 +46,10 @@ async def test_account_chaos_in_process_meets_every_bar(tmp_path: Path) -> None:
     assert (tmp_path / "acct" / "plans.jsonl").exists()
 
 
-def test_bybit_account_chaos_cli_with_kill_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("venue", ["binance", "bybit"])
+def test_account_chaos_cli_with_kill_restart(venue: str, tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "bookkeeper.cli", "chaos", "--venue", "bybit", "--seed", "5", "--duration", "14",
-         "--account", "--kill-restart", "2", "--json", "--account-dir", str(tmp_path / "acct")],
-        capture_output=True, text=True, timeout=240)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-    report = json.loads(out.stdout)
-    _check(report, restarts=2)
-    assert len(report["kill_times_s"]) == 2
-
-
-def test_account_chaos_cli_with_kill_restart(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bookkeeper.cli", "chaos", "--venue", "binance", "--seed", "5", "--duration", "14",
+        [sys.executable, "-m", "bookkeeper.cli", "chaos", "--venue", venue, "--seed", "5", "--duration", "14",
          "--account", "--kill-restart", "2", "--json", "--account-dir", str(tmp_path / "acct")],
         capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
