@@ -180,7 +180,7 @@ class AccountSession:
         "_acked", "_held", "_gap_started_ns", "_gap_reason", "_plan", "_pending", "_known_ns", "_known_fill_ns", "_clean_ns",
         "_suspect_as_of", "_next_reconcile_ns", "_session_ns", "_relogin_pending", "_order_fills",
         "_order_seen_ns", "_checked_orders", "_verify_after", "plans", "stats", "_reconcile_outstanding",
-        "_escalated", "_verify_skips",
+        "_verify_skips",
     )
 
     def __init__(self, account: AccountKey, symbols: Sequence[str], *, history: FillHistory, ledger: PositionLedger,
@@ -220,7 +220,6 @@ class AccountSession:
         self._checked_orders: set[tuple[str, str]] = set()
         self._verify_after = False  # reconcile once right after a drift-driven replay
         self._reconcile_outstanding = False
-        self._escalated = False
         self._verify_skips = 0
         #: every recovery plan made, oldest first (bounded by the caller's reading; chaos and
         #: records read it)
@@ -510,7 +509,6 @@ class AccountSession:
         gap = AccountGap(account=account, started_ns=self._gap_started_ns, ended_ns=now_ns)
         plan = plan_account_recovery(gap, cursors=cursors, history=self._history, page_budget=pol.page_budget,
                                      est_fills=est, lookback_ns=lookback, reason=text, until_ns=now_ns + lookback)
-        self._escalated = False
         return self._run(plan)
 
     def _run(self, plan: AccountRecoveryPlan) -> list[AccountAction]:
@@ -527,7 +525,6 @@ class AccountSession:
     def _escalate(self, why: str) -> list[AccountAction]:
         assert self._plan is not None
         self.stats.escalations += 1  # the replay stays in ``plans``: it ran, then escalated
-        self._escalated = True
         return self._run(escalate_to_full_sync(self._plan, reason=why))
 
     def replayed(self, symbol: str, *, exhausted: bool, pages: int, newest_ns: int | None,

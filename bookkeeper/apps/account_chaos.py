@@ -55,7 +55,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AccountChaosConfig", "AccountRun", "main"]
+__all__ = ["FAILURE_KEYS", "AccountChaosConfig", "AccountRun", "compare_to_truth", "main", "matches_truth"]
 
 log = logging.getLogger("bookkeeper.apps.account_chaos")
 
@@ -344,58 +344,7 @@ class AccountRun:
             ledger = store.load()
         finally:
             store.close()
-        truth = self._truth
-        baseline = ledger.baseline(key)
-        as_of = baseline.as_of_ns if baseline is not None else -1
-        recorded = ledger.fills(key)
-        by_id = {(f.symbol, f.fill_id): f for f in recorded}
-        truth_fills = truth.fills()
-        truth_ids = {(f.symbol, f.trade_id): f for f in truth_fills}
-        expected = [f for f in truth_fills if f.ts_ms * 1_000_000 > as_of]
-        missing = [f for f in expected if (f.symbol, f.trade_id) not in by_id]
-        content: Counter[tuple[Any, ...]] = Counter(
-            (f.symbol, f.order_id, f.side.value, f.price, f.qty, f.ts_exchange_ns) for f in recorded)
-        duplicated = sum(n - 1 for n in content.values() if n > 1)
-        unknown = [f for f in recorded if (f.symbol, f.fill_id) not in truth_ids]
-        mismatched = 0
-        for f in recorded:
-            t = truth_ids.get((f.symbol, f.fill_id))
-            if t is None:
-                continue
-            if (f.order_id, f.side.value, f.price, f.qty, f.fee, f.fee_currency, f.ts_exchange_ns) != (
-                    t.order_id, t.side, t.price, t.qty, t.fee, t.fee_currency, t.ts_ms * 1_000_000):
-                mismatched += 1
-        balances = ledger.balances(key)
-        truth_bal = truth.balances()
-        bal_bad = sorted(c for c in set(balances) | set(truth_bal)
-                         if balances.get(c, Decimal(0)) != truth_bal.get(c, Decimal(0)))
-        positions = {s: p.qty for s, p in ledger.positions(key).items()}
-        truth_pos = truth.positions()
-        pos_bad = sorted(s for s in set(positions) | set(truth_pos)
-                         if positions.get(s, Decimal(0)) != truth_pos.get(s, Decimal(0)))
-        return {
-            "ready": True,
-            "fills_expected": len(expected),
-            "fills_recorded": len(recorded),
-            "fills_missing": len(missing),
-            "fills_duplicated": duplicated + len(unknown),
-            "fills_mismatched": mismatched,
-            "position_mismatches": len(pos_bad),
-            "balance_mismatches": len(bal_bad),
-            "truth_fills": len(truth_fills),
-            "samples": {
-                "missing": [f"{f.symbol}#{f.trade_id}@{f.ts_ms}" for f in missing[:5]],
-                "balances": {c: {"ledger": str(balances.get(c, 0)), "truth": str(truth_bal.get(c, 0))}
-                             for c in bal_bad[:5]},
-                "positions": {s: {"ledger": str(positions.get(s, 0)), "truth": str(truth_pos.get(s, 0))}
-                              for s in pos_bad[:5]},
-            },
-        }
-
-    @staticmethod
-    def _clean(result: Mapping[str, Any]) -> bool:
-        return bool(result.get("ready")) and not any(result[k] for k in (
-            "fills_missing", "fills_duplicated", "fills_mismatched", "position_mismatches", "balance_mismatches"))
+        return compare_to_truth(ledger, key, self._truth)
 
     async def settle(self, timeout_s: float) -> dict[str, Any]:
         """Trading stopped: wait (polling the store) until it matches the truth, or time out."""
@@ -403,7 +352,7 @@ class AccountRun:
         result: dict[str, Any] = {"ready": False}
         while time.monotonic() < deadline:
             result = await asyncio.to_thread(self.compare)
-            if self._clean(result):
+            if matches_truth(result):
                 break
             await asyncio.sleep(0.5)
         return result
@@ -448,6 +397,73 @@ class AccountRun:
             with contextlib.suppress(ValueError):
                 out.append(json.loads(line))
         return out
+
+
+def compare_to_truth(ledger: Any, key: Any, truth: Any) -> dict[str, Any]:
+    """A ledger against the simulator's ground-truth account (the chaos report's fill, position
+    and balance figures; ``ready`` is always true). Tests use it too, on a live feed's ledger.
+
+    Args:
+        ledger: a :class:`~bookkeeper.ledger.PositionLedger` (loaded from the store, or live).
+        key: the account's :class:`~bookkeeper.ledger.AccountKey`.
+        truth: the :class:`~bookkeeper.sim.account.SimAccount`.
+    """
+    baseline = ledger.baseline(key)
+    as_of = baseline.as_of_ns if baseline is not None else -1
+    recorded = ledger.fills(key)
+    by_id = {(f.symbol, f.fill_id): f for f in recorded}
+    truth_fills = truth.fills()
+    truth_ids = {(f.symbol, f.trade_id): f for f in truth_fills}
+    expected = [f for f in truth_fills if f.ts_ms * 1_000_000 > as_of]
+    missing = [f for f in expected if (f.symbol, f.trade_id) not in by_id]
+    content: Counter[tuple[Any, ...]] = Counter(
+        (f.symbol, f.order_id, f.side.value, f.price, f.qty, f.ts_exchange_ns) for f in recorded)
+    duplicated = sum(n - 1 for n in content.values() if n > 1)
+    unknown = [f for f in recorded if (f.symbol, f.fill_id) not in truth_ids]
+    mismatched = 0
+    for f in recorded:
+        t = truth_ids.get((f.symbol, f.fill_id))
+        if t is None:
+            continue
+        if (f.order_id, f.side.value, f.price, f.qty, f.fee, f.fee_currency, f.ts_exchange_ns) != (
+                t.order_id, t.side, t.price, t.qty, t.fee, t.fee_currency, t.ts_ms * 1_000_000):
+            mismatched += 1
+    balances = ledger.balances(key)
+    truth_bal = truth.balances()
+    bal_bad = sorted(c for c in set(balances) | set(truth_bal)
+                     if balances.get(c, Decimal(0)) != truth_bal.get(c, Decimal(0)))
+    positions = {s: p.qty for s, p in ledger.positions(key).items()}
+    truth_pos = truth.positions()
+    pos_bad = sorted(s for s in set(positions) | set(truth_pos)
+                     if positions.get(s, Decimal(0)) != truth_pos.get(s, Decimal(0)))
+    return {
+        "ready": True,
+        "fills_expected": len(expected),
+        "fills_recorded": len(recorded),
+        "fills_missing": len(missing),
+        "fills_duplicated": duplicated + len(unknown),
+        "fills_mismatched": mismatched,
+        "position_mismatches": len(pos_bad),
+        "balance_mismatches": len(bal_bad),
+        "truth_fills": len(truth_fills),
+        "samples": {
+            "missing": [f"{f.symbol}#{f.trade_id}@{f.ts_ms}" for f in missing[:5]],
+            "balances": {c: {"ledger": str(balances.get(c, 0)), "truth": str(truth_bal.get(c, 0))}
+                         for c in bal_bad[:5]},
+            "positions": {s: {"ledger": str(positions.get(s, 0)), "truth": str(truth_pos.get(s, 0))}
+                          for s in pos_bad[:5]},
+        },
+    }
+
+
+#: the figures of :func:`compare_to_truth` that must all be 0
+FAILURE_KEYS: tuple[str, ...] = ("fills_missing", "fills_duplicated", "fills_mismatched", "position_mismatches",
+                                 "balance_mismatches")
+
+
+def matches_truth(result: Mapping[str, Any]) -> bool:
+    """Whether a :func:`compare_to_truth` result has nothing missing, duplicated or different."""
+    return bool(result.get("ready")) and not any(result[k] for k in FAILURE_KEYS)
 
 
 def account_report(run: AccountRun, result: Mapping[str, Any], faults: Mapping[str, int]) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from bookkeeper.account_session import AccountPolicy
+from bookkeeper.apps.account_chaos import FAILURE_KEYS, compare_to_truth
+from bookkeeper.apps.account_chaos import matches_truth as matches_truth_result
 from bookkeeper.actions import AccountAlertKind, AccountPlanKind, AccountState
 from bookkeeper.credentials import ApiCredentials
 from bookkeeper.errors import InvalidState
@@ -58,29 +60,16 @@ def trade_all(sim: SimExchange, venue: str, n: int = 1) -> None:
 
 
 def matches_truth(feed: AccountFeed, sim: SimExchange, venue: str) -> bool:
-    """The ledger equals the truth: every fill after its baseline by id, balances, positions."""
+    """The ledger equals the truth: every fill after its baseline by id and content, nothing
+    unknown or duplicated, balances, positions (the chaos report's comparison)."""
     return not differences(feed, sim, venue)
 
 
 def differences(feed: AccountFeed, sim: SimExchange, venue: str) -> list[str]:
-    acct = sim.account(venue)
-    ledger = feed.durable.ledger
-    key = feed.account
-    base = ledger.baseline(key)
-    as_of = base.as_of_ns if base is not None else -1
-    have = {(f.symbol, f.fill_id) for f in ledger.fills(key)}
-    out = [f"missing {f.symbol}#{f.trade_id}" for f in acct.fills()
-           if f.ts_ms * 1_000_000 > as_of and (f.symbol, f.trade_id) not in have]
-    truth_ids = {(f.symbol, f.trade_id) for f in acct.fills()}
-    out += [f"unknown {s}#{i}" for s, i in have if (s, i) not in truth_ids]
-    bal, tbal = ledger.balances(key), acct.balances()
-    out += [f"balance {c}: {bal.get(c, 0)} vs {tbal.get(c, 0)}" for c in set(bal) | set(tbal)
-            if bal.get(c, Decimal(0)) != tbal.get(c, Decimal(0))]
-    pos = {s: p.qty for s, p in ledger.positions(key).items()}
-    tpos = acct.positions()
-    out += [f"position {s}: {pos.get(s, 0)} vs {tpos.get(s, 0)}" for s in set(pos) | set(tpos)
-            if pos.get(s, Decimal(0)) != tpos.get(s, Decimal(0))]
-    return out
+    result = compare_to_truth(feed.durable.ledger, feed.account, sim.account(venue))
+    if matches_truth_result(result):
+        return []
+    return [f"{k}={result[k]}" for k in FAILURE_KEYS if result[k]] + [str(result["samples"])]
 
 
 async def converge(feed: AccountFeed, sim: SimExchange, venue: str) -> None:
