@@ -131,3 +131,13 @@ def books_equal_truth(feed: Any, sim: Any, symbols: Iterable[str]) -> bool:
     from bookkeeper.actions import SyncState
 
     return all(feed.state(s) is SyncState.SYNCED and feed.book(s).equals(*sim.engine.book(s)) for s in symbols)
+
+
+def probed_feed(sim: Any, venue: str, probe: FeedProbe, config: Any, **kw: Any) -> Any:
+    """A ``Feed`` of every symbol the dialect serves, pointed at the simulator, waking ``probe``
+    on every state change and update (the setup of the dialects' feed tests)."""
+    from bookkeeper.io.feed import Feed
+
+    return Feed(venue, list(sim.servers[venue].specs), ws_url=sim.urls(venue)["ws_root"],
+                rest_config=sim.ccxt_config(venue), config=config, seed=1, on_state=probe.notify,
+                on_update=probe.notify, **kw)

@@ -22,6 +22,7 @@ from sim_support import (
     books_equal_truth,
     dialect_feed_config,
     http_get,
+    probed_feed,
     recv_json,
     recv_text,
 )
@@ -30,7 +31,6 @@ from websockets.exceptions import InvalidStatus
 
 from bookkeeper.apps.chaos import ALL_FAULTS, APPLICABLE, ChaosConfig, run_chaos
 from bookkeeper.events import BookDelta, BookSnapshot
-from bookkeeper.io.feed import Feed
 from bookkeeper.io.records import RecordWriter
 from bookkeeper.sim import SimConfig, SimExchange
 
@@ -210,9 +210,7 @@ async def test_feed_syncs_resumes_after_1006_and_equals_the_truth() -> None:
     async with SimExchange(venues=(VENUE,), seed=11, paused=True) as sim:
         server = sim.servers[VENUE]
         symbols = list(server.specs)
-        feed = Feed(VENUE, symbols, ws_url=sim.urls(VENUE)["ws_root"], rest_config=sim.ccxt_config(VENUE),
-                    config=config, records=RecordWriter(sink=records), seed=1, on_state=probe.notify,
-                    on_update=probe.notify)
+        feed = probed_feed(sim, VENUE, probe, config, records=RecordWriter(sink=records))
 
         def subscribed() -> bool:
             return all_subscribed(server, symbols)

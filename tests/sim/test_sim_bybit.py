@@ -24,6 +24,7 @@ from sim_support import (
     books_equal_truth,
     dialect_feed_config,
     http_get,
+    probed_feed,
     recv_json,
     recv_text,
 )
@@ -32,7 +33,6 @@ from websockets.exceptions import InvalidStatus
 
 from bookkeeper.apps.chaos import ALL_FAULTS, APPLICABLE, ChaosConfig, run_chaos
 from bookkeeper.events import BookDelta, BookSnapshot
-from bookkeeper.io.feed import Feed
 from bookkeeper.sim import SimExchange, SymbolSpec
 from bookkeeper.sim.venues import bybit as dialect
 
@@ -259,8 +259,7 @@ async def test_feed_syncs_resubscribes_after_1006_and_equals_the_truth() -> None
     async with SimExchange(venues=(VENUE,), seed=11, paused=True) as sim:
         server = sim.servers[VENUE]
         symbols = list(server.specs)
-        feed = Feed(VENUE, symbols, ws_url=sim.urls(VENUE)["ws_root"], rest_config=sim.ccxt_config(VENUE),
-                    config=config, seed=1, on_state=probe.notify, on_update=probe.notify)
+        feed = probed_feed(sim, VENUE, probe, config)
 
         def subscribed() -> bool:
             return all_subscribed(server, symbols)
@@ -317,8 +316,7 @@ async def test_service_restart_and_a_resent_snapshot_keep_the_feed_equal_to_the_
     async with SimExchange(venues=(VENUE,), seed=13, paused=True) as sim:
         server = sim.servers[VENUE]
         symbols = list(server.specs)
-        feed = Feed(VENUE, symbols, ws_url=sim.urls(VENUE)["ws_root"], rest_config=sim.ccxt_config(VENUE),
-                    config=config, seed=1, on_state=probe.notify, on_update=probe.notify)
+        feed = probed_feed(sim, VENUE, probe, config)
 
         def equal_truth() -> bool:
             return books_equal_truth(feed, sim, symbols)

@@ -26,6 +26,7 @@ from sim_support import (
     books_equal_truth,
     dialect_feed_config,
     http_get,
+    probed_feed,
     recv_json,
     recv_text,
 )
@@ -34,7 +35,6 @@ from websockets.exceptions import InvalidStatus
 
 from bookkeeper.apps.chaos import ALL_FAULTS, APPLICABLE, ChaosConfig, run_chaos
 from bookkeeper.events import BookDelta, BookSnapshot, Heartbeat, NoticeKind, VenueNotice
-from bookkeeper.io.feed import Feed
 from bookkeeper.sim import SimExchange
 from bookkeeper.sim.engine import KRAKEN_EPOCH, seq_from_timestamp
 from bookkeeper.sim.venues import coinbase as dialect
@@ -313,8 +313,7 @@ async def test_feed_resubscribes_after_a_lost_frame_and_after_1006() -> None:
     async with SimExchange(venues=(VENUE,), seed=11, paused=True) as sim:
         server = sim.servers[VENUE]
         symbols = list(server.specs)
-        feed = Feed(VENUE, symbols, ws_url=sim.urls(VENUE)["ws_root"], rest_config=sim.ccxt_config(VENUE),
-                    config=config, seed=1, on_state=probe.notify, on_update=probe.notify)
+        feed = probed_feed(sim, VENUE, probe, config)
 
         def equal_truth() -> bool:
             return books_equal_truth(feed, sim, symbols)
