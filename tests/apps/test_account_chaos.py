@@ -1,18 +1,18 @@
 """``bookkeeper chaos --account``: the real account ingest against the simulator's ground-truth
-account with private faults, in this process and (``--kill-restart``) in a child process that
-is SIGKILLed and restarted from its SQLite store. The bars of issue [account]: 0 fills missing
-or duplicated, 0 position and balance mismatches, 0 secrets leaked, both recovery kinds used."""
+account with private faults, through ``run_chaos`` and through the command line with
+``--kill-restart`` (the ingest runs in a worker process that is SIGKILLed and restarted from its
+SQLite store). Both runs start in child processes when the suite starts (tests/_background.py).
+The bars of issue [account]: 0 fills missing or duplicated, 0 position and balance mismatches,
+0 secrets leaked, both recovery kinds used."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from _background import BackgroundResult, chaos_child, cli
 
-from bookkeeper.apps.chaos import PRIVATE_FAULTS, ChaosConfig, run_chaos, run_failed
+from bookkeeper.apps.chaos import PRIVATE_FAULTS, run_failed
 
 pytestmark = pytest.mark.realtime
 
@@ -36,28 +36,30 @@ def _check(report: dict, *, restarts: int) -> None:
     assert not run_failed(report)
 
 
-async def test_account_chaos_in_process_meets_every_bar(tmp_path: Path) -> None:
-    cfg = ChaosConfig(venues=("okx",), seed=11, duration_s=14.0, faults=("abort", "drop", *PRIVATE_FAULTS),
-                      account=True, account_workdir=str(tmp_path / "acct"), fault_rate_per_s=0.8)
-    report = await run_chaos(cfg)
+@pytest.mark.background(chaos_child(venues=["okx"], seed=11, duration_s=14.0,
+                                    faults=["abort", "drop", *PRIVATE_FAULTS], account=True, account_workdir="acct",
+                                    fault_rate_per_s=0.8))
+def test_account_chaos_in_process_meets_every_bar(background: BackgroundResult) -> None:
+    # run_chaos in a child process (started when the suite starts: tests/_background.py)
+    assert background.returncode == 0, background.stderr[-3000:]
+    report = background.json_line()
     _check(report, restarts=0)
     injected = report["private_faults_injected"]
     assert injected["private_drop"] >= 1 and injected["private_http_429"] >= 1, injected
-    assert (tmp_path / "acct" / "plans.jsonl").exists()
+    assert (background.workdir / "acct" / "plans.jsonl").exists()
 
 
+@pytest.mark.background(lambda workdir, venue: cli("chaos", "--venue", venue, "--seed", 5, "--duration", 14,
+                                                   "--account", "--kill-restart", 2, "--json",
+                                                   "--account-dir", workdir / "acct"))
 @pytest.mark.parametrize("venue", ["binance", "bybit"])
-def test_account_chaos_cli_with_kill_restart(venue: str, tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bookkeeper.cli", "chaos", "--venue", venue, "--seed", "5", "--duration", "14",
-         "--account", "--kill-restart", "2", "--json", "--account-dir", str(tmp_path / "acct")],
-        capture_output=True, text=True, timeout=240)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-    report = json.loads(out.stdout)
+def test_account_chaos_cli_with_kill_restart(venue: str, background: BackgroundResult) -> None:
+    assert background.returncode == 0, background.stdout[-2000:] + background.stderr[-3000:]
+    report = json.loads(background.stdout)
     _check(report, restarts=2)
     assert len(report["kill_times_s"]) == 2
     # the worker got its credentials from the environment, never from its config or argv
-    conf = json.loads((tmp_path / "acct" / "worker.json").read_text())
+    conf = json.loads((background.workdir / "acct" / "worker.json").read_text())
     assert not {"secret", "apiKey", "api_key", "password"} & set(conf)
 
 

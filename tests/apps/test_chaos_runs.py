@@ -1,17 +1,19 @@
 """End-to-end: `bookkeeper demo` and `bookkeeper chaos` against the embedded simulator.
 
 These run the real ingest over real sockets (127.0.0.1) with real ccxt, so they take real
-time (15-25 s each). Every assertion is on what the simulator knows to be true: each synced
-book is compared, in full, with the engine's truth at the same sequence id.
+time (15-30 s each): each command starts in the background when the suite starts
+(``@pytest.mark.background``, tests/_background.py) and its test asserts on the result.
+Every assertion is on what the simulator knows to be true: each synced book is compared, in
+full, with the engine's truth at the same sequence id.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
+from _background import BackgroundResult, cli
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.realtime]
 
@@ -22,16 +24,9 @@ REQUIRED_KEYS = {
 }  # fmt: skip
 
 
-def _run(*args: str) -> tuple[int, dict, str]:
-    out = subprocess.run([sys.executable, "-m", "bookkeeper.cli", *args], capture_output=True, text=True,
-                         timeout=170)
-    lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
-    assert len(lines) == 1, f"--json must print exactly one JSON object; got {out.stdout[:500]!r}\n{out.stderr[-2000:]}"
-    return out.returncode, json.loads(lines[0]), out.stderr
-
-
-def test_demo_20s_json_is_consistent_with_several_fault_kinds() -> None:
-    rc, report, err = _run("demo", "--duration", "20", "--json")
+@pytest.mark.background(cli("demo", "--duration", "20", "--json"))
+def test_demo_20s_json_is_consistent_with_several_fault_kinds(background: BackgroundResult) -> None:
+    rc, report, err = background.returncode, background.json_line(), background.stderr
     assert REQUIRED_KEYS <= report.keys()
     assert report["venues"] == ["binance", "okx", "kraken"]
     acted = {k for k, v in report["faults_injected"].items() if v > 0}
@@ -45,9 +40,11 @@ def test_demo_20s_json_is_consistent_with_several_fault_kinds() -> None:
     assert rc == 0, err[-2000:]
 
 
+@pytest.mark.background(lambda _, venue, seed: cli("chaos", "--venue", venue, "--seed", seed, "--duration", 22,
+                                                  "--json"))
 @pytest.mark.parametrize(("venue", "seed"), [("binance", 3), ("okx", 5), ("kraken", 8)])
-def test_chaos_every_fault_kind_stays_consistent(venue: str, seed: int) -> None:
-    rc, report, err = _run("chaos", "--venue", venue, "--seed", str(seed), "--duration", "22", "--json")
+def test_chaos_every_fault_kind_stays_consistent(venue: str, seed: int, background: BackgroundResult) -> None:
+    rc, report, err = background.returncode, background.json_line(), background.stderr
     assert report["venue"] == venue and report["seed"] == seed
     assert report["mismatches"] == 0, (seed, report["mismatch_samples"])
     assert report["final_consistent"] is True, (seed, report["books"])
@@ -61,9 +58,10 @@ def test_chaos_every_fault_kind_stays_consistent(venue: str, seed: int) -> None:
     assert rc == 0, err[-2000:]
 
 
-def test_chaos_outage_opens_breaker_with_bounded_spaced_attempts() -> None:
-    rc, report, err = _run("chaos", "--venue", "binance", "--seed", "2", "--duration", "30", "--faults", "drop",
-                           "--outage", "--json")
+@pytest.mark.background(cli("chaos", "--venue", "binance", "--seed", 2, "--duration", 30, "--faults", "drop",
+                            "--outage", "--json"))
+def test_chaos_outage_opens_breaker_with_bounded_spaced_attempts(background: BackgroundResult) -> None:
+    rc, report, err = background.returncode, background.json_line(), background.stderr
     assert report["breaker_opened"] is True
     assert report["recoveries"]["halt"] >= 1
     assert report["reconnect_attempts_max_per_min"] <= 12

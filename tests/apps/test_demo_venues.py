@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+from _background import BackgroundResult
+from _background import cli as bg_cli
 
 from bookkeeper import cli
 from bookkeeper.sim import DEMO_VENUES, DIALECTS
@@ -52,9 +54,13 @@ def test_unknown_venue_is_a_usage_error_listing_the_choices(value: str) -> None:
     assert f"choose from: {', '.join(DIALECTS)}" in proc.stderr, proc.stderr
 
 
+def _demo_args(venues: str) -> list[str]:
+    return ["demo", "--venues", venues, "--duration", "2", "--seed", "4", "--json"]
+
+
 def _demo(venues: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "bookkeeper.cli", "demo", "--venues", venues, "--duration", "2",
-                           "--seed", "4", "--json"], check=False, capture_output=True, text=True, timeout=100)
+    proc = subprocess.run([sys.executable, "-m", "bookkeeper.cli", *_demo_args(venues)], check=False,
+                          capture_output=True, text=True, timeout=100)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report: dict[str, Any] = orjson.loads(proc.stdout)
     return report
@@ -71,9 +77,11 @@ def test_one_venue_and_two_venues_report_the_same_keys() -> None:
     assert set(single) == set(pair)
 
 
+@pytest.mark.background(lambda _, venue: bg_cli(*_demo_args(venue)))
 @pytest.mark.parametrize("venue", [v for v in DIALECTS if v not in DEMO_VENUES])
-def test_each_newer_dialect_runs_alone_in_the_demo(venue: str) -> None:
-    report = _demo(venue)
+def test_each_newer_dialect_runs_alone_in_the_demo(venue: str, background: BackgroundResult) -> None:
+    assert background.returncode == 0, background.stdout + background.stderr
+    report = background.json_line()
     assert report["venues"] == [venue] and {b.split(":")[0] for b in report["books"]} == {venue}
     assert report["final_consistent"] and report["mismatches"] == 0, report["mismatch_samples"]
     assert all(b["state"] == "synced" for b in report["books"].values()), report["books"]

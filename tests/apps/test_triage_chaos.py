@@ -7,7 +7,8 @@
   network_instability). ``private_auth_expiry`` needs private channels, which the ingest
   does not have yet: it is covered by generated logs only (tests/apps/test_triage.py).
 
-Each run is seeded and short (10-12 s); the seed is in every failure message.
+Each run is seeded and short (10-12 s; the triage runs start in the background when the suite
+starts, tests/_background.py); the seed is in every failure message.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _background import BackgroundResult, chaos_child
 from prometheus_client.parser import text_string_to_metric_families
 
 from bookkeeper.apps.chaos import ChaosConfig, run_chaos
@@ -80,16 +82,19 @@ async def test_metrics_endpoint_matches_the_chaos_report(tmp_path: Path) -> None
     assert {lab["state"]: v for lab, v in got["bookkeeper_breaker_state"]}["closed"] == 1.0, why
 
 
+@pytest.mark.background(lambda _, fault, pattern, seed, duration_s, rate: chaos_child(
+    venues=["binance"], seed=seed, duration_s=duration_s, faults=[fault], fault_rate_per_s=rate,
+    records_path=f"chaos-{fault}.jsonl"))
 @pytest.mark.parametrize(("fault", "pattern", "seed", "duration_s", "rate"), [
     ("stall", "idle_timeout", 1, 12.0, 0.5),
     ("http_429", "reconnect_rate_limited", 1, 10.0, 1.0),
     ("abort", "network_instability", 1, 10.0, 1.0),
 ])
-async def test_triage_names_the_dominant_fault_of_a_chaos_run(tmp_path: Path, fault: str, pattern: str, seed: int,
-                                                             duration_s: float, rate: float) -> None:
-    path = tmp_path / f"chaos-{fault}.jsonl"
-    report = await run_chaos(ChaosConfig(venues=("binance",), seed=seed, duration_s=duration_s, faults=(fault,),
-                                         fault_rate_per_s=rate, records_path=str(path)))
+def test_triage_names_the_dominant_fault_of_a_chaos_run(background: BackgroundResult, fault: str, pattern: str,
+                                                       seed: int, duration_s: float, rate: float) -> None:
+    assert background.returncode == 0, background.stderr[-3000:]
+    report = background.json_line()
+    path = background.workdir / f"chaos-{fault}.jsonl"
     assert report["faults_injected"][fault] >= 2, f"seed {seed}: {report['faults_injected']}"
     result = triage_files([str(path)])
     ranked = [(f.pattern.value, round(f.confidence, 2)) for f in result.findings]

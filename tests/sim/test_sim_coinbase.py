@@ -18,6 +18,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 import pytest
+from _background import BackgroundResult, chaos_child
 from bookkeeper.adapters import get_adapter
 from sim_support import (
     FeedProbe,
@@ -33,7 +34,7 @@ from sim_support import (
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from bookkeeper.apps.chaos import ALL_FAULTS, APPLICABLE, ChaosConfig, run_chaos
+from bookkeeper.apps.chaos import ALL_FAULTS, APPLICABLE
 from bookkeeper.events import BookDelta, BookSnapshot, Heartbeat, NoticeKind, VenueNotice
 from bookkeeper.sim import SimExchange
 from bookkeeper.sim.engine import KRAKEN_EPOCH, seq_from_timestamp
@@ -349,9 +350,11 @@ async def test_feed_resubscribes_after_a_lost_frame_and_after_1006() -> None:
 
 @pytest.mark.realtime
 @pytest.mark.timeout(120)
-async def test_seeded_chaos_with_every_applicable_fault_kind_is_consistent() -> None:
+@pytest.mark.background(chaos_child(venues=[VENUE], seed=1, duration_s=16.0, fault_rate_per_s=1.0))
+def test_seeded_chaos_with_every_applicable_fault_kind_is_consistent(background: BackgroundResult) -> None:
     seed = 1
-    report = await run_chaos(ChaosConfig(venues=(VENUE,), seed=seed, duration_s=16.0, fault_rate_per_s=1.0))
+    assert background.returncode == 0, background.stderr[-3000:]
+    report = background.json_line()
     applicable = [k for k in ALL_FAULTS if VENUE in APPLICABLE.get(k, {VENUE})]
     assert report["not_applicable"] == ["corrupt_checksum", "resent_snapshot", "service_restart", "stale_snapshot"], (
         seed, report["not_applicable"])
