@@ -29,6 +29,7 @@ _REGISTRY: dict[str, str] = {
     "gateio": "bookkeeper.adapters.gateio:GATEIO",
     "gateio_futures": "bookkeeper.adapters.gateio:GATEIO_FUTURES",
     "bybit": "bookkeeper.adapters.bybit:BYBIT",
+    "bybit_spot": "bookkeeper.adapters.bybit.spot:BYBIT_SPOT",
     "coinbase": "bookkeeper.adapters.coinbase:COINBASE",
     "bitmex": "bookkeeper.adapters.bitmex:BITMEX",
 }
@@ -40,6 +41,8 @@ _ACCOUNT_REGISTRY: dict[str, str] = {
     "binance": "bookkeeper.adapters.binance.private:BINANCE_ACCOUNT",
     "okx": "bookkeeper.adapters.okx.private:OKX_ACCOUNT",
     "bybit": "bookkeeper.adapters.bybit.private:BYBIT_ACCOUNT",
+    "binance_usdm": "bookkeeper.adapters.binance.usdm_private:BINANCE_USDM_ACCOUNT",
+    "coinbase": "bookkeeper.adapters.coinbase.private:COINBASE_ACCOUNT",
 }
 
 #: the venues whose private side (fills, balances, positions) the account ingest supports

@@ -46,7 +46,18 @@ States (:class:`~bookkeeper.actions.AccountState`)::
   evidence (:class:`~bookkeeper.actions.AccountAlert` ``DRIFT``) and closed by a full sync.
 - **Order gaps**: venues report each order's cumulative filled quantity (Binance ``z``, OKX
   ``accFillSz``, §2.5). When it runs ahead of the fills seen for that order, a fill was lost:
-  replay that symbol from the order's previous report.
+  replay that symbol from the order's previous report. One replay per order and reported
+  quantity (a fill the replay cannot fetch does not loop), and reports at or before the
+  latest baseline prove nothing (their fills are in its numbers). Held events are checked too,
+  when a recovery applies them. A venue that never streams fills (Coinbase's ``user``
+  channel, §8.6: orders only) goes through this path for every fill: the order report is the
+  signal, the replay fetches the fill records.
+- **Stream gaps** (``PrivateControlKind.STREAM_GAP``): a private stream that numbers its
+  messages (Coinbase ``sequence_num``, per connection) tells when the connection lost one,
+  whatever it carried. While SYNCED: replay every symbol from the last message received
+  before the gap (``since_ns``). During a recovery the held events are incomplete: the same
+  replay follows as soon as the recovery is done. Before a recovery is planned (logging in,
+  subscribing) nothing is needed: the plan made once subscribed reads up to that moment.
 
 Every plan is kept (:attr:`AccountSession.plans`) with its reason, for records and metrics.
 """
@@ -155,6 +166,7 @@ class AccountStats:
     held_dropped: int = 0
     rotations: int = 0
     bad_frames: int = 0
+    stream_gaps: int = 0
 
 
 class AccountSession:
@@ -180,7 +192,7 @@ class AccountSession:
         "_acked", "_held", "_gap_started_ns", "_gap_reason", "_plan", "_pending", "_known_ns", "_known_fill_ns", "_clean_ns",
         "_suspect_as_of", "_next_reconcile_ns", "_session_ns", "_relogin_pending", "_order_fills",
         "_order_seen_ns", "_checked_orders", "_verify_after", "plans", "stats", "_reconcile_outstanding",
-        "_verify_skips",
+        "_verify_skips", "_stream_gap_ns",
     )
 
     def __init__(self, account: AccountKey, symbols: Sequence[str], *, history: FillHistory, ledger: PositionLedger,
@@ -217,7 +229,10 @@ class AccountSession:
         self._relogin_pending = False
         self._order_fills: dict[tuple[str, str], Decimal] = {}
         self._order_seen_ns: dict[tuple[str, str], int] = {}
-        self._checked_orders: set[tuple[str, str]] = set()
+        #: (symbol, order id) -> the cumulative quantity an order-gap replay was made for
+        self._checked_orders: dict[tuple[str, str], Decimal] = {}
+        #: a stream gap seen during a recovery (venue ns of its start): recover it next
+        self._stream_gap_ns: int | None = None
         self._verify_after = False  # reconcile once right after a drift-driven replay
         self._reconcile_outstanding = False
         self._verify_skips = 0
@@ -278,6 +293,9 @@ class AccountSession:
         if self._state in (_S.DISCONNECTED, _S.HALTED):
             return []
         self._open_gap(AccountReason.DISCONNECT, now_ns)
+        if self._stream_gap_ns is not None:  # the next plan covers it: it starts no later
+            self._gap_started_ns = min(self._gap_started_ns, self._stream_gap_ns)
+            self._stream_gap_ns = None
         self._pending.clear()
         self._plan = None
         self._reconcile_outstanding = False
@@ -346,7 +364,22 @@ class AccountSession:
                 return []
             self.stats.rotations += 1
             return [ReconnectPrivate(reason=f"venue shutdown notice: {event.message}")]
+        if kind is PrivateControlKind.STREAM_GAP:
+            return self._stream_gap(event, now_ns)
         return []  # ERROR: logged by the driver
+
+    def _stream_gap(self, event: PrivateControl, now_ns: int) -> list[AccountAction]:
+        """The private stream lost a message (module docstring, "Stream gaps")."""
+        if self._state in (_S.DISCONNECTED, _S.HALTED):
+            return []
+        self.stats.stream_gaps += 1
+        since = min(event.since_ns, now_ns) if event.since_ns > 0 else now_ns
+        if self._state is _S.SYNCED:
+            self._open_gap(AccountReason.STREAM_GAP, since)
+            return self._recover(now_ns, reason=AccountReason.STREAM_GAP, since_ns=None, why=event.message)
+        if self._state is _S.RECOVERING:
+            self._stream_gap_ns = since if self._stream_gap_ns is None else min(self._stream_gap_ns, since)
+        return []
 
     def _expired(self, now_ns: int, event: PrivateControl) -> list[AccountAction]:
         if self._state in (_S.DISCONNECTED, _S.HALTED):
@@ -405,7 +438,7 @@ class AccountSession:
                 else:  # terminal: nothing more will come for it
                     self._order_seen_ns.pop(key, None)
                     self._order_fills.pop(key, None)
-                    self._checked_orders.discard(key)
+                    self._checked_orders.pop(key, None)
 
     def _filled_in_ledger(self, symbol: str, order_id: str) -> Decimal:
         """What the ledger knows of an order's filled quantity: the latest baseline's figure for
@@ -430,17 +463,22 @@ class AccountSession:
             if isinstance(event, Fill):
                 key = (event.symbol, event.order_id)
                 fills[key] = fills.get(key, Decimal(0)) + event.qty
+        base = self._ledger.baseline(self._account)
         for event in data:
             if not isinstance(event, OrderUpdate) or event.filled_qty == 0:
                 continue
             key = (event.symbol, event.order_id)
-            if key in self._checked_orders or event.symbol not in self._symbols:
+            checked = self._checked_orders.get(key)
+            if (checked is not None and event.filled_qty <= checked) or event.symbol not in self._symbols:
                 continue
+            if base is not None and 0 < event.ts_exchange_ns <= base.as_of_ns:
+                continue  # a report from before the baseline: its fills are in the baseline's numbers
             seen = self._order_fills.get(key)
             if seen is None:
                 seen = self._order_fills[key] = self._filled_in_ledger(event.symbol, event.order_id)
             if seen + fills.get(key, Decimal(0)) < event.filled_qty:
-                self._checked_orders.add(key)  # one replay per order: covered fills may be unfetchable
+                # one replay per order and reported quantity: covered fills may be unfetchable
+                self._checked_orders[key] = event.filled_qty
                 since = self._order_seen_ns.get(key)
                 if since is None:
                     since = event.ts_exchange_ns - int(self._policy.order_gap_lookback_s * NS)
@@ -581,6 +619,7 @@ class AccountSession:
         self._order_fills.clear()
         held, self._held = self._held, []
         out: list[AccountAction] = []
+        order_gap = self._order_gap(held) if held else None
         if held:
             self._note(held)
             out.append(ApplyAccountEvents(events=tuple(held), reason="held during recovery"))
@@ -592,6 +631,16 @@ class AccountSession:
         elif self._policy.reconcile_interval_s is not None:
             self._next_reconcile_ns = now_ns + int(self._policy.reconcile_interval_s * NS)
         out += self._to(_S.SYNCED, f"{self._plan.kind if self._plan else 'recovery'} done")
+        stream_gap, self._stream_gap_ns = self._stream_gap_ns, None
+        if stream_gap is not None:
+            self._open_gap(AccountReason.STREAM_GAP, stream_gap)
+            out += self._recover(now_ns, reason=AccountReason.STREAM_GAP, since_ns=None,
+                                 why="a message was lost during the last recovery")
+        elif order_gap is not None:
+            symbol, since_ns, why = order_gap
+            self.stats.order_gaps += 1
+            self._open_gap(AccountReason.ORDER_GAP, now_ns)
+            out += self._recover(now_ns, reason=AccountReason.ORDER_GAP, since_ns=since_ns, only=symbol, why=why)
         return out
 
     # ------------------------------------------------------------------ time and checks

@@ -257,6 +257,8 @@ class AccountReason(enum.StrEnum):
     ORDER_GAP = "order_gap"
     #: the private stream sent what could not be decoded
     BAD_INPUT = "bad_input"
+    #: the private stream's own message numbering skipped (``PrivateControlKind.STREAM_GAP``)
+    STREAM_GAP = "stream_gap"
 
 
 class Login(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,7 +15,8 @@ class SequenceModel(enum.Enum):
     """How a venue numbers its book messages.
 
     - ``CONTIGUOUS_RANGE``: each message covers ids ``first_seq..last_seq``; the next starts
-      at ``last_seq + 1`` (Binance spot ``U/u``, KuCoin, Gate, Kraken Futures).
+      at ``last_seq + 1`` (Binance spot ``U/u``, KuCoin, Gate, Kraken Futures; Bybit
+      ``orderbook.full``, one id per message).
     - ``PREV_POINTER``: each message names the previous message's id in ``prev_seq``
       (Binance futures ``pu``, OKX ``prevSeqId``, Deribit ``prev_change_id``).
     - ``MONOTONIC_ONLY``: ids only increase and may skip; gaps are invisible, only a checksum
@@ -41,6 +42,15 @@ class SpliceRule(enum.Enum):
     - ``PREV_EXACT``: drop ``last_seq <= S``; first kept needs ``prev_seq == S``
       (WS snapshots of pointer venues: OKX, Deribit).
     - ``MONOTONIC``: drop ``last_seq <= S``; anything newer applies (gaps are invisible).
+    - ``CROSS_NEXT``: the snapshot carries a cross sequence ``C`` beside ``S`` (``cross_seq``:
+      increasing with gaps, and still increasing when the update ids restart). Drop deltas
+      with ``cross_seq < C``; the one at ``cross_seq == C`` is the snapshot's own and must
+      have ``last_seq == S`` (dropped), else the snapshot is fetched again; the first kept
+      needs ``first_seq <= S+1 <= last_seq``. A snapshot older than the first buffered delta
+      (``C`` below its ``cross_seq``) is fetched again too (Bybit ``orderbook.full`` + REST
+      ``full_orderbook``: ``seq`` and ``u``, exchange-protocols.md §2.3, §6.2). A delta whose
+      ``cross_seq`` is newer than the book's while its ids say stale means the venue restarted
+      its ids (Bybit ``u = 1``): the session resyncs.
     - ``NONE``: no ids; the snapshot supersedes everything buffered before it.
     """
 
@@ -49,6 +59,7 @@ class SpliceRule(enum.Enum):
     PREV_BRACKET = "prev_bracket"
     PREV_EXACT = "prev_exact"
     MONOTONIC = "monotonic"
+    CROSS_NEXT = "cross_next"
     NONE = "none"
 
 

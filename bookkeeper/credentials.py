@@ -15,6 +15,12 @@ Credentials come from explicit configuration or from the environment
 ``..._API_PASSPHRASE``). This module reads no environment itself: the caller passes the
 mapping (``os.environ`` in the driver), so the core stays free of I/O.
 
+A secret may be a multi-line PEM private key (Coinbase CDP keys: ``-----BEGIN EC PRIVATE
+KEY-----``). It is kept as given; from the environment, a PEM written on one line with literal
+``\\n`` escapes (how ``.env`` files and CI secret stores usually carry it) is unescaped. Leak
+scans (:meth:`ApiCredentials.secrets`) also look for each base64 line of a PEM's body, so a
+key logged re-wrapped or escaped is still found.
+
 >>> creds = ApiCredentials(api_key="AKIAEXAMPLE", secret="s3cr3t-value", passphrase="pp")
 >>> creds
 ApiCredentials(api_key='AKIA…', secret=<redacted>, passphrase=<redacted>)
@@ -32,6 +38,10 @@ from typing import Any, NoReturn
 from .errors import UsageError
 
 __all__ = ["ApiCredentials", "env_names"]
+
+#: a PEM body line shorter than this is not looked for on its own (the last line of a key can
+#: be a few characters: common text would match it)
+_PEM_LINE_MIN = 16
 
 
 def env_names(venue: str) -> tuple[str, str, str]:
@@ -77,6 +87,8 @@ class ApiCredentials:
         key, secret = environ.get(key_var, ""), environ.get(secret_var, "")
         if not key or not secret:
             raise UsageError(f"no {venue} API credentials: set {key_var} and {secret_var}", venue=venue)
+        if secret.startswith("-----BEGIN") and "\n" not in secret and "\\n" in secret:
+            secret = secret.replace("\\n", "\n")  # a one-line PEM with escaped newlines
         return cls(key, secret, environ.get(pass_var) or None)
 
     @property
@@ -100,8 +112,20 @@ class ApiCredentials:
         return self._api_key[:4] + "…"
 
     def secrets(self) -> tuple[str, ...]:
-        """The strings that must never be written anywhere (for leak scans)."""
-        return tuple(s for s in (self._secret, self._passphrase) if s)
+        """The strings that must never be written anywhere (for leak scans and log
+        redaction): the secret, the passphrase, and each long base64 line of a PEM secret's
+        body (module docstring).
+
+        >>> pem = "\\n".join(["-----BEGIN EC PRIVATE KEY-----", "MHcCAQEEIAbcdefghijklmnop", "qrst",
+        ...                   "-----END EC PRIVATE KEY-----"])
+        >>> ApiCredentials("organizations/o/apiKeys/k", pem).secrets()[1:]
+        ('MHcCAQEEIAbcdefghijklmnop',)
+        """
+        out = [s for s in (self._secret, self._passphrase) if s]
+        if self._secret.startswith("-----BEGIN"):
+            out += [line.strip() for line in self._secret.splitlines()
+                    if len(line.strip()) >= _PEM_LINE_MIN and not line.startswith("-----")]
+        return tuple(out)
 
     def ccxt_config(self) -> dict[str, str]:
         """ccxt constructor keys (``apiKey``, ``secret``, ``password``) for REST signing."""

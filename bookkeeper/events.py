@@ -53,7 +53,8 @@ class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     ``bids``/``asks`` are ``(price, size)`` floats in any order; ``bids_raw``/``asks_raw``
     carry the exchange's own strings, index-aligned, for venues whose checksum needs them.
     ``depth`` is the subscribed depth for venues that never send deletes for levels leaving
-    it (Kraken). ``complete`` is True for a whole snapshot (nautilus' F_LAST).
+    it (Kraken). ``complete`` is True for a whole snapshot (nautilus' F_LAST). ``cross_seq``
+    is the venue's second, engine-wide ordering id where it has one (see :class:`BookDelta`).
     """
 
     symbol: str
@@ -68,6 +69,7 @@ class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     ts_exchange_ns: int = 0
     ts_recv_ns: int = 0
     complete: bool = True
+    cross_seq: int | None = None
 
     def __post_init__(self) -> None:
         if self.bids_raw is not None and len(self.bids_raw) != len(self.bids):
@@ -82,6 +84,10 @@ class BookDelta(msgspec.Struct, frozen=True, kw_only=True):
     ``prev_seq`` is the id the venue says came before this message (pointer venues).
     ``bid_seqs``/``ask_seqs`` hold per-level ids where the venue numbers each level
     (KuCoin); ``checksum`` is the exchange's value for the book *after* this delta.
+    ``cross_seq`` is a second ordering id some venues send beside the update ids: it only
+    increases, with gaps, and keeps increasing when the update ids restart (Bybit ``seq``, the
+    matching engine's version, while ``u`` resets to 1; exchange-protocols.md §6.2). Splice
+    rules that need it (``SpliceRule.CROSS_NEXT``) say so; ``None`` elsewhere.
     """
 
     symbol: str
@@ -97,6 +103,7 @@ class BookDelta(msgspec.Struct, frozen=True, kw_only=True):
     ask_seqs: list[int] | None = None
     ts_exchange_ns: int = 0
     ts_recv_ns: int = 0
+    cross_seq: int | None = None
 
     def __post_init__(self) -> None:
         first, last = self.first_seq, self.last_seq
@@ -333,6 +340,12 @@ class PrivateControlKind(enum.StrEnum):
     SESSION_EXPIRED = "session_expired"
     #: the venue will close the connection soon (Binance ``serverShutdown``)
     SHUTDOWN_NOTICE = "shutdown_notice"
+    #: the private stream's own message numbering skipped (a sequenced private stream:
+    #: Coinbase Advanced Trade ``sequence_num``, counted per connection): the connection lost
+    #: a message, so whatever it carried may be missing. Any venue whose private stream is
+    #: numbered can emit it; the session replays the gap from REST. ``since_ns`` is the venue
+    #: time of the last message received before the gap (0: unknown)
+    STREAM_GAP = "stream_gap"
     #: any other error answer (logged)
     ERROR = "error"
 
@@ -348,6 +361,8 @@ class PrivateControl(msgspec.Struct, frozen=True, kw_only=True):
     channel: str | None = None
     code: str | None = None
     message: str = ""
+    #: ``STREAM_GAP``: venue ns of the last message received before the gap (0: unknown)
+    since_ns: int = 0
     ts_recv_ns: int = 0
 
 

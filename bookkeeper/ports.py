@@ -251,7 +251,12 @@ class AccountAdapter(Protocol):
     def login_messages(self, credentials: ApiCredentials, *, now_ms: int, request_id: str) -> list[str]:
         """The frames that authenticate the connection, signed with ``credentials`` at venue
         time ``now_ms`` (Binance ``userDataStream.subscribe.signature``, OKX ``op: login``).
-        Their text holds a signature, never the secret itself."""
+        Their text holds a signature, never the secret itself.
+
+        ``[]`` when the URL itself authenticates (a :class:`PrivateBootstrap` venue's listenKey):
+        the driver then treats the open connection as logged in at once, and answers a later
+        login (the venue ended the session, ``SESSION_EXPIRED``) with a new connection, whose
+        bootstrap call gets a new grant."""
         ...
 
     def subscribe_messages(self, *, request_id: str) -> list[str]:
@@ -339,4 +344,42 @@ class AccountAdapter(Protocol):
         Raises:
             AdapterError: malformed body.
         """
+        ...
+
+
+@runtime_checkable
+class PrivateBootstrap(Protocol):
+    """An :class:`AccountAdapter` whose private-stream URL depends on a REST answer made before
+    each connection, and whose grant needs a periodic keepalive (Binance USD-M: ``POST
+    /fapi/v1/listenKey`` gives the key the URL carries, ``PUT`` every 20 min keeps it, §4.6).
+    The account side's counterpart of :meth:`LiveSpec.ws_bootstrap_call` /
+    :meth:`LiveSpec.ws_url_from_bootstrap`. The driver (``bookkeeper.io.account``) makes the
+    bootstrap call on every connection attempt (through ccxt, retried like any REST call; a
+    refusal of the credentials halts the account as a refused login does), connects to the URL
+    built from its answer, runs the keepalive while connected (a refused keepalive means the
+    grant is gone: it reconnects, bootstrapping anew), and, since such a URL authenticates,
+    :meth:`AccountAdapter.login_messages` is ``[]``.
+
+    Attributes:
+        keepalive_interval_s: how often :meth:`private_keepalive_call` is made while connected
+            (ccxt ``listenKeyRefreshRate``: 20 min; the key lives 60 min); ``None``: never.
+    """
+
+    keepalive_interval_s: float | None
+
+    def private_bootstrap_call(self) -> RestCall:
+        """The REST call that precedes each private connection."""
+        ...
+
+    def private_url_from_bootstrap(self, root: str, body: Any) -> str:
+        """The private stream's URL on a server at ``root``, from the bootstrap answer ``body``.
+
+        Raises:
+            AdapterError: the answer is malformed.
+        """
+        ...
+
+    def private_keepalive_call(self, body: Any) -> RestCall | None:
+        """The periodic call that keeps the grant of bootstrap answer ``body`` alive, ``None``
+        when it needs none."""
         ...

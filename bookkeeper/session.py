@@ -82,6 +82,13 @@ A synced book never moves back silently:
   recovery). One exception: a monotonic-id venue's own WS snapshot that is newer in exchange
   time than the last snapshot applied is the venue restarting its ids (Bybit ``u = 1``):
   applied, counted (``seq_restarts``) and alerted.
+- On a stream that also numbers its messages with a cross sequence (``cross_seq``, Bybit
+  ``seq``: it keeps increasing when the update ids restart), a delta the ids judge stale or
+  not bridging although its cross sequence is newer than the book's is the venue restarting
+  its ids (Bybit ``orderbook.full`` ``u = 1``, exchange-protocols.md §6.2: "restart the sync
+  procedure"): counted (``seq_restarts``), alerted, and the book is resynced with the delta
+  buffered, never dropped as stale. Snapshots are then placed by cross sequence
+  (``SpliceRule.CROSS_NEXT``).
 - A snapshot without an id where the splice rule needs one (a REST snapshot always; a WS
   snapshot once the stream has shown ids) cannot be bridged: refused
   (``unbridgeable_snapshots`` + ``Alert``, book untouched) and the next rung is planned.
@@ -348,7 +355,7 @@ class BookSession:
         "_symbol", "_caps", "_book", "_seq", "_state", "_phase", "_buffer", "_epoch",
         "_splice_rule", "_snapshot_failures", "_depth", "_verify", "_max_failures",
         "_max_buffer", "_replay_available", "_last_plan", "_stats", "_checksum_kind", "_checksum",
-        "_truncate", "_answered_epoch", "_fast_model", "_has_ids", "_stale_run", "_snapshot_ts",
+        "_truncate", "_answered_epoch", "_fast_model", "_has_ids", "_stale_run", "_snapshot_ts", "_cross",
     )  # fmt: skip
 
     def __init__(
@@ -387,6 +394,7 @@ class BookSession:
         self._answered_epoch = -1
         self._has_ids = capabilities.sequence_model is not SequenceModel.NONE
         self._snapshot_ts = 0  # ts_exchange_ns of the last snapshot applied
+        self._cross: int | None = None  # cross_seq of the last delta or snapshot applied
         # apply_frame_fast's model code (0: never fast): sequenced by range or pointer, and
         # nothing per delta beyond apply + crossed check (no checksum, no truncation).
         model = capabilities.sequence_model
@@ -425,6 +433,12 @@ class BookSession:
     def last_seq(self) -> int | None:
         """The last sequence id applied to the book."""
         return self._seq.local
+
+    @property
+    def last_cross_seq(self) -> int | None:
+        """The cross sequence of the last delta or snapshot applied (``None``: the venue sends
+        none). It orders the book's state across restarts of the update ids."""
+        return self._cross
 
     @property
     def epoch(self) -> int:
@@ -516,6 +530,8 @@ class BookSession:
             if v is _APPLY:
                 return self._apply(d)
             if v is _STALE:
+                if d.cross_seq is not None and self._ids_restarted(d):
+                    return self._restart(d)
                 self._stats.stale_dropped += 1
                 floor = self._seq.previous
                 # Only a stale delta newer than the id held before the last applied one counts
@@ -525,6 +541,8 @@ class BookSession:
                     return self._local_ahead(d)
                 return []
             if v is _DUP:
+                if d.cross_seq is not None and self._ids_restarted(d):
+                    return self._restart(d)
                 self._stats.duplicates += 1
                 return []
             return self._gap(d)
@@ -532,7 +550,7 @@ class BookSession:
         if phase is Phase.RESUME:
             return self._resume(d, self._seq.check(d.first_seq, d.last_seq, d.prev_seq))
         if phase is Phase.RESUME_BRIDGE:  # disconnected before the snapshot's bridging delta came
-            return self._resume(d, judge_bridge(self._splice_rule, self._seq.local, d))
+            return self._resume(d, judge_bridge(self._splice_rule, self._seq.local, d, snapshot_cross=self._cross))
         if self._state is SyncState.HALTED:
             return []
         return self._buffer_delta(d)
@@ -549,11 +567,30 @@ class BookSession:
             self._to(_SYNCED, _IDLE, "resumed: nothing was missed", actions, PlanKind.RESUME)
             actions.extend(self._apply(d))
             return actions
+        if d.cross_seq is not None and self._ids_restarted(d):
+            return self._restart(d)
         if v is _STALE or v is _DUP:
             self._stats.stale_dropped += 1
             return []
         self._stats.resume_misses += 1
         return self._gap(d)
+
+    def _ids_restarted(self, d: BookDelta) -> bool:
+        """``d`` is newer than the book by cross sequence but not by update id: the venue
+        restarted its ids (Bybit ``u = 1``, §6.2)."""
+        cross, local = self._cross, self._seq.local
+        return (cross is not None and d.cross_seq is not None and d.cross_seq > cross
+                and local is not None and d.last_seq is not None and d.last_seq <= local)
+
+    def _restart(self, d: BookDelta) -> list[Action]:
+        """The venue restarted its ids: resync, keeping ``d`` (the new ids' first) for the splice."""
+        self._stats.seq_restarts += 1
+        reason = (f"the venue's ids restarted: delta {d.last_seq} (cross {d.cross_seq}) after {self._seq.local} "
+                  f"(cross {self._cross})")
+        actions: list[Action] = [Alert(kind=AlertKind.SEQ_RESTART, symbol=self._symbol, reason=reason,
+                                       seq=d.last_seq)]
+        actions.extend(self._start(self._plan(reason, allow_replay=False), d))
+        return actions
 
     def apply_frame_fast(self, frame: bytes, fused: Callable[..., object]) -> bool:
         """Apply one raw frame in the SYNCED steady state without building a ``BookDelta``.
@@ -619,7 +656,7 @@ class BookSession:
         return actions
 
     def _bridge(self, d: BookDelta) -> list[Action]:
-        v = judge_bridge(self._splice_rule, self._seq.local, d)
+        v = judge_bridge(self._splice_rule, self._seq.local, d, snapshot_cross=self._cross)
         if v is _STALE:
             self._stats.stale_dropped += 1
             return []
@@ -627,6 +664,8 @@ class BookSession:
             self._stats.bridged += 1
             self._to(_SYNCED, _IDLE, "bridged", [])  # a phase change only: nothing to report
             return self._apply(d)
+        if d.cross_seq is not None and self._ids_restarted(d):
+            return self._restart(d)
         return self._gap(d)
 
     def _apply(self, d: BookDelta) -> list[Action]:
@@ -651,6 +690,9 @@ class BookSession:
             self._stats.invalid_inputs += 1
             return self._recover(f"invalid delta: {exc}", AlertKind.INVALID_INPUT, last)
         self._seq.advance(first, last)
+        cross = d.cross_seq
+        if cross is not None:
+            self._cross = cross
         st = self._stats
         st.deltas_applied += 1
         if last is None and self._has_ids:
@@ -769,7 +811,7 @@ class BookSession:
                 st.seq_restarts += 1
                 actions.append(Alert(kind=AlertKind.SEQ_RESTART, symbol=self._symbol, seq=snap.seq,
                                      reason=f"the venue's ids restarted: snapshot {snap.seq} after {local}"))
-        result = splice(rule, snap.seq, self._buffer)
+        result = splice(rule, snap.seq, self._buffer, snapshot_cross=snap.cross_seq)
         if result.outcome is SpliceOutcome.STALE_SNAPSHOT:
             st.stale_snapshots += 1
             self._snapshot_failures += 1
@@ -785,6 +827,7 @@ class BookSession:
             was_resume
             and snap.seq is not None
             and snap.seq == self._seq.local
+            and (snap.cross_seq is None or snap.cross_seq == self._cross)  # else the ids restarted in between
             and self._caps.sequence_model in (SequenceModel.CONTIGUOUS_RANGE, SequenceModel.PREV_POINTER)
         )
         if resumed and not self._book.equals(snap.bids, snap.asks):
@@ -805,6 +848,7 @@ class BookSession:
         if self._truncate and self._depth:
             self._book.truncate(self._depth)
         self._seq.reset(snap.seq)
+        self._cross = snap.cross_seq
         st.stale_dropped += result.dropped
         pending = self._buffer[result.start:]
         self._buffer = []
@@ -862,9 +906,12 @@ class BookSession:
 
     def _old_snapshot(self, snap: BookSnapshot, rest: bool, local: int) -> list[Action] | None:
         """A snapshot at or below a SYNCED book's last id: the actions refusing it, or ``None``
-        when it must be applied (a monotonic-id venue restarting its ids)."""
+        when it must be applied (the venue restarted its ids: a monotonic-id venue's newer WS
+        snapshot, or any snapshot newer by cross sequence)."""
         st = self._stats
         seq = snap.seq
+        if snap.cross_seq is not None and self._cross is not None and snap.cross_seq > self._cross:
+            return None  # newer by cross sequence: the venue restarted its ids since (§6.2)
         if seq == local:
             if self._book.equals(snap.bids, snap.asks):
                 st.stale_snapshots += 1
@@ -1000,6 +1047,7 @@ class BookSession:
         self._buffer = []
         self._snapshot_failures = 0
         self._snapshot_ts = 0
+        self._cross = None
         self._to(SyncState.UNSYNCED, _IDLE, "operator reset", actions)
         return actions
 

@@ -11,6 +11,13 @@ fine: the book is valid at ``S`` and the next live delta must bridge it
 (:func:`needs_bridge`, :func:`judge_bridge`). After the bridge the deltas chain by the
 sequence model (the session checks that with its :class:`~bookkeeper.sequencer.Sequencer`).
 
+A venue may number its messages twice: update ids that restart (Bybit ``u`` resets to 1) and
+a cross sequence that never goes back (``cross_seq``, Bybit ``seq``). Its rule
+(``CROSS_NEXT``) orders a snapshot among the deltas by the cross sequence and checks the
+update ids only where the cross sequence says they belong together, so a snapshot from
+before a restart can never be bridged by deltas after it; every function takes the
+snapshot's cross sequence as ``snapshot_cross`` (``None``: placed by the ids alone).
+
 Which rule applies depends on where the snapshot came from (a REST answer or the venue's WS
 push: :func:`rule_for`). The id rules (:data:`ID_RULES`) can only place a snapshot by its id:
 one without an id cannot be bridged there (:func:`unbridgeable`).
@@ -43,26 +50,49 @@ __all__ = [
 
 #: The splice rules that can only place a snapshot by its id.
 ID_RULES: frozenset[SpliceRule] = frozenset(
-    {SpliceRule.RANGE_NEXT, SpliceRule.RANGE_AT, SpliceRule.PREV_BRACKET, SpliceRule.PREV_EXACT}
+    {SpliceRule.RANGE_NEXT, SpliceRule.RANGE_AT, SpliceRule.PREV_BRACKET, SpliceRule.PREV_EXACT,
+     SpliceRule.CROSS_NEXT}
 )
 
 
-def is_stale(rule: SpliceRule, snapshot_seq: int | None, delta: BookDelta) -> bool:
+def _cross_order(rule: SpliceRule, snapshot_cross: int | None, delta: BookDelta) -> int | None:
+    """Under ``CROSS_NEXT``, where ``delta`` stands to the snapshot by cross sequence (-1 older,
+    0 the snapshot's own message, 1 newer); ``None`` when the ids alone must decide."""
+    if rule is not SpliceRule.CROSS_NEXT or snapshot_cross is None:
+        return None
+    cross = delta.cross_seq
+    if cross is None:
+        return None
+    return -1 if cross < snapshot_cross else 0 if cross == snapshot_cross else 1
+
+
+def is_stale(rule: SpliceRule, snapshot_seq: int | None, delta: BookDelta, *,
+             snapshot_cross: int | None = None) -> bool:
     """True when ``delta`` is already contained in a snapshot at ``snapshot_seq``.
 
     Args:
         rule: the splice rule the snapshot is placed by.
         snapshot_seq: the snapshot's id (``None``: it has none).
         delta: a delta received before or after the snapshot.
+        snapshot_cross: the snapshot's cross sequence (``CROSS_NEXT`` only).
 
     Returns:
         Whether the snapshot already holds the delta's changes (drop it).
+
+    >>> d = BookDelta(symbol="X", bids=[], asks=[], first_seq=3, last_seq=3, cross_seq=900)
+    >>> is_stale(SpliceRule.CROSS_NEXT, 50, d, snapshot_cross=800)  # after a restart (u = 1, 2, 3 ...)
+    False
     """
     last = delta.last_seq
     if rule is SpliceRule.NONE:
         return True  # no ids: everything received before the snapshot is superseded by it
     if snapshot_seq is None or last is None:
         return False
+    order = _cross_order(rule, snapshot_cross, delta)
+    if order is not None:
+        # Bybit §6.2: drop seq < snapshot.seq; at an equal seq the u must be the snapshot's
+        # (else it is no stale delta: bridges() refuses it and the snapshot is fetched again)
+        return order < 0 or (order == 0 and last == snapshot_seq)
     if rule is SpliceRule.RANGE_AT:
         return last < snapshot_seq
     if rule is SpliceRule.PREV_EXACT and delta.prev_seq == snapshot_seq and last != snapshot_seq:
@@ -70,13 +100,15 @@ def is_stale(rule: SpliceRule, snapshot_seq: int | None, delta: BookDelta) -> bo
     return last <= snapshot_seq
 
 
-def bridges(rule: SpliceRule, snapshot_seq: int | None, delta: BookDelta) -> bool:
+def bridges(rule: SpliceRule, snapshot_seq: int | None, delta: BookDelta, *,
+            snapshot_cross: int | None = None) -> bool:
     """True when ``delta`` (not stale) may be the first applied on a snapshot at ``S``.
 
     Args:
         rule: the splice rule the snapshot is placed by.
         snapshot_seq: the snapshot's id (``None``: it has none, anything bridges).
         delta: the first delta newer than the snapshot.
+        snapshot_cross: the snapshot's cross sequence (``CROSS_NEXT`` only).
 
     Returns:
         Whether the delta continues the snapshot with nothing missed in between.
@@ -92,9 +124,12 @@ def bridges(rule: SpliceRule, snapshot_seq: int | None, delta: BookDelta) -> boo
     first, last, prev = delta.first_seq, delta.last_seq, delta.prev_seq
     if rule is SpliceRule.NONE or rule is SpliceRule.MONOTONIC or S is None:
         return True
-    if rule is SpliceRule.RANGE_NEXT:
+    if rule is SpliceRule.RANGE_NEXT or rule is SpliceRule.CROSS_NEXT:
         if first is None or last is None:
             return False
+        order = _cross_order(rule, snapshot_cross, delta)
+        if order is not None and order < 1:
+            return False  # not newer than the snapshot by cross sequence: it cannot follow it
         return first <= S + 1 <= last
     if rule is SpliceRule.RANGE_AT:
         if first is None or last is None:
@@ -122,13 +157,16 @@ class SpliceResult:
     dropped: int  # deltas dropped as already inside the snapshot
 
 
-def splice(rule: SpliceRule, snapshot_seq: int | None, buffered: Sequence[BookDelta]) -> SpliceResult:
+def splice(rule: SpliceRule, snapshot_seq: int | None, buffered: Sequence[BookDelta], *,
+           snapshot_cross: int | None = None) -> SpliceResult:
     """Splice a snapshot at ``snapshot_seq`` with ``buffered`` deltas (oldest first).
 
     Args:
         rule: the splice rule the snapshot is placed by.
         snapshot_seq: the snapshot's id.
         buffered: the deltas held while the snapshot was awaited, oldest first.
+        snapshot_cross: the snapshot's cross sequence (``CROSS_NEXT``: a snapshot older than
+            the first buffered delta by it is fetched again, Bybit §6.2).
 
     Returns:
         Where the snapshot goes: how many deltas it already holds, and whether the next one
@@ -143,11 +181,13 @@ def splice(rule: SpliceRule, snapshot_seq: int | None, buffered: Sequence[BookDe
     """
     i = 0
     n = len(buffered)
-    while i < n and is_stale(rule, snapshot_seq, buffered[i]):
+    if n and snapshot_seq is not None and _cross_order(rule, snapshot_cross, buffered[0]) == 1:
+        return SpliceResult(outcome=SpliceOutcome.STALE_SNAPSHOT, start=0, dropped=0)
+    while i < n and is_stale(rule, snapshot_seq, buffered[i], snapshot_cross=snapshot_cross):
         i += 1
     if i == n:
         return SpliceResult(outcome=SpliceOutcome.WAITING, start=n, dropped=i)
-    if bridges(rule, snapshot_seq, buffered[i]):
+    if bridges(rule, snapshot_seq, buffered[i], snapshot_cross=snapshot_cross):
         return SpliceResult(outcome=SpliceOutcome.BRIDGED, start=i, dropped=i)
     return SpliceResult(outcome=SpliceOutcome.STALE_SNAPSHOT, start=i, dropped=i)
 
@@ -215,7 +255,8 @@ def needs_bridge(rule: SpliceRule, snapshot_seq: int | None) -> bool:
     return not (rule is SpliceRule.NONE or rule is SpliceRule.MONOTONIC or snapshot_seq is None)
 
 
-def judge_bridge(rule: SpliceRule, snapshot_seq: int | None, delta: BookDelta) -> SeqVerdict:
+def judge_bridge(rule: SpliceRule, snapshot_seq: int | None, delta: BookDelta, *,
+                 snapshot_cross: int | None = None) -> SeqVerdict:
     """Judge a live delta that must bridge a snapshot at ``snapshot_seq`` (nothing applied
     since the snapshot).
 
@@ -223,6 +264,7 @@ def judge_bridge(rule: SpliceRule, snapshot_seq: int | None, delta: BookDelta) -
         rule: the rule the snapshot was placed by.
         snapshot_seq: the snapshot's id.
         delta: the delta just received.
+        snapshot_cross: the snapshot's cross sequence (``CROSS_NEXT`` only).
 
     Returns:
         ``STALE`` (already inside the snapshot: drop it), ``APPLY`` (it bridges the snapshot)
@@ -232,6 +274,6 @@ def judge_bridge(rule: SpliceRule, snapshot_seq: int | None, delta: BookDelta) -
     >>> [judge_bridge(SpliceRule.RANGE_NEXT, s, d).name for s in (105, 100, 90)]
     ['STALE', 'APPLY', 'GAP']
     """
-    if is_stale(rule, snapshot_seq, delta):
+    if is_stale(rule, snapshot_seq, delta, snapshot_cross=snapshot_cross):
         return SeqVerdict.STALE
-    return SeqVerdict.APPLY if bridges(rule, snapshot_seq, delta) else SeqVerdict.GAP
+    return SeqVerdict.APPLY if bridges(rule, snapshot_seq, delta, snapshot_cross=snapshot_cross) else SeqVerdict.GAP

@@ -6,8 +6,13 @@ almost all of their wall time waiting on the simulator's clock (a 22 s chaos run
 suite's budget. A test marked ``@pytest.mark.background(argv)`` has its command started in a
 child process as soon as collection finishes (a few at a time, in collection order, so the
 first tests to need a result are served first); the test itself then takes the result with the
-``background`` fixture and asserts on it exactly as before. Only collected tests start a run
+``background`` fixture and asserts on it exactly as before. Those tests run after all the
+others (tests/conftest.py), so the rest of the suite overlaps the runs and nothing waits. Only collected tests start a run
 (``-k``/node-id selection starts only theirs), and each run gets its own fresh directory.
+
+Runs of one ``group`` (``@pytest.mark.background(argv, group="account")``) run one at a time:
+those that start worker processes of their own (``--kill-restart``) or whose checks need a
+share of the CPU are not run side by side with each other.
 
 ``argv`` is the command line after ``python`` (``["-m", "bookkeeper.cli", "chaos", ...]``; see
 :func:`cli` and :func:`chaos_child`) or a callable ``argv(workdir, **params)`` (``params`` are
@@ -22,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,6 +87,7 @@ class BackgroundRuns:
         self._root = Path(tempfile.mkdtemp(prefix="bookkeeper-bg-"))
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._closing = False
+        self._groups: dict[str, threading.Lock] = {}
 
     def start(self, items: Sequence[pytest.Item]) -> None:
         for i, item in enumerate(items):
@@ -93,12 +100,21 @@ class BackgroundRuns:
             params = getattr(getattr(item, "callspec", None), "params", {})
             argv = spec(workdir, **params) if callable(spec) else spec
             env = marker.kwargs.get("env")
+            group = marker.kwargs.get("group")
+            lock = self._groups.setdefault(group, threading.Lock()) if group is not None else None
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="bg-run")
             self._runs[item.nodeid] = self._pool.submit(self._run, [str(a) for a in argv], workdir,
-                                                        None if env is None else {**os.environ, **env})
+                                                        None if env is None else {**os.environ, **env}, lock)
 
-    def _run(self, argv: Sequence[str], workdir: Path, env: dict[str, str] | None) -> BackgroundResult:
+    def _run(self, argv: Sequence[str], workdir: Path, env: dict[str, str] | None,
+             lock: threading.Lock | None) -> BackgroundResult:
+        if lock is None:
+            return self._run_now(argv, workdir, env)
+        with lock:
+            return self._run_now(argv, workdir, env)
+
+    def _run_now(self, argv: Sequence[str], workdir: Path, env: dict[str, str] | None) -> BackgroundResult:
         out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
         note = ""
         with out_path.open("wb") as out, err_path.open("wb") as err:

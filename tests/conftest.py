@@ -26,6 +26,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 _BACKGROUND = BackgroundRuns()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # tests reading a background run go last: by then their runs are done, and no other test
+    # waits behind them
+    items.sort(key=lambda item: item.get_closest_marker("background") is not None)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     if not session.config.option.collectonly:
         _BACKGROUND.start(session.items)

@@ -72,6 +72,7 @@ def blocks(monkeypatch, size: int | None) -> None:
 #: (count, digest) of ``read_file(path)`` with the reader before [replay-speed]
 OLD_FILES = {
     "bybit/orderbook/restart_u1.jsonl": (8, "e37eb700f27d2c26"),
+    "bybit_spot/orderbook_full/sim_session.bkrec.jsonl": (84, "c4d031062e25896c"),
     "coinbase/advanced_trade/level2.jsonl": (8, "a4b249dddc126989"),
     "real/binance/binance_spot_btcusdt_2024-08-08.hbt.txt.gz": (41249, "15a12e8986df5ef1"),
     "real/binance/binance_spot_btcusdt_2024-08-09.continuation.hbt.txt.gz": (58325, "48dc60d9557c8d25"),

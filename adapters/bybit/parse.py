@@ -1,9 +1,16 @@
-"""Pure Bybit parsers: v5 ``orderbook.N`` and legacy v2 ``orderBookL2_25`` frames -> events.
+"""Pure Bybit parsers: v5 ``orderbook.N``, ``orderbook.full`` and legacy v2
+``orderBookL2_25`` frames -> events.
 
 v5 ``u`` becomes ``first_seq = last_seq = u`` (``MONOTONIC_ONLY``: Bybit does not promise
 contiguous ``u`` on ``orderbook.N``, exchange-protocols.md §6.2) and a message with ``u == 1``
 is a full snapshot after a service restart whatever its ``type`` says (Bybit: "overwrite the
 book"). Legacy ``cross_seq`` (increasing per topic) plays the same role for the v2 format.
+
+``orderbook.full`` (spot, :func:`decode_full`) is deltas only, ``u`` contiguous per message,
+and ``seq`` (the matching engine's version) goes to ``cross_seq`` of the delta and of the REST
+``full_orderbook`` snapshot: the splice matches both (§2.3, §6.2). There ``u == 1`` is *not*
+a snapshot: it is a delta with restarted ids, after which the book must be synced from REST
+again (the session sees a delta newer by ``cross_seq`` but stale by ``u``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from .schemas import (
     LegacyRow,
     LegacyTrade,
     V5BookData,
+    V5FullBook,
+    V5FullRestBody,
     V5RestBody,
     V5Trade,
 )
@@ -44,6 +53,10 @@ _envelope = msgspec.json.Decoder(Envelope)
 _v5_book = msgspec.json.Decoder(V5BookData, strict=False)
 _v5_trades = msgspec.json.Decoder(list[V5Trade], strict=False)
 _rest = msgspec.json.Decoder(V5RestBody, strict=False)
+_full_book = msgspec.json.Decoder(V5FullBook, strict=False)
+_full_rest = msgspec.json.Decoder(V5FullRestBody, strict=False)
+#: the full-book stream's topic prefix (§6.1)
+FULL_PREFIX = "orderbook.full."
 _legacy_snapshot = msgspec.json.Decoder(list[LegacyRow] | LegacyLinearSnapshot, strict=False)
 _legacy_delta = msgspec.json.Decoder(LegacyDelta, strict=False)
 _legacy_trades = msgspec.json.Decoder(list[LegacyTrade], strict=False)
@@ -57,7 +70,8 @@ def _money_ok(*values: Decimal) -> bool:
     return all(v.is_finite() and v > 0 for v in values)
 
 
-def parse_v5_book(env: Envelope, frame: bytes | str, ts_recv_ns: int) -> BookSnapshot | BookDelta:
+def parse_v5_book(env: Envelope, frame: bytes | str, ts_recv_ns: int,
+                  exchange: str = EXCHANGE) -> BookSnapshot | BookDelta:
     """One ``orderbook.{depth}.{symbol}`` message.
 
     Raises:
@@ -68,7 +82,7 @@ def parse_v5_book(env: Envelope, frame: bytes | str, ts_recv_ns: int) -> BookSna
     try:
         d = _v5_book.decode(env.data)
     except _Errors as exc:
-        raise AdapterError(f"bad {topic} data: {exc}", exchange=EXCHANGE, raw=frame, symbol=symbol) from None
+        raise AdapterError(f"bad {topic} data: {exc}", exchange=exchange, raw=frame, symbol=symbol) from None
     ts = env.ts * 1_000_000
     if env.type == "snapshot" or (env.type == "delta" and d.u == 1):
         # u == 1: the service restarted and this message is a full book (Bybit §6.2).
@@ -76,18 +90,40 @@ def parse_v5_book(env: Envelope, frame: bytes | str, ts_recv_ns: int) -> BookSna
     if env.type == "delta":
         return BookDelta(symbol=d.s, bids=d.b, asks=d.a, first_seq=d.u, last_seq=d.u, ts_exchange_ns=ts,
                          ts_recv_ns=ts_recv_ns)
-    raise AdapterError(f"unknown orderbook message type {env.type!r}", exchange=EXCHANGE, raw=frame, symbol=d.s)
+    raise AdapterError(f"unknown orderbook message type {env.type!r}", exchange=exchange, raw=frame, symbol=d.s)
 
 
-def parse_v5_trades(env: Envelope, frame: bytes | str, ts_recv_ns: int) -> list[MarketEvent]:
+def parse_full_book(env: Envelope, frame: bytes | str, ts_recv_ns: int, exchange: str) -> BookDelta:
+    """One ``orderbook.full.{symbol}`` message: ``BookDelta(first_seq = last_seq = u,
+    cross_seq = seq)``, ``u == 1`` included (restarted ids: the session resyncs, §6.2).
+
+    Raises:
+        AdapterError: wrong types or out-of-range numbers, no ``u``/``seq``, or a ``type``
+            other than ``delta`` (the stream sends no snapshots).
+    """
+    topic = env.topic or ""
+    symbol = topic[len(FULL_PREFIX):] or None
+    try:
+        d = _full_book.decode(env.data)
+    except _Errors as exc:
+        raise AdapterError(f"bad {topic} data: {exc}", exchange=exchange, raw=frame, symbol=symbol) from None
+    if env.type != "delta":
+        raise AdapterError(f"orderbook.full sends deltas only, not {env.type!r}", exchange=exchange, raw=frame,
+                           symbol=d.s)
+    return BookDelta(symbol=d.s, bids=d.b, asks=d.a, first_seq=d.u, last_seq=d.u, cross_seq=d.seq,
+                     ts_exchange_ns=env.ts * 1_000_000, ts_recv_ns=ts_recv_ns)
+
+
+def parse_v5_trades(env: Envelope, frame: bytes | str, ts_recv_ns: int,
+                    exchange: str = EXCHANGE) -> list[MarketEvent]:
     try:
         rows = _v5_trades.decode(env.data)
     except _Errors as exc:
-        raise AdapterError(f"bad {env.topic} data: {exc}", exchange=EXCHANGE, raw=frame) from None
+        raise AdapterError(f"bad {env.topic} data: {exc}", exchange=exchange, raw=frame) from None
     out: list[MarketEvent] = []
     for t in rows:
         if not _money_ok(t.p, t.v):
-            raise AdapterError(f"bad trade {t.i}: price {t.p} qty {t.v}", exchange=EXCHANGE, raw=frame, symbol=t.s)
+            raise AdapterError(f"bad trade {t.i}: price {t.p} qty {t.v}", exchange=exchange, raw=frame, symbol=t.s)
         out.append(Trade(symbol=t.s, trade_id=t.i, price=t.p, qty=t.v, side=_SIDE[t.S],
                          ts_exchange_ns=t.T * 1_000_000, ts_recv_ns=ts_recv_ns))
     return out
@@ -192,27 +228,54 @@ class LegacyBooks:
                           ts_recv_ns=ts_recv_ns)]
 
 
+def _envelope_of(frame: bytes | str, exchange: str) -> Envelope:
+    try:
+        return _envelope.decode(frame)
+    except _Errors as exc:
+        raise AdapterError(f"bad frame: {exc}", exchange=exchange, raw=frame) from None
+
+
 def decode(frame: bytes | str, ts_recv_ns: int, legacy: LegacyBooks) -> list[MarketEvent]:
     """Decode any Bybit public frame (v5 or legacy v2; unknown topics ``[]``).
 
     Raises:
         AdapterError: not a JSON object, or a book/trade body is malformed.
     """
-    try:
-        env = _envelope.decode(frame)
-    except _Errors as exc:
-        raise AdapterError(f"bad frame: {exc}", exchange=EXCHANGE, raw=frame) from None
+    return _dispatch(_envelope_of(frame, EXCHANGE), frame, ts_recv_ns, legacy, EXCHANGE)
+
+
+def decode_full(frame: bytes | str, ts_recv_ns: int, exchange: str) -> list[MarketEvent]:
+    """Decode a Bybit spot frame where books come from ``orderbook.full.{symbol}``
+    (:func:`parse_full_book`); other v5 frames as :func:`decode` does, and the legacy v2
+    (inverse) topics not at all. Errors name ``exchange`` (the venue's registry name).
+
+    Raises:
+        AdapterError: not a JSON object, or a book/trade body is malformed.
+    """
+    env = _envelope_of(frame, exchange)
+    topic = env.topic
+    if topic is not None and topic.startswith(FULL_PREFIX):
+        return [parse_full_book(env, frame, ts_recv_ns, exchange)]
+    return _dispatch(env, frame, ts_recv_ns, None, exchange)
+
+
+def _dispatch(env: Envelope, frame: bytes | str, ts_recv_ns: int, legacy: LegacyBooks | None,
+              exchange: str) -> list[MarketEvent]:
+    """One decoded envelope -> events (``legacy``: the v2 format's memory; ``None``: a decoder
+    that does not read the v2 format, its topics are unknown)."""
     topic = env.topic
     if topic is None:
         if env.success is False:
             return [VenueNotice(kind=NoticeKind.ERROR, message=f"{env.op or 'request'} failed: {env.ret_msg}")]
         return []  # subscribe acks and pongs (both shapes, §6.5)
     if topic.startswith("orderbook."):
-        return [parse_v5_book(env, frame, ts_recv_ns)]
+        return [parse_v5_book(env, frame, ts_recv_ns, exchange)]
+    if topic.startswith("publicTrade."):
+        return parse_v5_trades(env, frame, ts_recv_ns, exchange)
+    if legacy is None:
+        return []
     if topic.startswith(_LEGACY_BOOK_PREFIXES):
         return legacy.parse(env, frame, ts_recv_ns)
-    if topic.startswith("publicTrade."):
-        return parse_v5_trades(env, frame, ts_recv_ns)
     if topic.startswith("trade."):
         return parse_legacy_trades(env, frame, ts_recv_ns)
     return []
@@ -225,16 +288,41 @@ def parse_rest_snapshot(body: bytes | str | Mapping[str, Any], symbol: str | Non
     Raises:
         AdapterError: malformed body or ``retCode != 0``.
     """
-    try:
-        if isinstance(body, (bytes, str)):
-            parsed = _rest.decode(body)
-        else:
-            parsed = msgspec.convert(body, V5RestBody, strict=False)
-    except _Errors as exc:
-        raise AdapterError(f"bad orderbook body: {exc}", exchange=EXCHANGE, raw=str(body), symbol=symbol) from None
-    if parsed.retCode != 0 or parsed.result is None:
-        raise AdapterError(f"orderbook request failed: {parsed.retCode} {parsed.retMsg}", exchange=EXCHANGE,
-                           raw=str(body), symbol=symbol)
-    r = parsed.result
+    r = _rest_result(body, symbol, _rest, V5RestBody, EXCHANGE)
     return BookSnapshot(symbol=r.s or symbol or "", bids=r.b, asks=r.a, seq=r.u, source=SnapshotSource.REST,
                         ts_exchange_ns=r.ts * 1_000_000, ts_recv_ns=ts_recv_ns)
+
+
+def parse_rest_full_snapshot(body: bytes | str | Mapping[str, Any], symbol: str | None, ts_recv_ns: int,
+                             exchange: str) -> BookSnapshot:
+    """``GET /v5/market/full_orderbook`` body (raw, or the dict ccxt's
+    ``public_get_v5_market_full_orderbook`` returns) -> ``BookSnapshot(seq=u, cross_seq=seq,
+    source=REST)``: both ids are what the splice matches with the ``orderbook.full`` deltas
+    (§2.3, §6.2).
+
+    Raises:
+        AdapterError: malformed body (``u`` or ``seq`` missing included) or ``retCode != 0``.
+    """
+    r = _rest_result(body, symbol, _full_rest, V5FullRestBody, exchange)
+    return BookSnapshot(symbol=r.s or symbol or "", bids=r.b, asks=r.a, seq=r.u, cross_seq=r.seq,
+                        source=SnapshotSource.REST, ts_exchange_ns=r.ts * 1_000_000, ts_recv_ns=ts_recv_ns)
+
+
+def _rest_result(body: bytes | str | Mapping[str, Any], symbol: str | None, decoder: msgspec.json.Decoder,
+                 shape: type[Any], exchange: str) -> Any:
+    """The ``result`` of a Bybit market REST body, decoded as ``shape``.
+
+    Raises:
+        AdapterError: malformed body or ``retCode != 0``.
+    """
+    try:
+        if isinstance(body, (bytes, str)):
+            parsed = decoder.decode(body)
+        else:
+            parsed = msgspec.convert(body, shape, strict=False)
+    except _Errors as exc:
+        raise AdapterError(f"bad orderbook body: {exc}", exchange=exchange, raw=str(body), symbol=symbol) from None
+    if parsed.retCode != 0 or parsed.result is None:
+        raise AdapterError(f"orderbook request failed: {parsed.retCode} {parsed.retMsg}", exchange=exchange,
+                           raw=str(body), symbol=symbol)
+    return parsed.result

@@ -5,7 +5,9 @@
 ``{"topic", "type": "snapshot"|"delta", "ts": ms, "data": {"s", "b": [[px, sz]], "a": [...],
 "u": update id, "seq": cross sequence}, "cts": ms}``; sizes are absolute decimal strings and
 ``"0"`` deletes. REST ``GET /v5/market/orderbook``:
-``{"retCode": 0, "retMsg", "result": {"s", "b", "a", "ts", "u", "seq", "cts"}}``.
+``{"retCode": 0, "retMsg", "result": {"s", "b", "a", "ts", "u", "seq", "cts"}}``. The full
+book (spot, §6.1/§6.2) has the same shapes: topic ``orderbook.full.{symbol}`` (always
+``type: "delta"``) and REST ``GET /v5/market/full_orderbook`` (:class:`V5FullBook`).
 
 **Legacy v2 inverse** (retired ``wss://stream.bybit.com/realtime``, as recorded by cryptofeed in
 2021): topic ``orderBookL2_25.{symbol}`` (also ``orderBook_200.100ms.{symbol}``), rows
@@ -66,6 +68,27 @@ class V5RestBody(msgspec.Struct, kw_only=True):
     retCode: int
     retMsg: str = ""
     result: V5RestResult | None = None
+
+
+class V5FullBook(msgspec.Struct, kw_only=True):
+    """``orderbook.full.{symbol}`` data and the ``GET /v5/market/full_orderbook`` result
+    (``docs/v5/websocket/public/full-ob.mdx``, ``docs/v5/market/full-ob.mdx``; §6.1, §6.4):
+    ``u`` goes up by exactly 1 per message within a session (1 again after a restart) and
+    ``seq``, the matching engine's version (increasing, with gaps), is what places a REST book
+    among the deltas, so both are required. The WS message's time is the envelope's ``ts``."""
+
+    s: str
+    b: list[tuple[Px, Sz]]
+    a: list[tuple[Px, Sz]]
+    u: Id
+    seq: Id
+    ts: int = 0
+
+
+class V5FullRestBody(msgspec.Struct, kw_only=True):
+    retCode: int
+    retMsg: str = ""
+    result: V5FullBook | None = None
 
 
 class V5Trade(msgspec.Struct, kw_only=True):

@@ -8,16 +8,27 @@ gap signal, so only snapshots repair drift). Recovery is a resubscribe. The REST
 ``u`` "corresponds to ``u`` in the 1000-level stream" only, so it is not declared as a
 splice path (``rest_snapshot=False``); ``parse_rest_snapshot`` still reads it. Client ping
 ``{"op":"ping"}`` every 20 s (Bybit's recommendation); idle connections close after 10 min.
+
+``bybit_spot`` (:data:`SPOT_FULL_CAPABILITIES`) is the spot full book instead
+(``docs/v5/websocket/public/full-ob.mdx``, ``docs/v5/market/full-ob.mdx``; §6.1, §6.2, §6.4):
+``orderbook.full.{symbol}`` on ``/v5/public/spot`` sends deltas only (no snapshot on
+subscribe), ``u`` goes up by exactly 1 per message (``CONTIGUOUS_RANGE``), and the book is
+initialised from REST ``GET /v5/market/full_orderbook?category=spot&symbol=`` (up to 10,000
+levels per side, with ``u`` and ``seq``) read through ccxt's implicit
+``public_get_v5_market_full_orderbook`` (ccxt's ``fetch_order_book`` drops both ids, §2.6).
+The splice matches ``seq`` and ``u`` (``SpliceRule.CROSS_NEXT``, §2.3).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 import orjson
 
 from bookkeeper.capabilities import ExchangeCapabilities, RateLimit, SequenceModel, SpliceRule
-from bookkeeper.ports import Market
+from bookkeeper.ports import Market, RestCall
 
 CAPABILITIES = ExchangeCapabilities(
     venue="bybit",
@@ -74,3 +85,43 @@ def unsubscribe_messages(symbols: Sequence[str], depth: int | None = None) -> li
 
 def ping_message() -> str:
     return '{"op":"ping"}'
+
+
+#: ``bybit_spot``: the spot full book, spliced from REST by ``seq`` and ``u`` (module docstring)
+SPOT_FULL_CAPABILITIES = replace(
+    CAPABILITIES,
+    venue="bybit_spot",
+    sequence_model=SequenceModel.CONTIGUOUS_RANGE,  # u == local + 1, one id per message (§6.2)
+    splice_rule=SpliceRule.CROSS_NEXT,
+    ws_splice_rule=SpliceRule.CROSS_NEXT,
+    ws_snapshot_on_subscribe=False,  # "delta updates only, there is no initial snapshot" (§6.1)
+    rest_snapshot=True,
+    rest_snapshot_depth=10_000,  # full_orderbook: up to 10,000 levels per side, no limit parameter (§6.4)
+)
+#: the full book's prefix (``orderbook.full.{symbol}``, §6.1)
+FULL_TOPIC = "orderbook.full."
+
+
+def full_topics(symbols: Sequence[str]) -> list[str]:
+    return [FULL_TOPIC + s for s in symbols]
+
+
+def full_subscribe_messages(symbols: Sequence[str], depth: int | None = None) -> list[str]:
+    """Subscribe frames for ``orderbook.full`` (the whole book: ``depth`` does not apply)."""
+    return _batches(full_topics(symbols), "subscribe")
+
+
+def full_unsubscribe_messages(symbols: Sequence[str], depth: int | None = None) -> list[str]:
+    return _batches(full_topics(symbols), "unsubscribe")
+
+
+def full_orderbook_call(symbol: str, depth: int | None = None) -> RestCall:
+    """``GET /v5/market/full_orderbook?category=spot&symbol=`` (the whole book up to 10,000
+    levels per side: ``depth`` does not apply, §6.4)."""
+    return RestCall(ccxt_id="bybit", method="public_get_v5_market_full_orderbook",
+                    params={"category": "spot", "symbol": symbol})
+
+
+def ccxt_urls(base: str) -> dict[str, Any]:
+    """Point ccxt ``bybit``'s public market calls at ``base`` (``urls.api.public``)."""
+    return {"urls": {"api": {"public": base}}}

@@ -13,10 +13,18 @@ book's last sequence id (for Kraken, which has no ids, at the engine id encoded 
 timestamp; Kraken books hold only the subscribed depth, so the truth is cut to it). A check
 never trusts the client: the truth comes from the engine that generated the stream.
 
-Alongside, at every update of a SYNCED book the checker asserts its sequence id never goes
-backwards (per symbol, within one synced period and across periods; Kraken has no ids and is
-skipped): a rewind is a failure (``seq_rewinds``) even when the rewound book happens to equal
-the truth at its id. A feed whose driver task died is a failure too (``driver_failures``).
+Where a venue restarts its ids (Bybit ``u = 1``, fault ``service_restart``) a book's id alone
+does not name a point of the stream: the dialect maps it back to the engine seq
+(``truth_seq``: from the exchange time of the frame that brought the book there, or from the
+book's cross sequence, :attr:`~bookkeeper.session.BookSession.last_cross_seq`), and the
+checker compares at that engine seq. Dialects without one use the id as is.
+
+Alongside, at every update of a SYNCED book the checker asserts its position in the stream
+(that engine seq) never goes backwards (per symbol, within one synced period and across
+periods; Kraken has no ids and is skipped): a rewind is a failure (``seq_rewinds``) even when
+the rewound book happens to equal the truth at its id. Restarted ids are no rewind: the
+engine seq they map to keeps increasing. A feed whose driver task died is a failure too
+(``driver_failures``).
 
 At the end the engine is paused and the run waits until every book is synced and equal to
 the current truth (``final_consistent``). With ``outage=True`` the simulator refuses every
@@ -38,7 +46,7 @@ from typing import Any
 from bookkeeper.actions import StateChanged, SyncState
 from bookkeeper.apps.account_chaos import AccountChaosConfig, AccountRun, account_failed, account_report
 from bookkeeper.apps.triage import max_per_minute, percentile
-from bookkeeper.capabilities import ChecksumKind, ExchangeCapabilities, SequenceModel
+from bookkeeper.capabilities import ChecksumKind, ExchangeCapabilities, SequenceModel, SpliceRule
 from bookkeeper.errors import InvalidState
 from bookkeeper.io.feed import Feed
 from bookkeeper.io.metrics import FeedMetrics
@@ -154,6 +162,11 @@ class ConsistencyChecker:
     def __init__(self, sim: SimExchange, *, min_interval_s: float = 0.05) -> None:
         self._sim = sim
         self._min_interval_s = min_interval_s
+        #: venue -> its dialect's mapping of restarted ids to the engine seq (``truth_seq``), for
+        #: the dialects that have one (a stand-in simulator in a unit test may have no servers)
+        self._maps: dict[str, Callable[..., int | None]] = {
+            v: m for v, server in getattr(sim, "servers", {}).items()
+            if (m := getattr(server, "truth_seq", None)) is not None}
         self._last: dict[str, float] = {}
         #: per ``venue:symbol``: the highest sequence id a SYNCED book has shown (kept across
         #: synced periods: a resync may move forward, never back)
@@ -187,24 +200,45 @@ class ConsistencyChecker:
         self._high_seq[key] = seq
         return True
 
-    def truth_seq(self, venue: str, update: BookUpdate) -> int | None:
+    def stream_seq(self, feed: Feed, venue: str, symbol: str, seq: int | None, ts_exchange_ns: int = 0) -> int | None:
+        """The engine seq of a book that shows id ``seq``: the dialect's mapping of restarted
+        ids (``truth_seq``, fed the book's cross sequence where its session keeps one), else
+        ``seq`` itself.
+
+        Args:
+            feed, venue, symbol: the book.
+            seq: its last applied id (``None``: none).
+            ts_exchange_ns: the exchange time of the frame that brought it there (0: unknown).
+        """
+        if seq is None:
+            return None
+        mapping = self._maps.get(venue)
+        if mapping is None:
+            return seq
+        session = feed.driver.sessions.get(symbol)
+        cross = session.last_cross_seq if session is not None else None
+        return mapping(symbol, seq, ts_exchange_ns=ts_exchange_ns, cross_seq=cross)
+
+    def truth_seq(self, venue: str, update: BookUpdate, feed: Feed | None = None) -> int | None:
         if update.seq is not None:
-            return update.seq
+            if feed is None:
+                return update.seq
+            return self.stream_seq(feed, venue, update.symbol, update.seq, update.ts_exchange_ns)
         if update.ts_exchange_ns and _capabilities(venue).sequence_model is SequenceModel.NONE:
             return (update.ts_exchange_ns - _SIM_TS_EPOCH_NS) // 1_000
         return None
 
     def check(self, feed: Feed, venue: str, update: BookUpdate, *, force: bool = False) -> bool | None:
         """Compare now; returns None when no comparison was possible. Every call on a SYNCED
-        book also checks that its sequence id did not go backwards (:meth:`check_seq`)."""
+        book also checks that its place in the stream did not go backwards (:meth:`check_seq`)."""
         if feed.state(update.symbol) is not SyncState.SYNCED:
             return None
-        self.check_seq(venue, update.symbol, update.seq)
+        seq = self.truth_seq(venue, update, feed)
+        self.check_seq(venue, update.symbol, seq if update.seq is not None else None)
         now = time.monotonic()
         key = f"{venue}:{update.symbol}"
         if not force and now - self._last.get(key, 0.0) < self._min_interval_s:
             return None
-        seq = self.truth_seq(venue, update)
         engine = self._sim.engine
         if seq is None or seq < engine.oldest_seq(update.symbol) or seq > engine.seq(update.symbol):
             self.skipped += 1
@@ -293,10 +327,11 @@ def _applicable(kind: FaultKind, caps: ExchangeCapabilities) -> bool:
         # may re-send its book mid-stream (Bybit, §6.1)
         return caps.ws_snapshot_on_subscribe and caps.sequence_model is SequenceModel.MONOTONIC_ONLY
     if kind is FaultKind.SERVICE_RESTART:
-        # restarted ids (Bybit u = 1, §6.2) are a legitimate rewind, and the checker compares a
-        # book with the engine's truth at the book's own id: neither holds across a restart
-        # until the checker maps restarted ids back (tests/sim/test_sim_bybit.py covers it)
-        return False
+        # restarted ids (Bybit u = 1, §6.2), where the session can tell a restart: a monotonic
+        # venue's own WS snapshot newer in exchange time, or a delta newer by cross sequence
+        # (CROSS_NEXT, orderbook.full). The checker maps the ids back (``truth_seq``).
+        return ((caps.ws_snapshot_on_subscribe and caps.sequence_model is SequenceModel.MONOTONIC_ONLY)
+                or caps.splice_rule is SpliceRule.CROSS_NEXT)
     if kind in (FaultKind.DROP, FaultKind.REORDER):
         # A lost frame (or one arriving after a newer one, then ignored as stale) can only be
         # repaired where the client can see it: ids that chain, a checksum, or a counter of the
@@ -342,7 +377,31 @@ def build_schedule(seed: int, kinds: Sequence[str], venues: Sequence[str], *, wi
     return [(round(start_s + i * step + rng.uniform(0, step * 0.5), 3), k, v) for i, (k, v) in enumerate(order)]
 
 
+#: how long a private connection fault waits for a private connection to act on (the
+#: account run's blackout refuses them for 8 s)
+_PRIVATE_PATIENCE_S = 12.0
+
+
+async def _inject_when_connected(sim: SimExchange, kind: str, venue: str, *, patience_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience_s
+    while not await sim.inject(kind, venue) and loop.time() < deadline:
+        await asyncio.sleep(0.25)
+
+
 async def _inject_schedule(sim: SimExchange, schedule: Sequence[tuple[float, str, str]]) -> None:
+    late: set[asyncio.Task[None]] = set()
+    try:
+        await _run_schedule(sim, schedule, late)
+        if late:
+            await asyncio.gather(*late)
+    finally:
+        for task in late:
+            task.cancel()
+
+
+async def _run_schedule(sim: SimExchange, schedule: Sequence[tuple[float, str, str]],
+                        late: set[asyncio.Task[None]]) -> None:
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     aborts = 0
@@ -375,7 +434,11 @@ async def _inject_schedule(sim: SimExchange, schedule: Sequence[tuple[float, str
                     await asyncio.sleep(0.1)  # its subscribe is in flight
             finally:
                 sim.resume()
-        elif kind in ("abort", "stall", "close_1000", "close_1001", "private_abort", "auth_expiry"):
+        elif kind in ("private_abort", "auth_expiry"):
+            # a private blackout (refused upgrades) can outlast a few retries: keep trying
+            # beside the schedule until the private side is back, without holding it up
+            late.add(asyncio.create_task(_inject_when_connected(sim, kind, venue, patience_s=_PRIVATE_PATIENCE_S)))
+        elif kind in ("abort", "stall", "close_1000", "close_1001"):
             aborts += kind == "abort"
             # acts on live connections: if the client is between connections, try again shortly
             for _ in range(6):
@@ -577,7 +640,7 @@ def _all_consistent(sim: SimExchange, feeds: dict[str, Feed], checker: Consisten
                 ok = False
                 continue
             if count:
-                checker.check_seq(venue, sym, feed.last_seq(sym))
+                checker.check_seq(venue, sym, checker.stream_seq(feed, venue, sym, feed.last_seq(sym)))
             depth = _depth(venue)
             bids, asks = sim.engine.book(sym, depth=depth)
             equal = feed.book(sym).equals(bids, asks)

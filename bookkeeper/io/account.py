@@ -13,6 +13,17 @@ subscribe frames, ledger writes, REST replays and full syncs, reconciliations, r
 and writes one disconnect record per disconnect (channel ``private``, with the recovery plans
 and their reasons).
 
+listenKey venues (``ports.PrivateBootstrap``, Binance USD-M): the private URL comes from a REST
+answer, so every connection attempt first makes the adapter's bootstrap call (through ccxt,
+one call per attempt: the attempt loop retries it with the same backoff and ``Retry-After``
+floor as the connect itself; refused credentials halt the account as a refused login does),
+then connects to the URL built from the answer, and keeps the grant alive with the adapter's
+keepalive call while connected (a refused keepalive means the grant is gone: a new
+connection, with a new bootstrap). Such a URL authenticates (``login_messages`` is ``[]``):
+the first login of a connection is answered at once with ``LOGGED_IN``; a later one (the venue
+ended the session, ``listenKeyExpired``) rotates the connection, so the next bootstrap gets a
+live key, and the recovery plan made once it is back closes the gap.
+
 Durability: every ledger input is committed before the next frame is read (a fill and its
 cursor in one transaction; a replayed symbol's pages in one transaction, because venues that
 page newest-first would otherwise move the cursor past fills not yet stored), so a
@@ -86,10 +97,12 @@ from bookkeeper.events import (
     Fill,
     OrderUpdate,
     PositionReport,
+    PrivateControl,
+    PrivateControlKind,
 )
 from bookkeeper.ledger import AccountKey, InstrumentKind, InstrumentSpec, Position
 from bookkeeper.policy import BackoffPolicy, BreakerPolicy, BreakerState, CircuitBreaker
-from bookkeeper.ports import AccountAdapter, RestCall
+from bookkeeper.ports import AccountAdapter, PrivateBootstrap, RestCall
 
 from .account_metrics import AccountMetrics
 from .clock import SYSTEM_CLOCK, Clock, Sleep, real_sleep
@@ -109,6 +122,12 @@ NS = 1_000_000_000
 _REST_ATTEMPTS = 6
 #: a full sync re-reads until the venue's last-change time is the same before and after
 _FULL_SYNC_READS = 5
+
+
+def _credentials_refused(exc: ExchangeRejected) -> bool:
+    """Whether a REST refusal is about the key itself (ccxt's ``AuthenticationError`` family:
+    bad key, bad signature, no permission), not about the request."""
+    return isinstance(exc.__cause__, ccxt_async.AuthenticationError)
 
 
 def instrument_from_market(symbol: str, market: Mapping[str, Any]) -> InstrumentSpec:
@@ -218,6 +237,11 @@ class AccountFeed:
         from bookkeeper.adapters import get_account_adapter  # looked up, never imported by name
 
         self._adapter: AccountAdapter = get_account_adapter(venue)
+        #: the adapter's bootstrap side when its private URL comes from a REST answer
+        self._bootstrap: PrivateBootstrap | None = (
+            self._adapter if isinstance(self._adapter, PrivateBootstrap) else None)
+        self._grant: Any = None  # the latest bootstrap answer (what the keepalive keeps)
+        self._url_logged_in = False  # this connection's URL already stood for its login
         if not symbols:
             raise UsageError("an account feed needs at least one symbol", venue=venue)
         self._venue = venue
@@ -273,6 +297,9 @@ class AccountFeed:
         #: connections opened / connection attempts made / bad frames skipped / unknown-symbol events
         self.connections = 0
         self.attempts = 0
+        #: bootstrap answers received (listenKeys obtained) / grant keepalives made (PrivateBootstrap)
+        self.bootstraps = 0
+        self.keepalives = 0
         self.ignored_events = 0
         self.errors = 0
         #: alerts by kind and disconnects by close cause, since start
@@ -300,8 +327,10 @@ class AccountFeed:
         config = {**self._rest_config, **self._creds.ccxt_config()}
         self._exchange = getattr(ccxt_async, self._adapter.ccxt_id)(config)
         try:
-            with map_ccxt_errors(self._exchange, venue=self._venue):
-                await self._exchange.load_markets()
+            # retried like any REST call (a 429 at start; Coinbase's load_markets makes a signed call)
+            async for attempt in retrying(self._backoff, rng=self._rng, sleep=self._sleep, max_attempts=_REST_ATTEMPTS):
+                with attempt, map_ccxt_errors(self._exchange, venue=self._venue, now_s=self._clock.time_ns() / 1e9):
+                    await self._exchange.load_markets()
             for symbol in self._symbols:
                 listed = self._exchange.markets_by_id.get(symbol) or []
                 by_type = {m.get("type"): m for m in listed}
@@ -510,7 +539,7 @@ class AccountFeed:
             delay = self._backoff.initial_delay_s(rand=self._rng.random())
             if delay > 0:
                 await self._sleep(delay)
-        url = self._adapter.private_ws_url(self._ws_root)
+        url = None if self._bootstrap is not None else self._adapter.private_ws_url(self._ws_root)
         episode = 0
         transport: StreamTransport | None = None
         try:
@@ -523,19 +552,44 @@ class AccountFeed:
                         self._pending_record.attempts += 1
                     candidate = self._factory()
                     try:
-                        await candidate.connect(url)
+                        await candidate.connect(url if url is not None else await self._bootstrap_url())
                     except (TransportError, ExchangeRejected):
                         self._breaker.record_failure(self._clock.monotonic_ns())
                         raise
                     transport = candidate
         except (TransportError, ExchangeRejected) as exc:
-            if self._breaker.state_at(self._clock.monotonic_ns()) is not BreakerState.OPEN:
-                self._breaker.trip(self._clock.monotonic_ns())
-            log.warning("%s: private reconnect failed after %d attempts (%s); circuit breaker open",
-                        self._key, episode, exc)
+            if not self._halt_if_refused(exc):  # a refused bootstrap call halts as a refused login
+                self._connect_failed(episode, exc)
             return None
         self.connections += 1
         return transport
+
+    async def _bootstrap_url(self) -> str:
+        """The bootstrap call of a :class:`~bookkeeper.ports.PrivateBootstrap` venue (one
+        request: the attempt loop retries it) and the URL from its answer.
+
+        Raises:
+            TransportError: the request failed (retryable).
+            ExchangeRejected: the venue refused it, or its answer is unreadable.
+        """
+        bootstrap = self._bootstrap
+        assert bootstrap is not None
+        body = await self._request(bootstrap.private_bootstrap_call())
+        try:
+            url = bootstrap.private_url_from_bootstrap(self._ws_root, body)
+        except AdapterError as exc:
+            raise ExchangeRejected(f"unreadable bootstrap answer: {exc}", exchange=self._venue) from exc
+        self.bootstraps += 1
+        self._grant = body
+        return url
+
+    def _connect_failed(self, episode: int, exc: BaseException) -> None:
+        """An attempt episode ended without a connection: the breaker opens (its cool-down
+        paces the next episode)."""
+        if self._breaker.state_at(self._clock.monotonic_ns()) is not BreakerState.OPEN:
+            self._breaker.trip(self._clock.monotonic_ns())
+        log.warning("%s: private reconnect failed after %d attempts (%s); circuit breaker open",
+                    self._key, episode, exc)
 
     async def _cool_down(self) -> None:
         delay = self._breaker.cooldown_remaining_s(self._clock.monotonic_ns())
@@ -553,8 +607,12 @@ class AccountFeed:
         if self._pending_record is not None:
             self._pending_record.reconnected_ns = self._clock.monotonic_ns()
         decoder = self._adapter.new_private_decoder()
+        self._url_logged_in = False
         self._execute(session.opened(now))
         keepalive = asyncio.create_task(self._keepalive(transport)) if self._adapter.ping_interval_s else None
+        bootstrap = self._bootstrap
+        grant = (asyncio.create_task(self._keep_grant(transport))
+                 if bootstrap is not None and bootstrap.keepalive_interval_s else None)
         try:
             while True:
                 if self._reconnect_reason is not None:
@@ -580,8 +638,9 @@ class AccountFeed:
                         await transport.close()
                     return Closure(reason=CloseReason.AUTH_FAILED, code=None, detail=self._halt_reason)
         finally:
-            if keepalive is not None:
-                keepalive.cancel()
+            for task in (keepalive, grant):
+                if task is not None:
+                    task.cancel()
             self._transport = None
 
     async def _keepalive(self, transport: StreamTransport) -> None:
@@ -603,6 +662,32 @@ class AccountFeed:
                 log.warning("%s: no pong within %.1fs; dropping the private connection", self._key, timeout)
                 transport.abort(CloseReason.PING_TIMEOUT)
                 return
+
+    async def _keep_grant(self, transport: StreamTransport) -> None:
+        """The bootstrap grant's keepalive (a listenKey ``PUT`` every 20 min) while connected.
+        A refused keepalive means the grant is gone: rotate the connection (the next one
+        bootstraps anew); a failed one is tried again at the next interval (the grant outlives
+        a missed keepalive: a listenKey lives 60 min)."""
+        bootstrap = self._bootstrap
+        assert bootstrap is not None and bootstrap.keepalive_interval_s
+        while True:
+            await self._sleep(bootstrap.keepalive_interval_s)
+            call = bootstrap.private_keepalive_call(self._grant)
+            if call is None:
+                return
+            try:
+                await self._call(call)
+            except ExchangeRejected as exc:
+                log.warning("%s: the private stream's grant was refused a keepalive (%s); reconnecting",
+                            self._key, exc)
+                transport.abort(CloseReason.AUTH_FAILED)
+                return
+            except TransportError as exc:
+                log.warning("%s: grant keepalive failed (%s); trying again in %.0fs", self._key, exc,
+                            bootstrap.keepalive_interval_s)
+                continue
+            self.keepalives += 1
+            self._changed.set()
 
     async def _ticker(self) -> None:
         while True:
@@ -663,8 +748,11 @@ class AccountFeed:
             self._request_id += 1
             frames = self._adapter.login_messages(self._creds, now_ms=self._clock.time_ns() // 1_000_000,
                                                   request_id=str(self._request_id))
-            self._send(frames)
-            log.info("%s: logging in (%s) with key %s", self._key, action.reason, self._creds.fingerprint)
+            if frames:
+                self._send(frames)
+                log.info("%s: logging in (%s) with key %s", self._key, action.reason, self._creds.fingerprint)
+            else:
+                self._url_login(action)
         elif isinstance(action, SubscribePrivate):
             self._request_id += 1
             self._send(self._adapter.subscribe_messages(request_id=str(self._request_id)))
@@ -694,6 +782,25 @@ class AccountFeed:
             self.alerts.append(action)
             self.alert_counts[str(action.kind)] += 1
             log.warning("%s: %s: %s %s", self._key, action.kind, action.reason, action.evidence or "")
+
+    def _url_login(self, action: Login) -> None:
+        """A login where the URL authenticates (``login_messages`` is ``[]``): the connection's
+        first is granted at once; a later one means the venue ended the session the URL
+        carried, which only a new connection (with a new grant) can log in again."""
+        session = self._session
+        assert session is not None
+        if self._transport is None:
+            return
+        if not self._url_logged_in:
+            self._url_logged_in = True
+            log.info("%s: logged in by the URL (%s) with key %s", self._key, action.reason, self._creds.fingerprint)
+            now = self._clock.time_ns()
+            self._execute(session.handle([PrivateControl(kind=PrivateControlKind.LOGGED_IN,
+                                                         message="the URL authenticates", ts_recv_ns=now)], now))
+            return
+        # recorded as an auth failure (triage's "private-channel auth expiry"), not a local close
+        log.info("%s: %s: the URL's grant ended; reconnecting with a new one", self._key, action.reason)
+        self._transport.abort(CloseReason.AUTH_FAILED)
 
     def _send(self, frames: Sequence[str]) -> None:
         transport = self._transport
@@ -782,13 +889,16 @@ class AccountFeed:
     # ------------------------------------------------------------------ REST work
     async def _call(self, call: RestCall) -> Any:
         """One signed REST call through ccxt, retried on 429/timeouts (Retry-After honoured)."""
-        exchange = self._exchange
         async for attempt in retrying(self._backoff, rng=self._rng, sleep=self._sleep, max_attempts=_REST_ATTEMPTS):
             with attempt:
-                self.rest_calls[call.method] += 1
-                with map_ccxt_errors(exchange, venue=self._venue, now_s=self._clock.time_ns() / 1e9):
-                    return await getattr(exchange, call.method)(dict(call.params))
+                return await self._request(call)
         raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
+
+    async def _request(self, call: RestCall) -> Any:
+        """One request through ccxt, no retry (ccxt's exceptions mapped at the one boundary)."""
+        self.rest_calls[call.method] += 1
+        with map_ccxt_errors(self._exchange, venue=self._venue, now_s=self._clock.time_ns() / 1e9):
+            return await getattr(self._exchange, call.method)(dict(call.params))
 
     async def _replay(self, action: FetchFillsSince) -> None:
         session, durable = self._session, self._durable
@@ -807,7 +917,8 @@ class AccountFeed:
                 fills.extend(page.fills)
                 call = page.next_call
         except (TransportError, ExchangeRejected, AdapterError) as exc:
-            self._execute(session.recovery_failed(self._clock.time_ns(), f"{action.symbol} fills: {exc}"))
+            if not self._halt_if_refused(exc):
+                self._execute(session.recovery_failed(self._clock.time_ns(), f"{action.symbol} fills: {exc}"))
             return
         before = {f.fill_id for f in durable.ledger.fills(self._key, action.symbol)}
         # one transaction for the whole replay: pages may come newest first (module docstring)
@@ -822,6 +933,19 @@ class AccountFeed:
         newest = max((f.ts_exchange_ns for f in fills), default=None)
         self._execute(session.replayed(action.symbol, exhausted=call is None, pages=pages, newest_ns=newest,
                                        now_ns=self._clock.time_ns()))
+
+    def _halt_if_refused(self, exc: BaseException) -> bool:
+        """A REST call refused for the key itself (ccxt's ``AuthenticationError`` family: a bad
+        key or signature, a missing permission) halts the account as a refused login does: the
+        same key would be refused again. Returns whether it did."""
+        if not (isinstance(exc, ExchangeRejected) and _credentials_refused(exc)):
+            return False
+        now = self._clock.time_ns()
+        self._execute(self.session.handle([PrivateControl(kind=PrivateControlKind.AUTH_REJECTED,
+                                                          message=str(exc)[:200], ts_recv_ns=now)], now))
+        if self._transport is not None:
+            self._transport.abort(CloseReason.AUTH_FAILED)
+        return True
 
     async def _read_balances(self) -> BalanceReport:
         body = await self._call(self._adapter.balances_call())
@@ -874,7 +998,8 @@ class AccountFeed:
                 raise TransportError(f"account kept changing during {_FULL_SYNC_READS} full-sync reads",
                                      exchange=self._venue)
         except (TransportError, ExchangeRejected, AdapterError) as exc:
-            self._execute(session.recovery_failed(self._clock.time_ns(), f"full sync: {exc}"))
+            if not self._halt_if_refused(exc):
+                self._execute(session.recovery_failed(self._clock.time_ns(), f"full sync: {exc}"))
             return
         as_of, first, positions, orders = picture
         snapshot = AccountSnapshot(as_of_ns=as_of, balances=dict(first.balances),
@@ -903,8 +1028,9 @@ class AccountFeed:
                 balances = BalanceReport(balances=balances.balances, ts_exchange_ns=mark,
                                          ts_recv_ns=balances.ts_recv_ns)
         except (TransportError, ExchangeRejected, AdapterError) as exc:
-            log.warning("%s: reconciliation skipped: %s", self._key, exc)
-            self._execute(session.reconcile_failed(self._clock.time_ns()))
+            if not self._halt_if_refused(exc):
+                log.warning("%s: reconciliation skipped: %s", self._key, exc)
+                self._execute(session.reconcile_failed(self._clock.time_ns()))
             return
         self._execute(session.reconciled(self._clock.time_ns(), balances=balances, positions=positions))
 

@@ -6,7 +6,8 @@ headers (OKX's ``OK-ACCESS-PASSPHRASE`` is a header), websockets logs the first 
 frame it sends (OKX's login frame carries the passphrase). A :class:`SecretRedactor` attached
 to those loggers replaces every occurrence of a secret in a record's final message with
 ``<redacted>`` before any handler sees it, whatever the level configuration of the user's
-program.
+program. JWTs (``eyJ...``: Coinbase signs every request and subscribe with a short-lived
+one, a bearer credential while it lives) are replaced too, whoever issued them.
 
 >>> import logging
 >>> log = logging.getLogger("demo.redact")
@@ -20,6 +21,7 @@ program.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -30,6 +32,10 @@ LIBRARY_LOGGERS: tuple[str, ...] = (
     "ccxt", "ccxt.base.exchange", "websockets", "websockets.client", "websockets.server", "aiohttp.client",
     "bookkeeper.sim",
 )
+
+
+#: a compact JWS (header and claims are base64url JSON objects, so they start with ``eyJ``)
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
 
 
 class SecretRedactor(logging.Filter):
@@ -43,7 +49,7 @@ class SecretRedactor(logging.Filter):
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "<redacted>")
-        return text
+        return _JWT.sub("<redacted-jwt>", text) if "eyJ" in text else text
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

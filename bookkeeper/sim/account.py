@@ -151,6 +151,10 @@ class AccountProfile:
     #: trade and order ids are UUID strings (Bybit ``execId``/``orderId``), deterministic per
     #: counter, instead of decimal numbers
     uuid_ids: bool = False
+    #: makes the API key the venue accepts from the account's seeded key RNG, where the
+    #: venue's keys are not a random key and HMAC secret (Coinbase CDP keys: a key name and an
+    #: EC private key in PEM); ``None``: 32-character key, 48-character secret
+    make_credentials: Callable[[random.Random], ApiCredentials] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,7 +279,7 @@ class SimAccount:
         # Deterministic per seed and venue, so a test or the chaos command can sign with them.
         key_rng = random.Random(f"{seed}:credentials:{profile.venue}")
         alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-        self._credentials = ApiCredentials(
+        self._credentials = profile.make_credentials(key_rng) if profile.make_credentials else ApiCredentials(
             api_key="sim" + "".join(key_rng.choice(alphabet) for _ in range(29)),
             secret="".join(key_rng.choice(alphabet) for _ in range(48)),
             passphrase="Sim-" + "".join(key_rng.choice(alphabet) for _ in range(12)) if profile.passphrase else None,
@@ -351,6 +355,10 @@ class SimAccount:
 
     def order(self, order_id: str) -> SimOrder:
         return self._orders[order_id]
+
+    def orders(self, symbol: str | None = None) -> list[SimOrder]:
+        """Every order (open or not), oldest first (optionally of one symbol)."""
+        return [o for o in self._orders.values() if symbol is None or o.symbol == symbol]
 
     def now_ms(self) -> int:
         """The account clock: wall-clock ms plus :meth:`advance_clock`'s offset."""

@@ -29,6 +29,8 @@ class SimConfig:
         private_session_lifetime_s: lifetime of a Binance WS API connection (24 h real, §3.6);
             at expiry the server sends ``eventStreamTerminated`` and closes with 1000.
         private_recv_window_ms: Binance's default ``recvWindow`` for signed requests (5000 ms).
+        private_listen_key_lifetime_s: how long a Binance USD-M listenKey lives without a
+            keepalive (60 min real, §4.6); then the stream sends ``listenKeyExpired``.
     """
 
     push_interval_s: float = 0.05
@@ -43,3 +45,4 @@ class SimConfig:
     account_history_retention_s: float | None = None
     private_session_lifetime_s: float = 86_400.0
     private_recv_window_ms: int = 5_000
+    private_listen_key_lifetime_s: float = 3_600.0

@@ -173,8 +173,8 @@ class SimExchange:
         """
         server = self.servers[venue]
         out = {"ws": server.ws_url, "ws_root": server.ws_root, "rest": server.rest_url}
-        if server.private is not None:  # the account's stream (Binance /ws-api/v3, OKX /ws/v5/private)
-            out["ws_private"] = server.ws_root + server.private.ws_path
+        if server.private_ws_url is not None:  # the account's stream (Binance /ws-api/v3, OKX /ws/v5/private)
+            out["ws_private"] = server.private_ws_url
         return out
 
     def ccxt_config(self, venue: str) -> dict[str, Any]:

@@ -75,6 +75,20 @@ class PrivateDialect:
     def rest(self, path: str, raw_query: str, query: Mapping[str, str], headers: Headers) -> RestResult:  # pragma: no cover
         raise NotImplementedError
 
+    def request(self, method: str, path: str, raw_query: str, query: Mapping[str, str], headers: Headers,
+                body: bytes) -> RestResult:
+        """One private REST request of any method (the server calls this). GET goes to
+        :meth:`rest`; a dialect whose venue takes other methods (its server's ``rest_methods``)
+        overrides this."""
+        if method != "GET":
+            return RestResult(405, {"error": f"{method} not allowed on {path}"})
+        return self.rest(path, raw_query, query, headers)
+
+    def check_upgrade(self, query: Mapping[str, str]) -> RestResult | None:
+        """The refusal of a private-stream upgrade whose URL the venue rejects (an unknown
+        listenKey), ``None`` to accept it (the default: credentials come as messages)."""
+        return None
+
     def publish(self, changes: list[AccountChange]) -> None:  # pragma: no cover
         raise NotImplementedError
 

@@ -14,6 +14,15 @@ with ``Retry-After`` on REST and on the upgrade, then ``conn_limit``), the write
 faults, ``stall``), and the immediate faults on live connections (``abort``: the transport is
 aborted with no close frame, so the client sees 1006; ``close_1000``/``close_1001``).
 Outage mode closes the listening socket itself, so clients get ECONNREFUSED.
+
+REST with other methods than GET (Binance USD-M's ``POST/PUT/DELETE /fapi/v1/listenKey``):
+websockets' ``process_request`` parses GET requests only, so a venue whose
+:attr:`VenueServer.rest_methods` name another method serves *all* its REST (public and
+private) from an aiohttp listener on a port of its own (:attr:`VenueServer.rest_url` points
+there), through the same routing (:meth:`VenueServer.answer_rest`) and the same
+``http_429``/``http_418``/``private_http_429`` gate; every answer is ``Connection: close``, as on
+the WebSocket port, and an outage closes that listener too. (``refuse`` acts on the WebSocket
+listener's TCP accepts only.) GET-only venues keep REST on the WebSocket port.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -55,7 +65,9 @@ class PrivateSide(Protocol):
     ws_path: str
 
     def handles_rest(self, path: str) -> bool: ...
-    def rest(self, path: str, raw_query: str, query: Mapping[str, str], headers: Headers) -> RestResult: ...
+    def request(self, method: str, path: str, raw_query: str, query: Mapping[str, str], headers: Headers,
+                body: bytes) -> RestResult: ...
+    def check_upgrade(self, query: Mapping[str, str]) -> RestResult | None: ...
     def extra_tasks(self, conn: ClientConn) -> list[asyncio.Task[None]]: ...
     def on_open(self, conn: ClientConn) -> None: ...
     def on_text(self, conn: ClientConn, text: str) -> None: ...
@@ -186,6 +198,9 @@ class VenueServer:
     private_dialect: ClassVar[str | None] = None
     #: the instruments served when the caller names none
     default_symbols: ClassVar[tuple[SymbolSpec, ...]] = ()
+    #: the HTTP methods the venue's REST takes; any but GET moves all of it to an aiohttp
+    #: listener of its own (see the module docstring)
+    rest_methods: ClassVar[frozenset[str]] = frozenset({"GET"})
 
     def __init__(self, sim: SimHost, specs: Sequence[SymbolSpec]) -> None:
         self.sim = sim
@@ -203,6 +218,10 @@ class VenueServer:
         self._port = 0
         self._next_conn = 0
         self._outage = False
+        #: the aiohttp REST listener of a venue whose REST takes other methods than GET
+        self._http_runner: web.AppRunner | None = None
+        self._http_site: web.TCPSite | None = None
+        self._http_port = 0
 
     def enable_account(self, seed: int) -> SimAccount:
         """Create this venue's seeded ground-truth account and serve it on the private side.
@@ -226,7 +245,8 @@ class VenueServer:
 
     @property
     def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        """The REST root: the WebSocket port, or the aiohttp listener's (:attr:`rest_methods`)."""
+        return f"http://127.0.0.1:{self._http_port or self._port}"
 
     @property
     def ws_root(self) -> str:
@@ -237,9 +257,29 @@ class VenueServer:
         """The public stream endpoint a client connects to (venue-specific path)."""
         return self.ws_root
 
+    @property
+    def private_ws_url(self) -> str | None:
+        """The private (account) stream endpoint on this port, ``None`` without an account
+        (the host root plus the dialect's path: a ``ws_root`` may name a public path)."""
+        return None if self.private is None else f"ws://127.0.0.1:{self._port}{self.private.ws_path}"
+
     async def start(self, port: int = 0) -> None:
-        """Listen on 127.0.0.1:``port`` (0 = ephemeral)."""
+        """Listen on 127.0.0.1:``port`` (0 = ephemeral); a venue whose REST takes other methods
+        than GET also listens for REST on an ephemeral port of its own."""
         await self._listen(port)
+        if self.rest_methods - {"GET"}:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._http_request)
+            self._http_runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await self._http_runner.setup()
+            await self._listen_http()
+
+    async def _listen_http(self) -> None:
+        assert self._http_runner is not None
+        self._http_site = web.TCPSite(self._http_runner, "127.0.0.1", self._http_port)
+        await self._http_site.start()
+        if not self._http_port:
+            self._http_port = self._http_runner.addresses[-1][1]
 
     async def _listen(self, port: int) -> None:
         venue_server = self
@@ -278,12 +318,19 @@ class VenueServer:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         self._servers.clear()
+        if self._http_runner is not None:
+            with contextlib.suppress(Exception):
+                await self._http_runner.cleanup()
+            self._http_runner = self._http_site = None
 
     async def start_outage(self, *, kill_existing: bool = True) -> None:
         """Stop listening (clients get ECONNREFUSED); optionally abort live connections."""
         self._outage = True
         for server in self._servers:
             server.server.close()  # the asyncio listener only; websockets keeps its conns
+        if self._http_site is not None:  # REST answers close their connections: none to kill
+            site, self._http_site = self._http_site, None
+            await site.stop()
         if kill_existing:
             for conn in list(self.conns):
                 _reset(conn.ws.transport)
@@ -293,40 +340,76 @@ class VenueServer:
         if self._outage:
             self._outage = False
             await self._listen(self._port)
+            if self._http_runner is not None:
+                await self._listen_http()
 
     # -- HTTP ---------------------------------------------------------------------------
+
+    def _http_fault(self, *, private_rest: bool) -> RestResult | None:
+        """The 429/418 answer a request (or an upgrade) gets from an armed HTTP fault, if any."""
+        if private_rest and self.budget.take(FaultKind.PRIVATE_HTTP_429):
+            # private REST only (signed endpoints); public requests are not affected
+            self.sim.count_fault(FaultKind.PRIVATE_HTTP_429)
+            retry = self.budget.params.get(FaultKind.PRIVATE_HTTP_429, {}).get("retry_after_s", 1)
+            return RestResult(429, self.rate_limit_body(429), {"Retry-After": str(retry)})
+        for kind, status in ((FaultKind.HTTP_429, 429), (FaultKind.HTTP_418, 418)):
+            if self.budget.take(kind):
+                self.sim.count_fault(kind)
+                retry = self.budget.params.get(kind, {}).get("retry_after_s", 1)
+                return RestResult(status, self.rate_limit_body(status), {"Retry-After": str(retry)})
+        return None
+
+    def answer_rest(self, method: str, path: str, raw_query: str, headers: Headers, body: bytes = b"") -> RestResult:
+        """One REST request, whichever listener it came on: the HTTP faults, then the private
+        dialect's route (signed endpoints) or the venue's public :meth:`rest` (GET only)."""
+        private = self.private
+        private_rest = private is not None and private.handles_rest(path)
+        fault = self._http_fault(private_rest=private_rest)
+        if fault is not None:
+            return fault
+        query = {k: v[-1] for k, v in parse_qs(raw_query).items()}
+        try:
+            if private_rest:
+                assert private is not None
+                return private.request(method, path, raw_query, query, headers, body)
+            if method != "GET":
+                return RestResult(405, {"code": -1000, "msg": f"{method} not allowed on {path}"})
+            return self.rest(path, query)
+        except Exception:  # a bug in a route must still answer, as a venue's 500 would
+            logger.exception("sim %s REST %s %s failed", self.venue, method, path)
+            return RestResult(500, {"error": "internal"})
+
+    async def _http_request(self, request: web.Request) -> web.Response:
+        """aiohttp's handler (:attr:`rest_methods`): every method, every path."""
+        body = await request.read()
+        headers = Headers(request.headers.items())
+        result = self.answer_rest(request.method, request.path, request.rel_url.raw_query_string, headers, body)
+        payload = result.body if isinstance(result.body, bytes) else orjson.dumps(result.body)
+        response = web.Response(status=result.status, body=payload, headers=dict(result.headers or {}),
+                                content_type="application/json", charset="UTF-8")
+        response.force_close()  # as the WebSocket port's answers: one request per connection
+        return response
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         split = urlsplit(request.path)
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         private = self.private
-        private_rest = not upgrade and private is not None and private.handles_rest(split.path)
-        if private_rest and self.budget.take(FaultKind.PRIVATE_HTTP_429):
-            # private REST only (signed endpoints); public requests are not affected
-            self.sim.count_fault(FaultKind.PRIVATE_HTTP_429)
-            retry = self.budget.params.get(FaultKind.PRIVATE_HTTP_429, {}).get("retry_after_s", 1)
-            return json_response(429, self.rate_limit_body(429), {"Retry-After": str(retry)})
-        for kind, status in ((FaultKind.HTTP_429, 429), (FaultKind.HTTP_418, 418)):
-            if self.budget.take(kind):
-                self.sim.count_fault(kind)
-                retry = self.budget.params.get(kind, {}).get("retry_after_s", 1)
-                return json_response(status, self.rate_limit_body(status), {"Retry-After": str(retry)})
         if not upgrade:
-            query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-            try:
-                if private_rest:
-                    assert private is not None
-                    result = private.rest(split.path, split.query, query, request.headers)
-                else:
-                    result = self.rest(split.path, query)
-            except Exception:  # a bug in a route must still answer, as a venue's 500 would
-                logger.exception("sim %s REST %s failed", self.venue, request.path)
-                result = RestResult(500, {"error": "internal"})
+            result = self.answer_rest("GET", split.path, split.query, request.headers)
             return json_response(result.status, result.body, result.headers)
-        if not self.ws_path_ok(split.path) and not (private is not None and split.path == private.ws_path):
+        fault = self._http_fault(private_rest=False)
+        if fault is not None:
+            return json_response(fault.status, fault.body, fault.headers)
+        private_stream = private is not None and split.path == private.ws_path
+        if not self.ws_path_ok(split.path) and not private_stream:
             return json_response(404, {"error": f"no stream at {split.path}"})
-        if self.private_refused and private is not None and split.path == private.ws_path:
-            return json_response(503, {"error": "private endpoint unavailable"})
+        if private_stream:
+            assert private is not None
+            if self.private_refused:
+                return json_response(503, {"error": "private endpoint unavailable"})
+            refused = private.check_upgrade({k: v[-1] for k, v in parse_qs(split.query).items()})
+            if refused is not None:
+                return json_response(refused.status, refused.body, refused.headers)
         if self.conn_limit is not None:
             peer = ws.remote_address
             ip = peer[0] if peer else "?"

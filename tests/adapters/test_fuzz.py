@@ -55,6 +55,9 @@ SEED_CAPTURES: dict[str, tuple[tuple[str, ...], ...]] = {
                         "gateio/gateio_usdt_futures_order_book_update_2023-05-24.rest_order_book.cfcap.txt.gz"),),
     "bybit": (("bybit/bybit_v5_linear_orderbook500_XRPUSDT_2024-12-01.jsonl.gz",),
               ("bybit/bybit_legacy_inverse_orderBookL2_25_2021-04-17.cfcap.txt.gz",)),
+    # no real orderbook.full capture yet (live on spot since 2026-07-16): a `bookkeeper record
+    # --sim` session of the simulator's dialect (REST full_orderbook + deltas), outside real/
+    "bybit_spot": (("../bybit_spot/orderbook_full/sim_session.bkrec.jsonl",),),
     "coinbase": (("coinbase/coinbase_pro_legacy_level2_2021-04-17.cfcap.txt.gz",),),
     "bitmex": (("bitmex/bitmex_orderBookL2_2021-07-22.cfcap.txt.gz",),),
 }  # fmt: skip
@@ -154,6 +157,10 @@ PRIVATE_REST: dict[str, dict[str, tuple[str, ...]]] = {
     "bybit": {"parse_fills_page": ("rest_execution_list", "rest_execution_list_last"),
               "parse_balances": ("rest_wallet_balance",), "parse_positions": ("rest_position_list",),
               "parse_open_orders": ("rest_order_realtime",)},
+    "coinbase": {"parse_fills_page": ("rest_fills", "rest_fills_last"), "parse_balances": ("rest_accounts",),
+                 "parse_open_orders": ("rest_orders_open",)},
+    "binance_usdm": {"parse_fills_page": ("rest_user_trades",), "parse_balances": ("rest_account_v3",),
+                     "parse_positions": ("rest_position_risk",), "parse_open_orders": ("rest_open_orders",)},
 }
 
 

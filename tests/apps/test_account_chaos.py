@@ -36,23 +36,24 @@ def _check(report: dict, *, restarts: int) -> None:
     assert not run_failed(report)
 
 
-@pytest.mark.background(chaos_child(venues=["okx"], seed=11, duration_s=14.0,
-                                    faults=["abort", "drop", *PRIVATE_FAULTS], account=True, account_workdir="acct",
-                                    fault_rate_per_s=0.8))
-def test_account_chaos_in_process_meets_every_bar(background: BackgroundResult) -> None:
+@pytest.mark.background(lambda _, venue, seed: chaos_child(
+    venues=[venue], seed=seed, duration_s=14.0, faults=["abort", "drop", *PRIVATE_FAULTS], account=True,
+    account_workdir="acct", fault_rate_per_s=0.8), group="account")
+@pytest.mark.parametrize(("venue", "seed"), [("okx", 11), ("coinbase", 5), ("binance_usdm", 5)])
+def test_account_chaos_in_process_meets_every_bar(venue: str, seed: int, background: BackgroundResult) -> None:
     # run_chaos in a child process (started when the suite starts: tests/_background.py)
     assert background.returncode == 0, background.stderr[-3000:]
     report = background.json_line()
     _check(report, restarts=0)
     injected = report["private_faults_injected"]
-    assert injected["private_drop"] >= 1 and injected["private_http_429"] >= 1, injected
+    assert set(injected) == set(PRIVATE_FAULTS) and all(n >= 1 for n in injected.values()), (seed, injected)
     assert (background.workdir / "acct" / "plans.jsonl").exists()
 
 
 @pytest.mark.background(lambda workdir, venue: cli("chaos", "--venue", venue, "--seed", 5, "--duration", 14,
                                                    "--account", "--kill-restart", 2, "--json",
-                                                   "--account-dir", workdir / "acct"))
-@pytest.mark.parametrize("venue", ["binance", "bybit"])
+                                                   "--account-dir", workdir / "acct"), group="account")
+@pytest.mark.parametrize("venue", ["binance", "bybit", "coinbase", "binance_usdm"])
 def test_account_chaos_cli_with_kill_restart(venue: str, background: BackgroundResult) -> None:
     assert background.returncode == 0, background.stdout[-2000:] + background.stderr[-3000:]
     report = json.loads(background.stdout)

@@ -52,6 +52,7 @@ EXPECTED_URLS: dict[str, str | None] = {
     "gateio": "wss://api.gateio.ws/ws/v4/",  # §11.1
     "gateio_futures": "wss://fx-ws.gateio.ws/v4/ws/usdt",
     "bybit": "wss://stream.bybit.com/v5/public/linear",  # §6.1 (the adapter's market: linear)
+    "bybit_spot": "wss://stream.bybit.com/v5/public/spot",  # §6.1 (orderbook.full: spot)
     "coinbase": "wss://advanced-trade-ws.coinbase.com",  # §8.1
 }
 CLOSED = {"bitmex"}

@@ -141,3 +141,26 @@ def probed_feed(sim: Any, venue: str, probe: FeedProbe, config: Any, **kw: Any) 
     return Feed(venue, list(sim.servers[venue].specs), ws_url=sim.urls(venue)["ws_root"],
                 rest_config=sim.ccxt_config(venue), config=config, seed=1, on_state=probe.notify,
                 on_update=probe.notify, **kw)
+
+
+def check_chaos_report(background: Any, venue: str, seed: int, not_applicable: list[str]) -> dict[str, Any]:
+    """The bar of a dialect's seeded chaos run (``@pytest.mark.background(chaos_child(...))``):
+    exit 0, exactly ``not_applicable`` kinds left out, every applicable kind acted, no mismatch,
+    no rewind, no driver failure, every book consistent at the end, at least 100 checks.
+
+    Returns:
+        The report, for the venue's own assertions.
+    """
+    from bookkeeper.apps.chaos import ALL_FAULTS, APPLICABLE
+
+    assert background.returncode == 0, background.stderr[-3000:]
+    report: dict[str, Any] = background.json_line()
+    assert report["not_applicable"] == not_applicable, (seed, report["not_applicable"])
+    applicable = [k for k in ALL_FAULTS if venue in APPLICABLE.get(k, {venue})]
+    never = [k for k in applicable if report["faults_injected"][k] == 0]
+    assert never == [], f"seed {seed}: fault kinds that never acted: {never} ({report['faults_injected']})"
+    verdict = {k: report[k] for k in ("mismatches", "seq_rewinds", "final_consistent", "driver_failures")}
+    assert verdict == {"mismatches": 0, "seq_rewinds": 0, "final_consistent": True, "driver_failures": {}}, (
+        seed, verdict, report["mismatch_samples"], report["seq_rewind_samples"], report["books"])
+    assert report["checks"] >= 100, (seed, report["checks"])
+    return report

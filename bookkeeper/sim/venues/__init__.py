@@ -6,7 +6,7 @@ so adding a dialect is one module plus one entry here. Dialects are imported laz
 dialect module imports ``server`` (never ``exchange``), so there is no import cycle.
 
 >>> sorted(DIALECTS)
-['binance', 'binance_usdm', 'bybit', 'coinbase', 'kraken', 'okx']
+['binance', 'binance_usdm', 'bybit', 'bybit_spot', 'coinbase', 'kraken', 'okx']
 >>> get_dialect("okx").venue
 'okx'
 """
@@ -32,6 +32,7 @@ DIALECTS: Mapping[str, str] = MappingProxyType({
     "binance_usdm": "bookkeeper.sim.venues.binance_usdm:BinanceUsdmServer",
     "bybit": "bookkeeper.sim.venues.bybit:BybitServer",
     "coinbase": "bookkeeper.sim.venues.coinbase:CoinbaseServer",
+    "bybit_spot": "bookkeeper.sim.venues.bybit_spot:BybitSpotServer",
 })
 
 

@@ -6,7 +6,8 @@ The spot dialect (:mod:`.binance`) is reused where the wire is the same (live ``
 - Endpoints (§0, §4.1): since 2026-04-23 depth streams are served only under ``/public``:
   ``/public/ws/<stream>`` (raw payloads) and ``/public/stream?streams=a/b`` (payloads wrapped
   as ``{"stream":..,"data":..}``). The legacy ``/ws`` and ``/stream`` paths are retired and
-  refused (404 on the upgrade), as are ``/market`` and ``/private`` (not served here). So
+  refused (404 on the upgrade), as is ``/market`` (not served here); ``/private/ws?listenKey=``
+  is the account's stream when the account is on (:mod:`.binance_usdm_private`). So
   :attr:`ws_root` ends in ``/public``, like the production root ``wss://fstream.binance.com/public``.
 - Diff streams (§4.1): ``<sym>@depth`` (250 ms), ``@depth@500ms``, ``@depth@100ms``.
 - Frames (§4.1, §4.2): ``{"e":"depthUpdate","E":ms,"T":ms,"s":..,"U":first,"u":last,"pu":..,
@@ -18,7 +19,9 @@ The spot dialect (:mod:`.binance`) is reused where the wire is the same (live ``
   behind the client's last ``u``, as on the real venue. Levels are ``["price","qty"]`` strings
   at the contract's own precision (``"61837.60"``, ``"0.125"``), not spot's 8 decimals.
   **No snapshot on subscribe.**
-- REST (§4.4): ``GET /fapi/v1/depth?symbol=&limit=`` with ``limit`` one of 5, 10, 20, 50, 100,
+- REST on a port of its own (``rest_url``): the account's listenKey takes ``POST``/``PUT``/
+  ``DELETE`` (§4.6), which the WebSocket port's HTTP parser cannot serve (``server.py``).
+  ``GET /fapi/v1/depth?symbol=&limit=`` with ``limit`` one of 5, 10, 20, 50, 100,
   500, 1000 (default 500; another value is refused with ``-1130``) answers
   ``{"lastUpdateId","E","T","bids","asks"}``; ``/fapi/v1/exchangeInfo`` (perpetual contracts)
   for ccxt ``binanceusdm.load_markets``; ``/fapi/v1/ping`` and ``/fapi/v1/time``.
@@ -96,8 +99,10 @@ class BinanceUsdmServer(BinanceServer):
 
     venue = "binance_usdm"
     #: USD-M user data is listenKey-based (exchange-protocols.md §4.6), not the spot WS API the
-    #: parent dialect serves: no simulated account yet
-    private_dialect = None
+    #: parent dialect serves
+    private_dialect = "bookkeeper.sim.venues.binance_usdm_private:BinanceUsdmPrivate"
+    #: ``POST``/``PUT``/``DELETE /fapi/v1/listenKey`` (§4.6): REST gets an HTTP server of its own
+    rest_methods = frozenset({"GET", "POST", "PUT", "DELETE"})
     #: the perpetuals served when the caller names none (precisions as the venue publishes
     #: them: BTCUSDT tick 0.10, step 0.001; ETHUSDT tick 0.01, step 0.001)
     default_symbols = (
@@ -113,14 +118,14 @@ class BinanceUsdmServer(BinanceServer):
         return f"ws://127.0.0.1:{self.port}{PUBLIC_PREFIX}"
 
     def ccxt_config(self) -> dict[str, Any]:
-        """See :meth:`VenueServer.ccxt_config`: ccxt ``binanceusdm`` with its ``fapi`` URLs
-        here and only linear markets loaded (``load_markets`` calls ``/fapi/v1/exchangeInfo``
-        alone)."""
+        """See :meth:`VenueServer.ccxt_config`: ccxt ``binanceusdm`` with its public and private
+        ``fapi`` URLs here and only linear markets loaded (``load_markets`` calls
+        ``/fapi/v1/exchangeInfo`` alone)."""
         rest = self.rest_url
         return {
             "enableRateLimit": False,
-            "urls": {"api": {"fapiPublic": f"{rest}/fapi/v1", "fapiPublicV2": f"{rest}/fapi/v2",
-                             "fapiPublicV3": f"{rest}/fapi/v3"}},
+            "urls": {"api": {f"fapi{kind}{v}": f"{rest}/fapi/{v.lower() or 'v1'}"
+                             for kind in ("Public", "Private") for v in ("", "V2", "V3")}},
             "options": {"fetchMarkets": {"types": ["linear"]}, "fetchCurrencies": False},
         }
 

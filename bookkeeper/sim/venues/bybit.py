@@ -17,10 +17,12 @@
   all (no push when nothing inside it changed). Depth 1 sends only snapshots, re-sent every
   ``DEPTH1_RESEND_S`` with an unchanged ``u`` while the top does not change.
 - Service restart (§6.2, fault ``service_restart``): at the next push of a symbol every
-  subscriber gets a ``snapshot`` with ``u = 1`` (stamped later than any snapshot before it),
-  then deltas whose ``u`` counts on from it (the engine seq minus the restart's base; ``seq``
-  keeps increasing: ⚠ whether Bybit resets ``seq`` too is not documented). New subscribers and
-  the REST book use the restarted ids.
+  subscriber gets a ``snapshot`` with ``u = 1`` (stamped later than any frame of the symbol
+  before it), then deltas whose ``u`` counts on from it (the engine seq minus the restart's
+  base; ``seq`` keeps increasing: ⚠ whether Bybit resets ``seq`` too is not documented). New
+  subscribers and the REST book use the restarted ids. A symbol's ``ts`` never goes back, so
+  the restart a frame belongs to is told by its ``ts`` alone: :meth:`BybitServer.truth_seq`
+  maps a client's restarted ``u`` back to the engine seq (the chaos checker's truth point).
 - Re-sent snapshot (§6.1 "may send a fresh snapshot at any time", fault ``resent_snapshot``):
   at the next push that carries a delta, the same ``u``'s snapshot follows it (same levels).
 - Keepalive (§6.5): ``{"op":"ping"}`` -> ``{"success":true,"ret_msg":"pong",..,"op":"ping"}``.
@@ -77,6 +79,15 @@ def cross_seq(u: int) -> int:
     3
     """
     return _CROSS_SEQ_BASE + _CROSS_SEQ_STEP * u
+
+
+def seq_of_cross(cross: int) -> int:
+    """The engine seq a ``seq`` was sent with (the inverse of :func:`cross_seq`).
+
+    >>> seq_of_cross(cross_seq(1_234_567))
+    1234567
+    """
+    return (cross - _CROSS_SEQ_BASE) // _CROSS_SEQ_STEP
 
 
 def _wire(spec: SymbolSpec, levels: Levels) -> list[list[str]]:
@@ -137,8 +148,10 @@ class BybitServer(VenueServer):
         self._depth1_at: dict[str, float] = {}
         #: symbol -> engine seq a service restart counted ``u`` from (wire ``u`` = seq - base)
         self._u_base: dict[str, int] = {}
-        #: symbol -> ``ts`` (ms) of the last snapshot pushed (a restart's is stamped after it)
-        self._snapshot_ms: dict[str, int] = {}
+        #: symbol -> the latest ``ts`` (ms) stamped on one of its frames (``ts`` never goes back)
+        self._last_ms: dict[str, int] = {}
+        #: symbol -> ``(ts_ms, base)`` of each service restart, oldest first (:meth:`truth_seq`)
+        self._restarts: dict[str, list[tuple[int, int]]] = {}
 
     @property
     def ws_root(self) -> str:
@@ -197,7 +210,7 @@ class BybitServer(VenueServer):
             conn.send_json({"success": False, "ret_msg": f"args size >{SPOT_MAX_ARGS}", "conn_id": conn.conn_id,
                             "req_id": req_id, "op": op})
             return
-        topics = [(arg, parse_topic(arg)) for arg in args]
+        topics = [(arg, self.parse_topic(arg)) for arg in args]
         bad = [str(arg) for arg, parsed in topics if parsed is None or parsed[1] not in self.specs]
         if bad:  # the venue refuses the whole request
             conn.send_json({"success": False, "ret_msg": f"Invalid symbol :[{','.join(bad)}]", "conn_id": conn.conn_id,
@@ -210,23 +223,62 @@ class BybitServer(VenueServer):
             depth, symbol = parsed
             if op == "subscribe":
                 conn.subs[symbol] = depth
-                self._send_snapshot(conn, symbol, depth)
+                self.on_subscribed(conn, symbol, depth)
             else:
                 conn.subs.pop(symbol, None)
         # wake ``SimExchange.wait_subscribed``: it re-checks only on the simulator's notifications
         self.sim.notify()
+
+    @staticmethod
+    def parse_topic(topic: Any) -> tuple[int, str] | None:
+        """A subscribe arg -> ``(depth, symbol)`` (``None``: a topic this dialect refuses)."""
+        return parse_topic(topic)
+
+    def on_subscribed(self, conn: ClientConn, symbol: str, depth: int) -> None:
+        """A symbol was just subscribed: ``orderbook.N`` sends its snapshot (§6.1)."""
+        self._send_snapshot(conn, symbol, depth)
 
     def wire_u(self, symbol: str, seq: int) -> int:
         """The ``u`` sent for engine seq ``seq`` (restarted ids count from the restart's base)."""
         base = self._u_base.get(symbol, 0)
         return seq - base if seq > base else seq
 
+    def truth_seq(self, symbol: str, seq: int | None, *, ts_exchange_ns: int = 0,
+                  cross_seq: int | None = None) -> int | None:
+        """The engine seq of a client book that shows ``u`` = ``seq`` (the checker's truth point).
+
+        Args:
+            symbol: the book.
+            seq: its ``u`` (``None``: unknown).
+            ts_exchange_ns: the exchange time of the frame that brought the book there (0:
+                unknown, the latest restart is assumed): it names the restart ``u`` counts from.
+            cross_seq: the book's ``seq`` where the client keeps it: exact, whatever ``u`` says.
+
+        Returns:
+            The engine seq (``u`` itself until the first ``service_restart``).
+        """
+        if cross_seq is not None:
+            return seq_of_cross(cross_seq)
+        if seq is None:
+            return None
+        base = 0
+        ms = ts_exchange_ns // 1_000_000
+        for at_ms, restart_base in self._restarts.get(symbol, ()):
+            if ms and at_ms > ms:
+                break
+            base = restart_base
+        return seq + base
+
+    def _stamp(self, symbol: str, ts_ms: int | None = None) -> int:
+        """The ``ts`` of the symbol's next frame: now (or ``ts_ms``), never before the last."""
+        now = max(_now_ms() if ts_ms is None else ts_ms, self._last_ms.get(symbol, 0))
+        self._last_ms[symbol] = now
+        return now
+
     def _book_frame(self, symbol: str, depth: int, kind: str, u: int, bids: Levels, asks: Levels,
                     ts_ms: int | None = None) -> Frame:
         spec = self.specs[symbol]
-        now = _now_ms() if ts_ms is None else ts_ms
-        if kind == "snapshot":
-            self._snapshot_ms[symbol] = max(now, self._snapshot_ms.get(symbol, 0))
+        now = self._stamp(symbol, ts_ms)
         msg = {"topic": f"orderbook.{depth}.{symbol}", "type": kind, "ts": now,
                "data": {"s": symbol, "b": _wire(spec, bids), "a": _wire(spec, asks), "u": self.wire_u(symbol, u),
                         "seq": cross_seq(u)},
@@ -253,8 +305,8 @@ class BybitServer(VenueServer):
             # the book service restarted: ids count from 1 again at this push, and every
             # subscriber is sent the whole book (no delta for this interval: the snapshot has it)
             self.sim.count_fault(FaultKind.SERVICE_RESTART)
-            self._u_base[symbol] = self.sim.engine.seq(symbol) - 1
-            ts = max(_now_ms(), self._snapshot_ms.get(symbol, 0) + 1)
+            base = self._u_base[symbol] = self.sim.engine.seq(symbol) - 1
+            ts = self._restart_ms(symbol, base)
             snapshots = {depth: self._snapshot_frame(symbol, depth, ts) for depth in {c.subs[symbol] for c in subs}}
             for conn in subs:
                 self.emit(conn, snapshots[conn.subs[symbol]])
@@ -275,6 +327,14 @@ class BybitServer(VenueServer):
             for conn in subs:
                 if conn.subs[symbol] in again:
                     self.emit(conn, again[conn.subs[symbol]])
+
+    def _restart_ms(self, symbol: str, base: int) -> int:
+        """Record a service restart of ``symbol`` whose ids count from ``base``: its ``ts`` is
+        later than every frame of the symbol before it (and no later frame is stamped before it)."""
+        ts = max(_now_ms(), self._last_ms.get(symbol, 0) + 1)
+        self._last_ms[symbol] = ts
+        self._restarts.setdefault(symbol, []).append((ts, base))
+        return ts
 
     def _push(self, symbol: str, depth: int, batch: Sequence[ChangeSet]) -> Frame | None:
         """The frame one interval sends to the subscribers of ``orderbook.{depth}.{symbol}``
@@ -344,19 +404,19 @@ class BybitServer(VenueServer):
         text = query.get("limit", str(default))
         if not text.isdigit() or not 1 <= int(text) <= cap:
             return self._error(10001, "The number of limit is invalid.")
-        limit = int(text)
         u, bids, asks = self.rest_book(symbol)
+        return self._ok(self.book_result(symbol, self.wire_u(symbol, u), u, bids, asks, int(text)))
+
+    def book_result(self, symbol: str, u: int, seq: int, bids: Any, asks: Any, limit: int,
+                    keys: tuple[str, ...] = ("s", "b", "a", "ts", "u", "seq", "cts")) -> dict[str, Any]:
+        """A REST book ``result`` at wire ``u`` and engine seq ``seq`` (its ``seq`` field is the
+        cross sequence), the best ``limit`` levels a side, its fields in ``keys`` order (each
+        endpoint's example orders them its own way, §6.4)."""
         spec = self.specs[symbol]
         now = _now_ms()
-        return self._ok({
-            "s": symbol,
-            "b": _wire(spec, _top(bids, Side.BID, limit)),
-            "a": _wire(spec, _top(asks, Side.ASK, limit)),
-            "ts": now,
-            "u": self.wire_u(symbol, u),
-            "seq": cross_seq(u),
-            "cts": now,
-        })
+        body = {"s": symbol, "b": _wire(spec, _top(bids, Side.BID, limit)),
+                "a": _wire(spec, _top(asks, Side.ASK, limit)), "ts": now, "u": u, "seq": cross_seq(seq), "cts": now}
+        return {k: body[k] for k in keys}
 
     def _instruments(self, query: Mapping[str, str]) -> dict[str, Any]:
         category = query.get("category", "")

@@ -35,6 +35,9 @@
   that window) is cut: heartbeats, when subscribed, are sent every second and so keep it open.
   ⚠ The wire form of the close is not documented; clients report timeouts and 1006s on quiet
   books without heartbeats 🔸 (ccxt PR #22892), so the TCP connection is aborted (1006).
+- The numbering, the heartbeats and the deadline/idle watchdog are per connection
+  (:class:`AtSession`, :func:`send_numbered`, :func:`heartbeat_loop`, :func:`watchdog`) and are
+  shared with the user-data host (``coinbase_private.py``), whose connections count the same way.
 - REST (§8.4, ccxt 4.5.90 ``coinbase.fetch_markets_v3``): ``GET /api/v3/brokerage/market/products``
   (``product_type=FUTURE``: none) and ``/products/{product_id}`` for ``load_markets`` (ccxt's
   ``fetch_currencies`` is switched off in :meth:`CoinbaseServer.ccxt_config`: it reads the v2
@@ -45,14 +48,15 @@
   ``/api/v3/brokerage/time``. A 429/418 carries ccxt's ``rate_limit_exceeded`` error id.
 - Not simulated: ``-USDC`` products answered with ``-USD`` data (§8.1), the other public
   channels (``ticker``, ``market_trades``, ``candles``, ``status``), connection/message rate
-  limits (§8.5), JWT checks and the private ``user`` channel (§8.6).
+  limits (§8.5). JWT checks and the private ``user`` channel (§8.6): ``coinbase_private.py``,
+  served when the account is on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -64,7 +68,8 @@ from bookkeeper.types import Side
 from ..engine import ChangeSet, SymbolSpec, kraken_timestamp
 from ..server import ClientConn, Frame, RestResult, VenueServer
 
-__all__ = ["CoinbaseServer", "seq_timestamp"]
+__all__ = ["AtSession", "CoinbaseServer", "heartbeat_loop", "parse_request", "send_numbered", "seq_timestamp",
+           "watchdog"]
 
 #: the market-data feed is served at the host's root (§8.1)
 WS_PATH = "/"
@@ -94,7 +99,15 @@ def seq_timestamp(seq: int) -> str:
 
 
 def _now_timestamp() -> str:
-    ns = time.time_ns()
+    return ns_timestamp(time.time_ns())
+
+
+def ns_timestamp(ns: int) -> str:
+    """ns -> ``2026-01-01T00:00:00.123456789Z`` (nine fractional digits, as Coinbase writes).
+
+    >>> ns_timestamp(1_767_225_600_123_000_000)
+    '2026-01-01T00:00:00.123000000Z'
+    """
     head = datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{head}.{ns % 1_000_000_000:09d}Z"
 
@@ -114,8 +127,8 @@ def _envelope(channel: str, timestamp: str, sequence_num: int, events: str) -> s
 
 
 @dataclass(slots=True)
-class _Session:
-    """Per connection: the message counter and the channel state."""
+class AtSession:
+    """Per connection (either host): the message counter and the channel state."""
 
     #: the ``sequence_num`` of the next message queued
     next_seq: int = 0
@@ -124,6 +137,69 @@ class _Session:
     subscribed: bool = False
     #: loop time of the last message queued (the idle close counts from it)
     last_sent: float = 0.0
+
+
+def parse_request(text: str, channels: Sequence[str]) -> tuple[str, str, list[str], dict[str, Any]] | str:
+    """A ``subscribe``/``unsubscribe`` request as ``(type, channel, product_ids, message)``,
+    or the error text to answer it with (either host, §8.1: one channel per message)."""
+    try:
+        msg = orjson.loads(text)
+        kind, channel = msg["type"], msg.get("channel")
+        products = msg.get("product_ids", [])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return "Failed to parse the request"
+    if kind not in ("subscribe", "unsubscribe"):
+        return f"Unknown message type {kind!r}"
+    if channel not in channels:
+        return f"Unsupported channel {channel!r}"
+    if type(products) is not list or not all(type(p) is str for p in products):
+        return "product_ids must be a list of product ids"
+    return kind, channel, products, msg
+
+
+def send_numbered(server: VenueServer, conn: ClientConn, st: AtSession, channel: str, events: str, *,
+                  timestamp: str | None = None, symbol: str | None = None, seq: int | None = None,
+                  private: bool = False) -> None:
+    """Number and queue one message of ``conn`` (§8.2: the count runs across channels).
+    ``l2_data`` messages are data frames (frame faults act on them, after their number was
+    taken); ``private`` ones are account events (``private_drop`` may lose one, after its
+    number was taken: the client sees ``sequence_num`` jump)."""
+    frame = Frame(_envelope(channel, timestamp or _now_timestamp(), st.next_seq, events), symbol, seq,
+                  data=channel == "l2_data" and not private, private=private)
+    st.next_seq += 1
+    st.last_sent = asyncio.get_running_loop().time()
+    if frame.data:
+        server.emit(conn, frame)
+    else:
+        conn.send(frame)
+    if private:
+        server.sim.notify()
+
+
+async def heartbeat_loop(server: VenueServer, conn: ClientConn, st: AtSession,
+                         timestamp: Callable[[], str] | None = None) -> None:
+    """Once ``heartbeats`` is subscribed, one message per second (§8.5); ``timestamp`` makes
+    the envelope's time (default: the wall clock)."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+        if st.heartbeats and not conn.stalled:
+            st.heartbeat_counter += 1
+            events = orjson.dumps([{"current_time": _current_time(),
+                                    "heartbeat_counter": str(st.heartbeat_counter)}]).decode()
+            send_numbered(server, conn, st, "heartbeats", events, timestamp=timestamp() if timestamp else None)
+
+
+async def watchdog(conn: ClientConn, st: AtSession) -> None:
+    """Cut a connection that did not subscribe in time (§8.1) or went idle (§8.5)."""
+    loop = asyncio.get_running_loop()
+    opened = loop.time()
+    while True:
+        due = st.last_sent + IDLE_CLOSE_S if st.subscribed else opened + SUBSCRIBE_DEADLINE_S
+        now = loop.time()
+        if now >= due:
+            conn.ws.transport.abort()
+            return
+        await asyncio.sleep(due - now)
 
 
 class CoinbaseServer(VenueServer):
@@ -137,6 +213,10 @@ class CoinbaseServer(VenueServer):
         SymbolSpec(symbol="ETH-USD", price_decimals=2, qty_decimals=8, mid_price="3050.12", typical_qty="0.8"),
     )
 
+    #: the user-order-data host (``user`` channel, JWT auth, signed REST, §8.6), served when
+    #: the account is on
+    private_dialect = "bookkeeper.sim.venues.coinbase_private:CoinbasePrivate"
+
     def ws_path_ok(self, path: str) -> bool:
         return path in (WS_PATH, "")
 
@@ -149,74 +229,32 @@ class CoinbaseServer(VenueServer):
 
     # -- WebSocket ----------------------------------------------------------------------
 
-    def _session(self, conn: ClientConn) -> _Session:
+    def _session(self, conn: ClientConn) -> AtSession:
         st = conn.session
         if st is None:
-            st = conn.session = _Session(last_sent=asyncio.get_running_loop().time())
-        assert isinstance(st, _Session)
+            st = conn.session = AtSession(last_sent=asyncio.get_running_loop().time())
+        assert isinstance(st, AtSession)
         return st
 
     def extra_tasks(self, conn: ClientConn) -> list[asyncio.Task[None]]:
-        self._session(conn)
-        return [asyncio.create_task(self._heartbeats(conn)), asyncio.create_task(self._watchdog(conn))]
+        if self.private is not None and conn.path == self.private.ws_path:
+            return []  # the user host's connections: the private dialect runs them
+        st = self._session(conn)
+        return [asyncio.create_task(heartbeat_loop(self, conn, st)), asyncio.create_task(watchdog(conn, st))]
 
     def _send(self, conn: ClientConn, channel: str, events: str, *, timestamp: str | None = None,
               symbol: str | None = None, seq: int | None = None) -> None:
-        """Number and queue one message; ``l2_data`` messages are data frames (frame faults
-        act on them, after their number was taken)."""
-        st = self._session(conn)
-        frame = Frame(_envelope(channel, timestamp or _now_timestamp(), st.next_seq, events), symbol, seq,
-                      data=channel == "l2_data")
-        st.next_seq += 1
-        st.last_sent = asyncio.get_running_loop().time()
-        if frame.data:
-            self.emit(conn, frame)
-        else:
-            conn.send(frame)
-
-    async def _heartbeats(self, conn: ClientConn) -> None:
-        st = self._session(conn)
-        while True:
-            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
-            if st.heartbeats and not conn.stalled:
-                st.heartbeat_counter += 1
-                events = orjson.dumps([{"current_time": _current_time(),
-                                        "heartbeat_counter": str(st.heartbeat_counter)}]).decode()
-                self._send(conn, "heartbeats", events)
-
-    async def _watchdog(self, conn: ClientConn) -> None:
-        """Cut a connection that did not subscribe in time (§8.1) or went idle (§8.5)."""
-        st = self._session(conn)
-        loop = asyncio.get_running_loop()
-        opened = loop.time()
-        while True:
-            due = st.last_sent + IDLE_CLOSE_S if st.subscribed else opened + SUBSCRIBE_DEADLINE_S
-            now = loop.time()
-            if now >= due:
-                conn.ws.transport.abort()
-                return
-            await asyncio.sleep(due - now)
+        send_numbered(self, conn, self._session(conn), channel, events, timestamp=timestamp, symbol=symbol, seq=seq)
 
     def _error(self, conn: ClientConn, message: str) -> None:
         conn.send_json({"type": "error", "message": message})
 
     def on_text(self, conn: ClientConn, text: str) -> None:
-        try:
-            msg = orjson.loads(text)
-            kind, channel = msg["type"], msg.get("channel")
-            products = msg.get("product_ids", [])
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            self._error(conn, "Failed to parse the request")
+        request = parse_request(text, CHANNELS)
+        if isinstance(request, str):
+            self._error(conn, request)
             return
-        if kind not in ("subscribe", "unsubscribe"):
-            self._error(conn, f"Unknown message type {kind!r}")
-            return
-        if channel not in CHANNELS:
-            self._error(conn, f"Unsupported channel {channel!r}")
-            return
-        if type(products) is not list or not all(type(p) is str for p in products):
-            self._error(conn, "product_ids must be a list of product ids")
-            return
+        kind, channel, products, _ = request
         st = self._session(conn)
         if channel == "heartbeats":  # no products needed (§8.5); any named are ignored
             st.heartbeats = kind == "subscribe"

@@ -1,0 +1,158 @@
+"""The simulator's Coinbase Advanced Trade private side (spot account): real ccxt against the
+JWT-signed REST routes (ccxt's ES256 ``Authorization: Bearer``), raw websockets against the
+user host's stream, and the private faults.
+
+Nothing here sleeps to synchronise: frames are awaited with a safety timeout, private sends
+with ``sim.wait_private_sent()``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import ccxt.async_support as ccxt
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from bookkeeper.actions import FillCursor
+from bookkeeper.adapters import get_account_adapter
+from bookkeeper.sim import FaultKind, SimExchange
+from bookkeeper.sim.exchange import ACCOUNT_VENUES
+from bookkeeper.sim.venues.coinbase import ns_timestamp
+from bookkeeper.sim.venues.coinbase_private import cdp_credentials
+from sim_support import drain_until, recv_json
+
+SEED = 13
+ADAPTER = get_account_adapter("coinbase")
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimExchange]:
+    async with SimExchange(venues=("coinbase",), seed=SEED, paused=True, accounts=("coinbase",)) as s:
+        yield s
+
+
+def _exchange(sim: SimExchange, secret: str | None = None) -> Any:
+    creds = sim.account("coinbase").credentials
+    return ccxt.coinbase(sim.ccxt_config("coinbase") | {"apiKey": creds.api_key,
+                                                         "secret": secret or creds.reveal_secret()})
+
+
+def _url(sim: SimExchange) -> str:
+    return ADAPTER.private_ws_url(sim.urls("coinbase")["ws_root"])
+
+
+async def _subscribed(sim: SimExchange, ws: ClientConnection, now_ms: int | None = None) -> list[Any]:
+    """Send the adapter's login frames; return every frame up to the user snapshot."""
+    for frame in ADAPTER.login_messages(sim.account("coinbase").credentials,
+                                        now_ms=now_ms or int(time.time() * 1000), request_id="1"):
+        await ws.send(frame)
+    return await drain_until(ws, lambda f: f.get("channel") == "user" or f.get("type") == "error")
+
+
+def test_coinbase_is_an_account_venue_with_cdp_keys() -> None:
+    assert "coinbase" in ACCOUNT_VENUES
+    creds = cdp_credentials(random.Random(1))
+    assert creds.api_key.startswith("organizations/") and "/apiKeys/" in creds.api_key
+    assert creds.reveal_secret().startswith("-----BEGIN EC PRIVATE KEY-----\n")
+    assert cdp_credentials(random.Random(1)) == creds  # seeded
+
+
+async def test_ccxt_signs_with_the_pem_key_and_reads_fills_newest_first_by_cursor(sim: SimExchange) -> None:
+    account = sim.account("coinbase")
+    fills = [account.trade("BTC-USD", "buy"), account.trade("ETH-USD", "sell"), account.trade("BTC-USD", "sell")]
+    order = account.place_order("ETH-USD", "buy", "0.5000", "3000.00")
+    ex = _exchange(sim)
+    try:
+        await ex.load_markets()  # with credentials ccxt also reads the signed transaction_summary
+        assert ex.markets_by_id["BTC-USD"][0]["spot"]
+        page = await ex.v3_private_get_brokerage_orders_historical_fills({"product_ids": "BTC-USD", "limit": 1})
+        assert [f["entry_id"] for f in page["fills"]] == [fills[2].trade_id] and page["cursor"]
+        last = await ex.v3_private_get_brokerage_orders_historical_fills(
+            {"product_ids": "BTC-USD", "limit": 1, "cursor": page["cursor"]})
+        assert [f["entry_id"] for f in last["fills"]] == [fills[0].trade_id] and last["cursor"] == ""
+        row = last["fills"][0]
+        assert (Decimal(row["size"]), Decimal(row["commission"]), row["side"]) == (fills[0].qty, fills[0].fee, "BUY")
+        assert row["trade_id"] != row["entry_id"]
+        # start_sequence_timestamp bounds the range (ccxt's fetch_my_trades spelling, product_id)
+        since = ADAPTER.fills_call("BTC-USD", cursor=FillCursor(ts_ns=0), since_ms=fills[2].ts_ms,
+                                   until_ms=fills[2].ts_ms + 1)
+        ranged = await getattr(ex, since.method)(dict(since.params))
+        assert [f["entry_id"] for f in ranged["fills"]] == [fills[2].trade_id]
+        accounts = await ex.v3_private_get_brokerage_accounts({"limit": 250})
+        report = ADAPTER.parse_balances(accounts)
+        assert report.balances == account.balances() and report.ts_exchange_ns == account.updated_ms * 1_000_000
+        opened = await ex.v3_private_get_brokerage_orders_historical_batch({"order_status": "OPEN"})
+        assert [u.order_id for u in ADAPTER.parse_open_orders(opened)] == [order.order_id]
+        trades = await ex.fetch_my_trades("BTC/USD")  # ccxt's unified parse reads the same rows
+        assert sorted(t["id"] for t in trades) == sorted(f["trade_id"] for f in page["fills"] + last["fills"])
+    finally:
+        await ex.close()
+
+
+async def test_rest_refuses_a_jwt_signed_with_another_key(sim: SimExchange) -> None:
+    ex = _exchange(sim, secret=cdp_credentials(random.Random("not the key")).reveal_secret())
+    try:
+        with pytest.raises(ccxt.AuthenticationError):
+            await ex.v3_private_get_brokerage_accounts({"limit": 250})
+    finally:
+        await ex.close()
+
+
+async def test_user_subscribe_checks_the_jwt_then_snapshots_open_orders_in_batches_of_50(sim: SimExchange) -> None:
+    account = sim.account("coinbase")
+    orders = [account.place_order("BTC-USD", "buy", "0.0001", "50000.00") for _ in range(51)]
+    async with connect(_url(sim)) as ws:
+        frames = await _subscribed(sim, ws, now_ms=1_000_000)  # a JWT from 1970: long expired
+        assert frames[-1] == {"type": "error", "message": "authentication failure"}
+    async with connect(_url(sim)) as ws:
+        frames = await _subscribed(sim, ws)
+        assert [f["channel"] for f in frames] == ["subscriptions", "subscriptions", "user"]
+        assert frames[1]["events"][0]["subscriptions"] == {"heartbeats": ["heartbeats"], "user": []}
+        second = await recv_json(ws)
+        batches = [frames[2], second]
+        assert [len(b["events"][0]["orders"]) for b in batches] == [50, 1]
+        assert {o["order_id"] for b in batches for o in b["events"][0]["orders"]} == {o.order_id for o in orders}
+        # numbered across channels from 0
+        assert [f["sequence_num"] for f in [*frames, second]] == [0, 1, 2, 3]
+
+
+async def test_order_updates_carry_cumulative_quantity_and_a_dropped_one_leaves_a_hole(sim: SimExchange) -> None:
+    account = sim.account("coinbase")
+    async with connect(_url(sim)) as ws:
+        frames = await _subscribed(sim, ws)
+        last_seq = frames[-1]["sequence_num"]
+        order = account.place_order("BTC-USD", "sell", "0.0300", "70000.00")
+        update = await drain_until(ws, lambda f: f.get("channel") == "user")
+        (row,) = update[-1]["events"][0]["orders"]
+        assert (row["status"], row["cumulative_quantity"], row["leaves_quantity"]) == ("OPEN", "0", "0.03")
+        assert update[-1]["timestamp"] == ns_timestamp(order.created_ms * 1_000_000)  # the change's own time
+        before = update[-1]["sequence_num"]
+        assert before > last_seq
+        await sim.inject(FaultKind.PRIVATE_DROP.value, "coinbase")
+        account.fill_order(order.order_id, "0.0100")  # this update is lost
+        account.fill_order(order.order_id)
+        await sim.wait_private_sent("coinbase")
+        got = await drain_until(ws, lambda f: f.get("channel") == "user")
+        (row,) = got[-1]["events"][0]["orders"]
+        assert (row["status"], row["cumulative_quantity"], row["leaves_quantity"]) == ("FILLED", "0.03", "0")
+        seqs = [f["sequence_num"] for f in got]  # heartbeats may come between: numbered too
+        assert len(set(range(before + 1, seqs[-1] + 1)) - set(seqs)) == 1  # the lost one's number
+        assert sim.faults_injected["private_drop"] == 1
+
+
+async def test_auth_expiry_ends_the_user_subscription_until_a_new_jwt(sim: SimExchange) -> None:
+    async with connect(_url(sim)) as ws:
+        await _subscribed(sim, ws)
+        assert await sim.inject(FaultKind.AUTH_EXPIRY.value, "coinbase") == 1
+        err = await drain_until(ws, lambda f: f.get("type") == "error")
+        assert err[-1]["message"].startswith("user session expired")
+        sim.account("coinbase").trade("ETH-USD", "buy")  # no longer pushed
+        frames = await _subscribed(sim, ws)  # subscribe again with a fresh JWT
+        assert frames[-1]["events"][0]["type"] == "snapshot"
+        assert all(f.get("channel") != "user" or f["events"][0]["type"] == "snapshot" for f in frames)
+
