@@ -44,6 +44,12 @@ States (:class:`~bookkeeper.actions.AccountState`)::
   a row: a replay from the last clean point (so a fill dropped from the stream, whose trade id
   is behind the cursor, is found). Drift that survives that replay is reported with its
   evidence (:class:`~bookkeeper.actions.AccountAlert` ``DRIFT``) and closed by a full sync.
+  When the numbers are clean, the venue's open orders are compared too: an order the ledger
+  holds open that the venue no longer lists (its cancel or last fill report was lost, and no
+  balance moved), or one the venue lists that the ledger never heard of, is drift as well
+  (alert, then a full sync, which replaces the open-order list). Only orders whose last report
+  is older than ``open_order_grace_s`` count: one placed or cancelled seconds ago may still be
+  in flight either way.
 - **Order gaps**: venues report each order's cumulative filled quantity (Binance ``z``, OKX
   ``accFillSz``, §2.5). When it runs ahead of the fills seen for that order, a fill was lost:
   replay that symbol from the order's previous report. One replay per order and reported
@@ -119,7 +125,7 @@ class AccountPolicy:
             fills of the same millisecond).
         rate_window_s: the recent window whose fill rate estimates a gap's missed fills.
         reconcile_interval_s: how often a SYNCED account is compared with REST (low rate:
-            two requests each time); ``None`` turns it off.
+            three or four requests each time); ``None`` turns it off.
         relogin_margin_s: rotate the connection this long before a documented session
             lifetime ends.
         max_held_events: stream events held during a recovery; beyond it the oldest are
@@ -130,6 +136,8 @@ class AccountPolicy:
             report is unknown.
         lifetime_override_s: use this session lifetime instead of the venue's documented one
             (tests and simulators with a scaled lifetime); ``None`` keeps the venue's.
+        open_order_grace_s: reconciliation compares open orders whose last report (ours or
+            the venue's row) is at least this old: younger ones may be in flight.
     """
 
     page_budget: int = 20
@@ -141,9 +149,11 @@ class AccountPolicy:
     history_override: FillHistory | None = None
     order_gap_lookback_s: float = 60.0
     lifetime_override_s: float | None = None
+    open_order_grace_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.page_budget < 0 or self.lookback_s < 0 or self.rate_window_s <= 0 or self.max_held_events < 1 or (
+                self.open_order_grace_s < 0) or (
                 self.reconcile_interval_s is not None and self.reconcile_interval_s <= 0) or self.relogin_margin_s < 0:
             raise InvalidEvent(f"impossible account policy: {self!r}")
 
@@ -167,6 +177,7 @@ class AccountStats:
     rotations: int = 0
     bad_frames: int = 0
     stream_gaps: int = 0
+    open_order_drifts: int = 0
 
 
 class AccountSession:
@@ -664,14 +675,16 @@ class AccountSession:
         return out
 
     def reconciled(self, now_ns: int, *, balances: BalanceReport, positions: Sequence[PositionReport] | None,
-                   ) -> list[AccountAction]:
+                   open_orders: Sequence[OrderUpdate] | None = None) -> list[AccountAction]:
         """The answer to :class:`Reconcile`: the venue's balances (``ts_exchange_ns`` = its
-        last-change time) and positions (``None``: the venue has none).
+        last-change time), positions (``None``: the venue has none) and open orders (``None``:
+        not read).
 
         Returns:
             Nothing when the ledger agrees (or the numbers were not comparable); a replay from
             the last clean point when the venue changed behind our back; a ``DRIFT`` alert and
-            a full sync when a replay did not explain the difference.
+            a full sync when a replay did not explain the difference, or when the numbers are
+            clean but the open orders differ (module docstring).
         """
         self._reconcile_outstanding = False
         if self._state is not _S.SYNCED:
@@ -713,26 +726,58 @@ class AccountSession:
         if not drifts and not lost:
             # equal at as_of, and the venue's last change is as_of: clean up to about the read
             self._clean_ns = max(as_of, now_ns - int(self._policy.lookback_s * NS))
+            differ = self._open_order_drift(open_orders, now_ns) if open_orders is not None else {}
+            if differ:
+                self.stats.open_order_drifts += 1
+                return self._rebase(now_ns, f"open orders differ: {', '.join(sorted(differ))}", differ)
             return []
         if verify and drifts:
             # the replay from the last clean point did not explain it: report, then rebase
             self.stats.drifts += 1
             why = "; ".join(str(d) for d in drifts)
             evidence = {f"{d.kind}:{d.key}": f"ledger={d.ledger_value} venue={d.venue_value}" for d in drifts}
-            alert = AccountAlert(kind=AccountAlertKind.DRIFT, venue=self._account.venue,
-                                 account=self._account.account, reason=f"drift after replay: {why}", evidence=evidence)
-            self._open_gap(AccountReason.RECONCILE, now_ns)
-            text = f"{AccountReason.RECONCILE}: drift a replay did not explain ({why})"
-            plan = AccountRecoveryPlan(
-                kind=AccountPlanKind.FULL_SYNC, reason=text, account=self._account,
-                actions=(FullSync(venue=self._account.venue, account=self._account.account, reason=text),),
-                estimated_pages=None, page_budget=self._policy.page_budget)
-            return [alert, *self._to(_S.RECOVERING, "drift after replay"), *self._run(plan)]
+            return self._rebase(now_ns, f"drift after replay: {why}", evidence,
+                                plan_text=f"drift a replay did not explain ({why})")
         self._verify_after = True
         self._open_gap(AccountReason.RECONCILE, now_ns)
         why = ("venue changed after the last event we know of, twice" if lost
                else "; ".join(str(d) for d in drifts[:3]))
         return self._recover(now_ns, reason=AccountReason.RECONCILE, since_ns=self._clean_ns, why=why)
+
+    def _open_order_drift(self, venue_orders: Sequence[OrderUpdate], now_ns: int) -> dict[str, str]:
+        """Open orders the ledger and the venue disagree on, as alert evidence (``open:SYMBOL:ID``
+        -> what each side says); only orders last reported ``open_order_grace_s`` ago or earlier
+        (ours by the time we received the report, the venue's rows by their venue time; a report
+        without a time counts as old)."""
+        cutoff = now_ns - int(self._policy.open_order_grace_s * NS)
+        ours = {(o.symbol, o.order_id): o for o in self._ledger.open_orders(self._account) if o.symbol in self._symbols}
+        theirs = {(o.symbol, o.order_id): o for o in venue_orders if o.symbol in self._symbols}
+        known = {(o.symbol, o.order_id): o for o in self._ledger.orders(self._account)}
+        out: dict[str, str] = {}
+        for key, order in ours.items():
+            if key not in theirs and (order.ts_recv_ns or order.ts_exchange_ns) <= cutoff:
+                out[f"open:{key[0]}:{key[1]}"] = f"ledger={order.status} venue=not open"
+        for key, order in theirs.items():
+            if key in ours or order.ts_exchange_ns > cutoff:
+                continue
+            last = known.get(key)
+            if last is not None and last.ts_exchange_ns >= order.ts_exchange_ns:
+                continue  # the ledger has a later report (closed): the venue's list lags it
+            out[f"open:{key[0]}:{key[1]}"] = f"ledger={last.status if last else 'unknown'} venue={order.status}"
+        return out
+
+    def _rebase(self, now_ns: int, reason: str, evidence: dict[str, str], *, plan_text: str | None = None,
+                ) -> list[AccountAction]:
+        """Report drift (``DRIFT`` alert with its evidence) and close it with a full sync."""
+        alert = AccountAlert(kind=AccountAlertKind.DRIFT, venue=self._account.venue,
+                             account=self._account.account, reason=reason, evidence=evidence)
+        self._open_gap(AccountReason.RECONCILE, now_ns)
+        text = f"{AccountReason.RECONCILE}: {plan_text or reason}"
+        plan = AccountRecoveryPlan(
+            kind=AccountPlanKind.FULL_SYNC, reason=text, account=self._account,
+            actions=(FullSync(venue=self._account.venue, account=self._account.account, reason=text),),
+            estimated_pages=None, page_budget=self._policy.page_budget)
+        return [alert, *self._to(_S.RECOVERING, reason.split(":")[0]), *self._run(plan)]
 
     def reconcile_failed(self, now_ns: int) -> list[AccountAction]:
         """The :class:`Reconcile` reads failed (REST errors after retries): try again at the

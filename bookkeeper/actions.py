@@ -283,7 +283,7 @@ class ApplyAccountEvents(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Reconcile(msgspec.Struct, frozen=True, kw_only=True):
-    """Read the venue's balances and positions over REST and hand them back with
+    """Read the venue's balances, positions and open orders over REST and hand them back with
     ``AccountSession.reconciled`` (the periodic low-rate check)."""
 
     reason: str

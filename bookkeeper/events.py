@@ -304,13 +304,18 @@ class PositionReport(msgspec.Struct, frozen=True, kw_only=True):
 class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """A full sync's answer: total balances per currency, derivative positions and open
     orders, all as of the venue's time ``as_of_ns`` (fills at or before it are in these
-    numbers; later ones are not)."""
+    numbers; later ones are not). ``orders_as_of_ns`` is when the open-order list was read, on
+    the receiving clock (``ts_recv_ns``'s): an order report received before it and absent from
+    the list is closed, whatever the venue's mark says (a mark that moves only with fills,
+    Bybit's transaction log, says nothing about orders). ``None``: orders are judged by
+    ``as_of_ns``."""
 
     as_of_ns: int
     balances: dict[str, Decimal]
     positions: list[PositionReport] = msgspec.field(default_factory=list)
     open_orders: list[OrderUpdate] = msgspec.field(default_factory=list)
     ts_recv_ns: int = 0
+    orders_as_of_ns: int | None = None
 
 
 AccountEvent = Fill | OrderUpdate | BalanceUpdate | PositionReport | AccountSnapshot

@@ -519,7 +519,7 @@ class PositionLedger:
         """Make a full sync's answer the account's baseline (see the module docstring): its
         balances and positions replace the derived ones, fills at or before ``as_of_ns``
         count as covered, later ones are applied on top, the open-order list replaces the
-        open orders not reported since, and every cursor of the account moves to
+        open orders not reported since it was read (``orders_as_of_ns``), and every cursor of the account moves to
         ``(as_of_ns, None)`` unless it is already past it.
 
         Args:
@@ -548,8 +548,15 @@ class PositionLedger:
         if acct.baseline is not None and snapshot.as_of_ns < acct.baseline.as_of_ns:
             return LedgerResult(verdict=ApplyVerdict.STALE)
         acct.baseline = snapshot
+        listed_at = snapshot.orders_as_of_ns
+
+        def reported_since(order: OrderUpdate) -> bool:  # newer than the list: keep it
+            if listed_at is not None and order.ts_recv_ns:
+                return order.ts_recv_ns > listed_at
+            return order.ts_exchange_ns > snapshot.as_of_ns
+
         acct.orders = {key: order for key, order in acct.orders.items()
-                       if not order.status.is_open or order.ts_exchange_ns > snapshot.as_of_ns}
+                       if not order.status.is_open or reported_since(order)}
         for order in snapshot.open_orders:
             acct.orders.setdefault((order.symbol, order.order_id), order)
         self._refold(account, acct)

@@ -959,6 +959,11 @@ class AccountFeed:
         reports = self._adapter.parse_positions(body, ts_recv_ns=self._clock.time_ns())
         return [r for r in reports if r.symbol in self._symbols]
 
+    async def _read_open_orders(self) -> list[OrderUpdate]:
+        body = await self._call(self._adapter.open_orders_call())
+        orders = self._adapter.parse_open_orders(body, ts_recv_ns=self._clock.time_ns())
+        return [o for o in orders if o.symbol in self._symbols]
+
     async def _read_mark(self) -> int | None:
         """The adapter's consistency mark (venue ns of the account's last change), ``None``
         when it has no mark call (the balances answer's ``ts_exchange_ns`` is the mark)."""
@@ -969,20 +974,20 @@ class AccountFeed:
         return self._adapter.parse_account_mark(body, ts_recv_ns=self._clock.time_ns())
 
     async def _consistent_read(self) -> tuple[int, BalanceReport, list[PositionReport] | None,
-                                              list[OrderUpdate]] | None:
+                                              list[OrderUpdate], int] | None:
         """mark -> balances -> positions -> open orders -> mark: one consistent picture when the
         account's last-change mark did not move (no mark call: the balances' own last-change
         time, read first and last). ``None`` when it moved (the caller reads again)."""
         mark = await self._read_mark()
         first = await self._read_balances()
         positions = await self._read_positions()
-        body = await self._call(self._adapter.open_orders_call())
-        orders = self._adapter.parse_open_orders(body, ts_recv_ns=self._clock.time_ns())
+        listed_at = self._clock.time_ns()  # an order reported after this may be missing from the list
+        orders = await self._read_open_orders()
         if mark is not None:
             as_of, after = mark, await self._read_mark()
         else:
             as_of, after = first.ts_exchange_ns, (await self._read_balances()).ts_exchange_ns
-        return (as_of, first, positions, orders) if after == as_of else None
+        return (as_of, first, positions, orders, listed_at) if after == as_of else None
 
     async def _full_sync(self, action: FullSync) -> None:
         session, durable = self._session, self._durable
@@ -1001,11 +1006,10 @@ class AccountFeed:
             if not self._halt_if_refused(exc):
                 self._execute(session.recovery_failed(self._clock.time_ns(), f"full sync: {exc}"))
             return
-        as_of, first, positions, orders = picture
+        as_of, first, positions, orders, listed_at = picture
         snapshot = AccountSnapshot(as_of_ns=as_of, balances=dict(first.balances),
-                                   positions=list(positions or ()),
-                                   open_orders=[o for o in orders if o.symbol in self._symbols],
-                                   ts_recv_ns=self._clock.time_ns())
+                                   positions=list(positions or ()), open_orders=orders,
+                                   ts_recv_ns=self._clock.time_ns(), orders_as_of_ns=listed_at)
         durable.apply_snapshot(self._key, snapshot)
         self._changed.set()
         log.info("%s: full sync at %s (%s)", self._key, iso_utc(snapshot.as_of_ns), action.reason)
@@ -1018,6 +1022,7 @@ class AccountFeed:
             mark = await self._read_mark()
             balances = await self._read_balances()
             positions = await self._read_positions()
+            open_orders = await self._read_open_orders()
             if mark is not None:
                 after = await self._read_mark()
                 if after != mark:
@@ -1032,7 +1037,8 @@ class AccountFeed:
                 log.warning("%s: reconciliation skipped: %s", self._key, exc)
                 self._execute(session.reconcile_failed(self._clock.time_ns()))
             return
-        self._execute(session.reconciled(self._clock.time_ns(), balances=balances, positions=positions))
+        self._execute(session.reconciled(self._clock.time_ns(), balances=balances, positions=positions,
+                                         open_orders=open_orders))
 
     def recoveries(self) -> dict[str, int]:
         """Recovery plans run so far, by kind (``replay``, ``full_sync``)."""

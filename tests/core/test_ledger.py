@@ -278,6 +278,19 @@ def test_snapshot_open_orders_replace_the_open_set_and_older_reports_are_stale()
     assert ledger.apply_order_update(ACCT, order("gone", OrderStatus.NEW, "0", 99)).verdict is ApplyVerdict.STALE
 
 
+def test_snapshot_orders_read_later_than_the_mark_close_orders_received_before_the_read() -> None:
+    """A venue whose mark moves only with fills (Bybit's transaction log): the open-order list
+    was read at ``orders_as_of_ns`` (receiving clock), long after the mark; an order received
+    before that read and missing from the list is closed, one received after it is kept."""
+    ledger = new_ledger()
+    before = msgspec.structs.replace(order("cancelled-unreported", OrderStatus.NEW, "0", 150), ts_recv_ns=500)
+    after = msgspec.structs.replace(order("placed-after-the-read", OrderStatus.NEW, "0", 160), ts_recv_ns=700)
+    for o in (before, after):
+        ledger.apply_order_update(ACCT, o)
+    ledger.apply_snapshot(ACCT, msgspec.structs.replace(snapshot(100), orders_as_of_ns=600))
+    assert [o.order_id for o in ledger.open_orders(ACCT)] == ["placed-after-the-read"]
+
+
 # ----------------------------------------------------------------------------- reconcile
 def test_reconcile_reports_drift_with_evidence_and_honours_tolerance() -> None:
     ledger = new_ledger()

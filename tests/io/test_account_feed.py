@@ -241,6 +241,28 @@ async def test_fill_dropped_from_the_stream_is_found_by_reconciliation(sim: SimE
         assert any("reconcile" in p.reason or "order_gap" in p.reason for p in feed.session.plans[1:])
 
 
+async def test_a_lost_cancel_report_is_found_by_reconciliation_and_the_order_leaves_the_open_list(
+        sim: SimExchange, venue: str, tmp_path: Path) -> None:
+    policy = AccountPolicy(reconcile_interval_s=0.5, lookback_s=0.5, open_order_grace_s=0.5)
+    async with make_feed(sim, venue, tmp_path / "s.sqlite3", policy=policy) as feed:
+        await feed.wait_synced(timeout=TIMEOUT)
+        acct = sim.account(venue)
+        symbol = next(iter(acct.instruments))
+        order = acct.place_order(symbol, "buy", acct.instruments[symbol].typical_qty, acct.mark_price(symbol))
+        await feed.wait_until(lambda f: any(o.order_id == order.order_id for o in f.open_orders()), timeout=TIMEOUT)
+        # the cancel's report never arrives, and a cancel moves no balance
+        await sim.inject("private_drop", venue)
+        acct.cancel_order(order.order_id)
+        await sim.wait_private_sent(venue)
+        assert sim.faults_injected["private_drop"] == 1
+        await feed.wait_until(lambda f: all(o.order_id != order.order_id for o in f.open_orders()), timeout=TIMEOUT)
+        await feed.wait_synced(timeout=TIMEOUT)
+        drift = [a for a in feed.alerts if "open orders differ" in a.reason]
+        assert drift and f"open:{symbol}:{order.order_id}" in drift[0].evidence, list(feed.alerts)
+        assert {o.order_id for o in feed.open_orders()} == {o.order_id for o in acct.open_orders()}
+        assert matches_truth(feed, sim, venue), differences(feed, sim, venue)
+
+
 async def test_rest_429_during_replay_is_retried_after_retry_after(sim: SimExchange, venue: str,
                                                                    tmp_path: Path) -> None:
     async with make_feed(sim, venue, tmp_path / "s.sqlite3") as feed:
