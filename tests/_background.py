@@ -138,6 +138,12 @@ class BackgroundRuns:
             raise pytest.UsageError(f"{nodeid} uses the background fixture without @pytest.mark.background")
         return future.result(timeout=RUN_TIMEOUT_S * 2)
 
+    def wait_idle(self) -> None:
+        """Wait until every run has finished (for tests whose checks need the CPU to themselves:
+        the ``quiet_background`` fixture)."""
+        for future in list(self._runs.values()):
+            future.exception(timeout=RUN_TIMEOUT_S * 2)
+
     def close(self) -> None:
         self._closing = True
         for proc in list(self._procs):  # a run no test waited for (an interrupted session)

@@ -45,3 +45,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def background(request: pytest.FixtureRequest) -> BackgroundResult:
     """The finished run of this test's ``@pytest.mark.background(argv)`` command."""
     return _BACKGROUND.result(request.node.nodeid)
+
+
+@pytest.fixture
+def quiet_background() -> None:
+    """Wait until every background run has finished: for tests that load both cores themselves
+    (many ingest processes) and assert on timing-sensitive outcomes."""
+    _BACKGROUND.wait_idle()

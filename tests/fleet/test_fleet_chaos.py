@@ -16,7 +16,8 @@ from bookkeeper.apps.fleet_chaos import FleetChaosConfig, run_fleet_chaos  # noq
 
 from conftest import RedisServer  # noqa: E402
 
-pytestmark = [pytest.mark.realtime, pytest.mark.timeout(240)]
+# many ingest processes load both cores: wait until the suite's background runs are done
+pytestmark = [pytest.mark.realtime, pytest.mark.timeout(240), pytest.mark.usefixtures("quiet_background")]
 
 FLEET_KEYS = {
     "instances", "rest_snapshots", "rest_snapshots_max_per_symbol_incident", "journal_replays",
