@@ -26,18 +26,20 @@ import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import msgspec
 
 from bookkeeper.errors import AdapterError
-from bookkeeper.events import OrderStatus
+from bookkeeper.events import OrderStatus, PositionReport
+from bookkeeper.ports import RestCall
+from bookkeeper.types import TradeSide
 
-from ._common import _excerpt, _r, untyped_error
+from ._common import _excerpt, _r, loads, untyped_error
 
 __all__ = [
-    "convert", "guarded_rest", "hmac_sha256_base64", "hmac_sha256_hex", "ms_ns", "money", "opt_text",
-    "order_status", "quantity",
+    "AccountAdapterBase", "NoPositions", "convert", "guarded_rest", "hmac_sha256_base64", "hmac_sha256_hex",
+    "json_body", "ms_ns", "money", "opt_text", "order_status", "quantity", "trade_side",
 ]
 
 #: A plain decimal numeral as venues write money: sign, digits, optional fraction, optional
@@ -126,6 +128,29 @@ def order_status(table: Mapping[str, OrderStatus], value: str, exchange: str, ra
     return status
 
 
+def trade_side(table: Mapping[str, TradeSide], value: str, exchange: str, raw: Any,
+               symbol: str | None = None) -> TradeSide:
+    """The :class:`TradeSide` a venue's side name means (``"BUY"``, ``"buy"``, ``"Buy"``...).
+
+    Raises:
+        AdapterError: a side the table does not know.
+    """
+    side = table.get(value)
+    if side is None:
+        raise AdapterError(f"bad side {_r(value)}", exchange=exchange, raw=_excerpt(raw), symbol=symbol)
+    return side
+
+
+def json_body(body: Any, exchange: str) -> Any:
+    """A REST body as parsed JSON: ``bytes``/``str`` are parsed, anything else (ccxt's already
+    parsed answer) is returned as it is.
+
+    Raises:
+        AdapterError: invalid JSON.
+    """
+    return loads(body, exchange) if isinstance(body, (bytes, bytearray, str)) else body
+
+
 def convert(obj: Any, type_: type[T], exchange: str, raw: Any, symbol: str | None = None) -> T:
     """``msgspec.convert`` of an already-parsed JSON value into a wire-shape Struct (strict:
     a number where the venue writes a string is refused, and vice versa).
@@ -139,10 +164,11 @@ def convert(obj: Any, type_: type[T], exchange: str, raw: Any, symbol: str | Non
         raise AdapterError(f"unexpected shape: {exc}", exchange=exchange, raw=_excerpt(raw), symbol=symbol) from None
 
 
-def guarded_rest(exchange: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+def guarded_rest(exchange: str | None = None) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Decorate a REST-body parsing *method* (``self, body, ...``) so that it raises only
     :class:`AdapterError`: whatever else a malformed body makes it raise is wrapped (the body's
-    bounded excerpt attached), as ``_common.FrameDecoder`` does for frames."""
+    bounded excerpt attached), as ``_common.FrameDecoder`` does for frames. Without
+    ``exchange`` (a method of a base class several venues share) the error names ``self.name``."""
 
     def wrap(fn: Callable[P, T]) -> Callable[P, T]:
         @wraps(fn)
@@ -152,7 +178,8 @@ def guarded_rest(exchange: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
             except AdapterError:
                 raise
             except Exception as exc:
-                raise untyped_error(exc, exchange, args[1] if len(args) > 1 else kwargs.get("body")) from exc
+                venue = exchange if exchange is not None else args[0].name  # type: ignore[attr-defined]
+                raise untyped_error(exc, venue, args[1] if len(args) > 1 else kwargs.get("body")) from exc
 
         return parse
 
@@ -167,3 +194,61 @@ def hmac_sha256_hex(secret: str, message: str) -> str:
 def hmac_sha256_base64(secret: str, message: str) -> str:
     """``base64(HMAC_SHA256(secret, message))`` (OKX ``sign``)."""
     return base64.b64encode(hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()).decode()
+
+
+class AccountAdapterBase:
+    """What the venues' :class:`~bookkeeper.ports.AccountAdapter` classes share: the repr, and
+    the simplest dialogue as defaults a venue overrides where it differs (its module docstring
+    says why):
+
+    - no subscribe frames and no channels to wait for: the login (or the URL) subscribes, and
+      ``LOGGED_IN`` completes the subscription;
+    - no app-level ping: the server's protocol pings, which websockets answers, suffice;
+    - no account-mark call: the balances answer carries the consistency mark (its
+      ``ts_exchange_ns``).
+    """
+
+    name: str
+    #: the answer :meth:`parse_account_mark`'s refusal names as the mark's carrier
+    mark_source: ClassVar[str] = "the balances answer"
+
+    def __repr__(self) -> str:
+        return f"<AccountAdapter {self.name!r}>"
+
+    def subscribe_messages(self, *, request_id: str) -> list[str]:
+        """``[]``: logging in (or the URL) subscribes."""
+        return []
+
+    def subscribe_channels(self) -> frozenset[str]:
+        """Empty: ``LOGGED_IN`` completes the subscription."""
+        return frozenset()
+
+    def ping_message(self) -> str | None:
+        """``None``: no app-level ping (the server's protocol pings, or the venue's own
+        heartbeats, are the traffic)."""
+        return None
+
+    def account_mark_call(self) -> RestCall | None:
+        """``None``: the balances answer carries the consistency mark."""
+        return None
+
+    def parse_account_mark(self, body: Any, *, ts_recv_ns: int = 0) -> int:
+        """Never called (no mark call).
+
+        Raises:
+            AdapterError: always: the mark is ``parse_balances``' ``ts_exchange_ns``.
+        """
+        raise AdapterError(f"no account mark call: {self.mark_source} carries the mark", exchange=self.name,
+                           raw=_excerpt(body))
+
+
+class NoPositions:
+    """A spot account's positions: none (no derivative positions; nothing is ever asked)."""
+
+    def positions_call(self) -> RestCall | None:
+        """``None``: a spot account has no derivative positions."""
+        return None
+
+    def parse_positions(self, body: Any, *, ts_recv_ns: int = 0) -> list[PositionReport]:
+        """``[]``: a spot account has no derivative positions (nothing is ever asked)."""
+        return []

@@ -27,22 +27,16 @@ Theory of operation (exchange-protocols.md §3.6)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from bookkeeper.capabilities import FillHistory, FillPaging
 from bookkeeper.credentials import ApiCredentials
-from bookkeeper.errors import AdapterError
 from bookkeeper.events import (
     BalanceReport,
     BalanceUpdate,
-    Fill,
     OrderStatus,
-    OrderUpdate,
-    PositionReport,
     PrivateControl,
     PrivateControlKind,
     PrivateEvent,
@@ -50,17 +44,9 @@ from bookkeeper.events import (
 from bookkeeper.ports import FillsPage, PrivateDecoder, RestCall
 from bookkeeper.types import TradeSide
 
-from .._common import FrameDecoder, _excerpt, _r, loads
-from .._private import (
-    convert,
-    guarded_rest,
-    hmac_sha256_hex,
-    money,
-    ms_ns,
-    opt_text,
-    order_status,
-    quantity,
-)
+from .._common import FrameDecoder, _r, loads
+from .._private import NoPositions, convert, guarded_rest, hmac_sha256_hex, money, ms_ns, opt_text
+from ._private_common import BinanceAccountBase, BinanceRules, SlicedCall
 from .private_schemas import (
     Account,
     BalanceUpdateEvent,
@@ -70,9 +56,6 @@ from .private_schemas import (
     OutboundAccountPosition,
     RequestAnswer,
 )
-
-if TYPE_CHECKING:  # the cursor type of the AccountAdapter signature (a plain value, never built here)
-    from bookkeeper.actions import FillCursor
 
 __all__ = ["BINANCE_ACCOUNT", "BinanceAccount", "SlicedCall", "decode_private"]
 
@@ -105,56 +88,18 @@ _STATUS: dict[str, OrderStatus] = {
     "EXPIRED": OrderStatus.EXPIRED,
     "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
 }
-_SIDES: dict[str, TradeSide] = {"BUY": TradeSide.BUY, "SELL": TradeSide.SELL}
+#: §3.6: ``myTrades`` ``fromId`` paging and 24 h slices; ``t`` is -1 on a report that is no trade
+_RULES = BinanceRules(exchange=EXCHANGE, ccxt_id=CCXT_ID, trades_method="private_get_mytrades", window_ms=DAY_MS,
+                      page_size=PAGE_SIZE, statuses=_STATUS, min_trade_id=0)
+_fail = _RULES.fail
+_order_update = _RULES.order_update
+_fill = _RULES.fill
 
 #: WS API error codes that refuse the credentials themselves (retrying them unchanged is
 #: pointless): -1002 unauthorized, -1021 timestamp outside recvWindow (clock skew), -1022 bad
 #: signature, -2014 malformed API key, -2015 invalid key / IP / permissions
 #: (binance-spot-api-docs ``errors.md``).
 AUTH_ERROR_CODES = frozenset({-1002, -1021, -1022, -2014, -2015})
-
-
-def _fail(message: str, raw: Any, symbol: str | None = None) -> AdapterError:
-    return AdapterError(message, exchange=EXCHANGE, raw=_excerpt(raw), symbol=symbol)
-
-
-def _side(value: str, raw: Any, symbol: str | None) -> TradeSide:
-    side = _SIDES.get(value)
-    if side is None:
-        raise _fail(f"bad side {_r(value)}", raw, symbol)
-    return side
-
-
-def _order_price(text: str, raw: Any, symbol: str) -> Decimal | None:
-    """An order's limit price; Binance writes ``"0.00000000"`` for market orders."""
-    price = quantity(text, "price", EXCHANGE, raw, symbol)
-    return price if price != 0 else None
-
-
-def _order_update(*, symbol: str, order_id: int, side: str, status: str, qty: str, filled: str, price: str,
-                  client_order_id: str | None, ts_ns: int, raw: Any, ts_recv_ns: int) -> OrderUpdate:
-    q = quantity(qty, "order qty", EXCHANGE, raw, symbol)
-    z = quantity(filled, "filled qty", EXCHANGE, raw, symbol)
-    if z > q:
-        raise _fail(f"filled qty {z} exceeds order qty {q}", raw, symbol)
-    return OrderUpdate(symbol=symbol, order_id=str(order_id), side=_side(side, raw, symbol),
-                       status=order_status(_STATUS, status, EXCHANGE, raw, symbol), qty=q, filled_qty=z,
-                       price=_order_price(price, raw, symbol), client_order_id=client_order_id, ts_exchange_ns=ts_ns,
-                       ts_recv_ns=ts_recv_ns)
-
-
-def _fill(*, symbol: str, trade_id: int, order_id: int, side: TradeSide, price: str, qty: str, fee: str,
-          fee_currency: str | None, ts_ns: int, raw: Any, ts_recv_ns: int) -> Fill:
-    if trade_id < 0:
-        raise _fail(f"trade without a trade id ({trade_id})", raw, symbol)
-    px = quantity(price, "fill price", EXCHANGE, raw, symbol)
-    q = quantity(qty, "fill qty", EXCHANGE, raw, symbol)
-    if px == 0 or q == 0:
-        raise _fail(f"fill with zero price or quantity ({price} x {qty})", raw, symbol)
-    # Binance's commission is positive when charged (the ledger's sign, events.Fill)
-    return Fill(symbol=symbol, fill_id=str(trade_id), order_id=str(order_id), side=side, price=px, qty=q,
-                fee=money(fee, "commission", EXCHANGE, raw, symbol), fee_currency=opt_text(fee_currency),
-                ts_exchange_ns=ts_ns, ts_recv_ns=ts_recv_ns)
 
 
 # ----------------------------------------------------------------------------- the stream
@@ -282,33 +227,7 @@ def decode_private(frame: bytes | str, ts_recv_ns: int = 0) -> list[PrivateEvent
 # ----------------------------------------------------------------------------- REST
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SlicedCall(RestCall):
-    """A ``myTrades`` request for one ≤ 24 h slice of a replay's time range, remembering where
-    the range ends (``until_ms``: not a request parameter, ccxt never sees it) so that
-    :meth:`BinanceAccount.parse_fills_page` can ask for the next slice. ``AccountAdapter``'s
-    ``parse_fills_page`` gets only the call, and Binance answers an empty slice with ``[]``."""
-
-    until_ms: int
-
-
-def _body(body: Any) -> Any:
-    return loads(body, EXCHANGE) if isinstance(body, (bytes, bytearray, str)) else body
-
-
-def _slice(symbol: str, start_ms: int, until_ms: int, limit: int) -> SlicedCall:
-    """The slice ``[start, min(start + 24 h, until)]`` (``endTime - startTime <= 24 h``, §3.6)."""
-    end = max(start_ms, min(start_ms + DAY_MS, until_ms))
-    return SlicedCall(ccxt_id=CCXT_ID, method="private_get_mytrades", until_ms=until_ms,
-                      params={"symbol": symbol, "startTime": start_ms, "endTime": end, "limit": limit})
-
-
-def _from_id(symbol: str, from_id: int, limit: int) -> RestCall:
-    return RestCall(ccxt_id=CCXT_ID, method="private_get_mytrades",
-                    params={"symbol": symbol, "fromId": from_id, "limit": limit})
-
-
-class BinanceAccount:
+class BinanceAccount(NoPositions, BinanceAccountBase):
     """Binance spot's :class:`~bookkeeper.ports.AccountAdapter` (see the module docstring)."""
 
     name = EXCHANGE
@@ -316,14 +235,13 @@ class BinanceAccount:
     #: the ccxt market types this account trades (spot only: the WS API user data is spot's)
     market_types: tuple[str, ...] = ("spot",)
     history = HISTORY
+    rules = _RULES
+    open_order_row = OpenOrder
     #: §3.6: a WS API connection lives at most 24 h
     session_lifetime_s: float | None = 86_400.0
     #: §3.5: the server pings every 20 s; websockets answers with pongs
     ping_interval_s: float | None = None
     pong_timeout_s: float | None = None
-
-    def __repr__(self) -> str:
-        return f"<AccountAdapter {self.name!r}>"
 
     def default_private_ws_root(self) -> str:
         """``wss://ws-api.binance.com:443`` (§3.6)."""
@@ -353,32 +271,12 @@ class BinanceAccount:
         params["signature"] = hmac_sha256_hex(credentials.reveal_secret(), query)
         return [orjson.dumps({"id": request_id, "method": LOGIN_METHOD, "params": params}).decode()]
 
-    def subscribe_messages(self, *, request_id: str) -> list[str]:
-        """``[]``: the login request subscribes."""
-        return []
-
-    def subscribe_channels(self) -> frozenset[str]:
-        """Empty: ``LOGGED_IN`` completes the subscription."""
-        return frozenset()
-
-    def ping_message(self) -> str | None:
-        """``None``: protocol pings (the server's) suffice (§3.5)."""
-        return None
-
     def new_private_decoder(self) -> PrivateDecoder:
         """A fresh decoder (stateless; every frame is self-describing). Raises only
         :class:`AdapterError` on malformed frames (``_common.FrameDecoder``)."""
         return FrameDecoder(decode_private, exchange=EXCHANGE)  # type: ignore[arg-type]
 
     # -- fills history ------------------------------------------------------------------
-
-    def fills_call(self, symbol: str, *, cursor: FillCursor, since_ms: int, until_ms: int) -> RestCall:
-        """``myTrades`` from ``fromId = cursor.trade_id + 1`` when the cursor has a numeric trade
-        id (gapless, §3.6), else the first ≤ 24 h slice of ``[since_ms, until_ms]``."""
-        tid = cursor.trade_id
-        if tid is not None and tid.isascii() and tid.isdigit():
-            return _from_id(symbol, int(tid) + 1, PAGE_SIZE)
-        return _slice(symbol, max(since_ms, 0), max(until_ms, since_ms, 0), PAGE_SIZE)
 
     @guarded_rest(EXCHANGE)
     def parse_fills_page(self, body: Any, *, call: RestCall, symbol: str, ts_recv_ns: int = 0) -> FillsPage:
@@ -390,24 +288,14 @@ class BinanceAccount:
         Raises:
             AdapterError: malformed body (not a list of trade rows, bad decimals...).
         """
-        rows = convert(_body(body), list[MyTrade], EXCHANGE, body, symbol)
+        rows = convert(_RULES.body(body), list[MyTrade], EXCHANGE, body, symbol)
         fills = tuple(
             _fill(symbol=r.symbol, trade_id=r.id, order_id=r.orderId,
                   side=TradeSide.BUY if r.isBuyer else TradeSide.SELL,
                   price=r.price, qty=r.qty, fee=r.commission, fee_currency=r.commissionAsset,
                   ts_ns=ms_ns(r.time, "time", EXCHANGE, body, r.symbol), raw=body, ts_recv_ns=ts_recv_ns)
             for r in rows)
-        params = call.params
-        limit = params.get("limit", PAGE_SIZE)
-        if not isinstance(limit, int) or limit < 1:
-            limit = PAGE_SIZE
-        if rows and len(rows) >= limit:
-            return FillsPage(fills=fills, next_call=_from_id(symbol, max(r.id for r in rows) + 1, limit))
-        end = params.get("endTime")
-        until = call.until_ms if isinstance(call, SlicedCall) else end
-        if "fromId" in params or not isinstance(end, int) or not isinstance(until, int) or end >= until:
-            return FillsPage(fills=fills, next_call=None)
-        return FillsPage(fills=fills, next_call=_slice(symbol, end + 1, until, limit))
+        return _RULES.fills_page(fills, [r.id for r in rows], call=call, symbol=symbol)
 
     # -- full sync ----------------------------------------------------------------------
 
@@ -422,49 +310,15 @@ class BinanceAccount:
         Raises:
             AdapterError: malformed body.
         """
-        acct = convert(_body(body), Account, EXCHANGE, body)
+        acct = convert(_RULES.body(body), Account, EXCHANGE, body)
         balances = {b.asset: money(b.free, "free", EXCHANGE, body) + money(b.locked, "locked", EXCHANGE, body)
                     for b in acct.balances}
         return BalanceReport(balances=balances, ts_exchange_ns=ms_ns(acct.updateTime, "updateTime", EXCHANGE, body),
                              ts_recv_ns=ts_recv_ns)
 
-    def account_mark_call(self) -> RestCall | None:
-        """``None``: the balances answer's ``updateTime`` is the consistency mark."""
-        return None
-
-    def parse_account_mark(self, body: Any, *, ts_recv_ns: int = 0) -> int:
-        """Never called (no mark call).
-
-        Raises:
-            AdapterError: always: the mark is :meth:`parse_balances`' ``ts_exchange_ns``.
-        """
-        raise _fail("no account mark call: the balances answer carries the mark", body)
-
-    def positions_call(self) -> RestCall | None:
-        """``None``: a spot account has no derivative positions."""
-        return None
-
-    def parse_positions(self, body: Any, *, ts_recv_ns: int = 0) -> list[PositionReport]:
-        """``[]``: a spot account has no derivative positions (nothing is ever asked)."""
-        return []
-
     def open_orders_call(self) -> RestCall:
         """``GET /api/v3/openOrders`` without a symbol: every symbol's (weight 80, §3.6)."""
         return RestCall(ccxt_id=CCXT_ID, method="private_get_openorders", params={})
-
-    @guarded_rest(EXCHANGE)
-    def parse_open_orders(self, body: Any, *, ts_recv_ns: int = 0) -> list[OrderUpdate]:
-        """The rows of ``openOrders`` (``executedQty`` cumulative; ``updateTime`` as time).
-
-        Raises:
-            AdapterError: malformed body.
-        """
-        rows = convert(_body(body), list[OpenOrder], EXCHANGE, body)
-        return [_order_update(symbol=r.symbol, order_id=r.orderId, side=r.side, status=r.status, qty=r.origQty,
-                              filled=r.executedQty, price=r.price, client_order_id=opt_text(r.clientOrderId),
-                              ts_ns=ms_ns(r.updateTime or r.time, "updateTime", EXCHANGE, body, r.symbol), raw=body,
-                              ts_recv_ns=ts_recv_ns)
-                for r in rows]
 
 
 BINANCE_ACCOUNT = BinanceAccount()

@@ -41,32 +41,25 @@ Theory of operation (exchange-protocols.md §4.1, §4.5, §4.6, §2.4, §2.5)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from bookkeeper.capabilities import FillHistory, FillPaging
 from bookkeeper.credentials import ApiCredentials
-from bookkeeper.errors import AdapterError
 from bookkeeper.events import (
     BalanceReport,
-    Fill,
     OrderStatus,
-    OrderUpdate,
     PositionReport,
     PrivateControl,
     PrivateControlKind,
     PrivateEvent,
 )
 from bookkeeper.ports import FillsPage, PrivateDecoder, RestCall
-from bookkeeper.types import TradeSide
 
-from .._common import FrameDecoder, _excerpt, _r, loads
-from .._private import convert, guarded_rest, money, ms_ns, opt_text, order_status, quantity
-from .private import SlicedCall
-
-if TYPE_CHECKING:  # the cursor type of the AccountAdapter signature (a plain value, never built here)
-    from bookkeeper.actions import FillCursor
+from .._common import FrameDecoder, _r, loads
+from .._private import convert, guarded_rest, money, ms_ns, opt_text, quantity
+from ._private_common import BinanceAccountBase, BinanceRules
 
 __all__ = ["BINANCE_USDM_ACCOUNT", "BinanceUsdmAccount", "decode_private"]
 
@@ -103,7 +96,13 @@ _STATUS: dict[str, OrderStatus] = {
     "EXPIRED": OrderStatus.EXPIRED,
     "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
 }
-_SIDES: dict[str, TradeSide] = {"BUY": TradeSide.BUY, "SELL": TradeSide.SELL}
+#: §4.6: ``userTrades`` ``fromId`` paging and 7-day slices; ``o.t`` is 0 on a report that is no trade
+_RULES = BinanceRules(exchange=EXCHANGE, ccxt_id=CCXT_ID, trades_method="fapiprivate_get_usertrades",
+                      window_ms=WEEK_MS, page_size=PAGE_SIZE, statuses=_STATUS, min_trade_id=1)
+_fail = _RULES.fail
+_side = _RULES.side
+_order_update = _RULES.order_update
+_fill = _RULES.fill
 #: execution types whose report is also a fill (§4.6 ``x``)
 _FILL_EXECUTIONS = frozenset({"TRADE", "CALCULATED"})
 #: one-way (net) mode's ``positionSide``
@@ -240,48 +239,10 @@ class OpenOrder(msgspec.Struct):
 # ----------------------------------------------------------------------------- rows -> events
 
 
-def _fail(message: str, raw: Any, symbol: str | None = None) -> AdapterError:
-    return AdapterError(message, exchange=EXCHANGE, raw=_excerpt(raw), symbol=symbol)
-
-
-def _side(value: str, raw: Any, symbol: str | None) -> TradeSide:
-    side = _SIDES.get(value)
-    if side is None:
-        raise _fail(f"bad side {_r(value)}", raw, symbol)
-    return side
-
-
 def _net(position_side: str, raw: Any, symbol: str) -> None:
     if position_side != _NET:
         # hedge mode holds a LONG and a SHORT position per symbol: the ledger is net (one-way)
         raise _fail(f"positionSide {_r(position_side)}: only one-way mode (BOTH) is supported", raw, symbol)
-
-
-def _order_update(*, symbol: str, order_id: int, side: str, status: str, qty: str, filled: str, price: str,
-                  client_order_id: str | None, ts_ns: int, raw: Any, ts_recv_ns: int) -> OrderUpdate:
-    q = quantity(qty, "order qty", EXCHANGE, raw, symbol)
-    z = quantity(filled, "filled qty", EXCHANGE, raw, symbol)
-    if z > q:
-        raise _fail(f"filled qty {z} exceeds order qty {q}", raw, symbol)
-    px = quantity(price, "price", EXCHANGE, raw, symbol)
-    return OrderUpdate(symbol=symbol, order_id=str(order_id), side=_side(side, raw, symbol),
-                       status=order_status(_STATUS, status, EXCHANGE, raw, symbol), qty=q, filled_qty=z,
-                       price=px if px != 0 else None, client_order_id=client_order_id, ts_exchange_ns=ts_ns,
-                       ts_recv_ns=ts_recv_ns)
-
-
-def _fill(*, symbol: str, trade_id: int, order_id: int, side: TradeSide, price: str, qty: str, fee: str,
-          fee_currency: str | None, pnl: str, ts_ns: int, raw: Any, ts_recv_ns: int) -> Fill:
-    if trade_id <= 0:
-        raise _fail(f"trade without a trade id ({trade_id})", raw, symbol)
-    px = quantity(price, "fill price", EXCHANGE, raw, symbol)
-    q = quantity(qty, "fill qty", EXCHANGE, raw, symbol)
-    if px == 0 or q == 0:
-        raise _fail(f"fill with zero price or quantity ({price} x {qty})", raw, symbol)
-    return Fill(symbol=symbol, fill_id=str(trade_id), order_id=str(order_id), side=side, price=px, qty=q,
-                fee=money(fee, "commission", EXCHANGE, raw, symbol), fee_currency=opt_text(fee_currency),
-                ts_exchange_ns=ts_ns, ts_recv_ns=ts_recv_ns, realized_pnl=money(pnl, "realized PnL", EXCHANGE, raw,
-                                                                                symbol))
 
 
 # ----------------------------------------------------------------------------- the stream
@@ -379,23 +340,7 @@ def decode_private(frame: bytes | str, ts_recv_ns: int = 0) -> list[PrivateEvent
 # ----------------------------------------------------------------------------- REST
 
 
-def _body(body: Any) -> Any:
-    return loads(body, EXCHANGE) if isinstance(body, (bytes, bytearray, str)) else body
-
-
-def _trades_call(symbol: str, limit: int, **params: int) -> RestCall:
-    return RestCall(ccxt_id=CCXT_ID, method="fapiprivate_get_usertrades",
-                    params={"symbol": symbol, **params, "limit": limit})
-
-
-def _slice(symbol: str, start_ms: int, until_ms: int, limit: int) -> SlicedCall:
-    """The slice ``[start, min(start + 7 d, until)]`` (a time range is at most 7 days, §4.6)."""
-    end = max(start_ms, min(start_ms + WEEK_MS, until_ms))
-    return SlicedCall(ccxt_id=CCXT_ID, method="fapiprivate_get_usertrades", until_ms=until_ms,
-                      params={"symbol": symbol, "startTime": start_ms, "endTime": end, "limit": limit})
-
-
-class BinanceUsdmAccount:
+class BinanceUsdmAccount(BinanceAccountBase):
     """Binance USD-M's :class:`~bookkeeper.ports.AccountAdapter` (and
     :class:`~bookkeeper.ports.PrivateBootstrap`; see the module docstring)."""
 
@@ -404,6 +349,8 @@ class BinanceUsdmAccount:
     #: USDT-M perpetuals (ccxt lists them as linear swaps)
     market_types: tuple[str, ...] = ("swap",)
     history = HISTORY
+    rules = _RULES
+    open_order_row = OpenOrder
     #: §4.6: "The connection itself still lasts at most 24 h"
     session_lifetime_s: float | None = 86_400.0
     #: §4.5: the server pings every 3 min; websockets answers with pongs
@@ -411,9 +358,6 @@ class BinanceUsdmAccount:
     pong_timeout_s: float | None = None
     #: ``PUT /fapi/v1/listenKey`` this often while connected (ccxt ``listenKeyRefreshRate``)
     keepalive_interval_s: float | None = KEEPALIVE_S
-
-    def __repr__(self) -> str:
-        return f"<AccountAdapter {self.name!r}>"
 
     def default_private_ws_root(self) -> str:
         """``wss://fstream.binance.com`` (§4.1)."""
@@ -448,7 +392,7 @@ class BinanceUsdmAccount:
         Raises:
             AdapterError: no key, or one that is not plain ASCII letters and digits.
         """
-        key = convert(_body(body), ListenKeyAnswer, EXCHANGE, body).listenKey
+        key = convert(_RULES.body(body), ListenKeyAnswer, EXCHANGE, body).listenKey
         if not (0 < len(key) <= 128 and key.isascii() and key.isalnum()):
             raise _fail(f"bad listenKey {_r(key)}", body)
         return f"{self.private_ws_url(root)}?listenKey={key}"
@@ -463,32 +407,12 @@ class BinanceUsdmAccount:
         """``[]``: the listenKey in the URL authenticates."""
         return []
 
-    def subscribe_messages(self, *, request_id: str) -> list[str]:
-        """``[]``: the listenKey's stream carries every user data event."""
-        return []
-
-    def subscribe_channels(self) -> frozenset[str]:
-        """Empty: ``LOGGED_IN`` completes the subscription."""
-        return frozenset()
-
-    def ping_message(self) -> str | None:
-        """``None``: protocol pings (the server's) suffice (§4.5)."""
-        return None
-
     def new_private_decoder(self) -> PrivateDecoder:
         """A fresh decoder (stateless). Raises only :class:`AdapterError` on malformed frames
         (``_common.FrameDecoder``)."""
         return FrameDecoder(decode_private, exchange=EXCHANGE)  # type: ignore[arg-type]
 
     # -- fills history ------------------------------------------------------------------
-
-    def fills_call(self, symbol: str, *, cursor: FillCursor, since_ms: int, until_ms: int) -> RestCall:
-        """``userTrades`` from ``fromId = cursor.trade_id + 1`` when the cursor has a numeric trade
-        id (gapless), else the first <= 7-day slice of ``[since_ms, until_ms]``."""
-        tid = cursor.trade_id
-        if tid is not None and tid.isascii() and tid.isdigit():
-            return _trades_call(symbol, PAGE_SIZE, fromId=int(tid) + 1)
-        return _slice(symbol, max(since_ms, 0), max(until_ms, since_ms, 0), PAGE_SIZE)
 
     @guarded_rest(EXCHANGE)
     def parse_fills_page(self, body: Any, *, call: RestCall, symbol: str, ts_recv_ns: int = 0) -> FillsPage:
@@ -500,7 +424,7 @@ class BinanceUsdmAccount:
         Raises:
             AdapterError: malformed body (not a list of trade rows, bad decimals, hedge mode...).
         """
-        rows = convert(_body(body), list[UserTrade], EXCHANGE, body, symbol)
+        rows = convert(_RULES.body(body), list[UserTrade], EXCHANGE, body, symbol)
         fills = []
         for r in rows:
             _net(r.positionSide, body, r.symbol)
@@ -508,17 +432,7 @@ class BinanceUsdmAccount:
                                price=r.price, qty=r.qty, fee=r.commission, fee_currency=r.commissionAsset,
                                pnl=r.realizedPnl, ts_ns=ms_ns(r.time, "time", EXCHANGE, body, r.symbol), raw=body,
                                ts_recv_ns=ts_recv_ns))
-        params = call.params
-        limit = params.get("limit", PAGE_SIZE)
-        if not isinstance(limit, int) or limit < 1:
-            limit = PAGE_SIZE
-        if rows and len(rows) >= limit:
-            return FillsPage(fills=tuple(fills), next_call=_trades_call(symbol, limit, fromId=max(r.id for r in rows) + 1))
-        end = params.get("endTime")
-        until = call.until_ms if isinstance(call, SlicedCall) else end
-        if "fromId" in params or not isinstance(end, int) or not isinstance(until, int) or end >= until:
-            return FillsPage(fills=tuple(fills), next_call=None)
-        return FillsPage(fills=tuple(fills), next_call=_slice(symbol, end + 1, until, limit))
+        return _RULES.fills_page(tuple(fills), [r.id for r in rows], call=call, symbol=symbol)
 
     # -- full sync ----------------------------------------------------------------------
 
@@ -534,23 +448,11 @@ class BinanceUsdmAccount:
         Raises:
             AdapterError: malformed body.
         """
-        acct = convert(_body(body), AccountV3, EXCHANGE, body)
+        acct = convert(_RULES.body(body), AccountV3, EXCHANGE, body)
         balances = {a.asset: money(a.walletBalance, "walletBalance", EXCHANGE, body) for a in acct.assets}
         times = [a.updateTime for a in acct.assets] + [p.updateTime for p in acct.positions]
         mark = max((ms_ns(t, "updateTime", EXCHANGE, body) for t in times), default=0)
         return BalanceReport(balances=balances, ts_exchange_ns=mark, ts_recv_ns=ts_recv_ns)
-
-    def account_mark_call(self) -> RestCall | None:
-        """``None``: the balances answer's newest ``updateTime`` is the consistency mark."""
-        return None
-
-    def parse_account_mark(self, body: Any, *, ts_recv_ns: int = 0) -> int:
-        """Never called (no mark call).
-
-        Raises:
-            AdapterError: always: the mark is :meth:`parse_balances`' ``ts_exchange_ns``.
-        """
-        raise _fail("no account mark call: the balances answer carries the mark", body)
 
     def positions_call(self) -> RestCall | None:
         """``GET /fapi/v3/positionRisk`` (every symbol with a position or an open order)."""
@@ -563,7 +465,7 @@ class BinanceUsdmAccount:
         Raises:
             AdapterError: malformed body or a hedge-mode row.
         """
-        rows = convert(_body(body), list[PositionRisk], EXCHANGE, body)
+        rows = convert(_RULES.body(body), list[PositionRisk], EXCHANGE, body)
         return [_position(r.symbol, r.positionAmt, r.entryPrice, r.positionSide,
                           ms_ns(r.updateTime, "updateTime", EXCHANGE, body, r.symbol), body, ts_recv_ns)
                 for r in rows]
@@ -571,20 +473,6 @@ class BinanceUsdmAccount:
     def open_orders_call(self) -> RestCall:
         """``GET /fapi/v1/openOrders`` without a symbol: every symbol's (weight 40)."""
         return RestCall(ccxt_id=CCXT_ID, method="fapiprivate_get_openorders", params={})
-
-    @guarded_rest(EXCHANGE)
-    def parse_open_orders(self, body: Any, *, ts_recv_ns: int = 0) -> list[OrderUpdate]:
-        """The rows of ``openOrders`` (``executedQty`` cumulative; ``updateTime`` as time).
-
-        Raises:
-            AdapterError: malformed body.
-        """
-        rows = convert(_body(body), list[OpenOrder], EXCHANGE, body)
-        return [_order_update(symbol=r.symbol, order_id=r.orderId, side=r.side, status=r.status, qty=r.origQty,
-                              filled=r.executedQty, price=r.price, client_order_id=opt_text(r.clientOrderId),
-                              ts_ns=ms_ns(r.updateTime or r.time, "updateTime", EXCHANGE, body, r.symbol), raw=body,
-                              ts_recv_ns=ts_recv_ns)
-                for r in rows]
 
 
 BINANCE_USDM_ACCOUNT = BinanceUsdmAccount()

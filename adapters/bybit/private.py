@@ -86,7 +86,8 @@ from bookkeeper.ports import FillsPage, PrivateDecoder, RestCall
 from bookkeeper.types import TradeSide
 
 from .._common import FrameDecoder, _excerpt, _r, loads
-from .._private import convert, guarded_rest, hmac_sha256_hex, money, ms_ns, opt_text, order_status, quantity
+from .._private import (AccountAdapterBase, convert, guarded_rest, hmac_sha256_hex, json_body, money, ms_ns,
+                        opt_text, order_status, quantity, trade_side)
 from .private_schemas import (
     Envelope,
     ExecutionRow,
@@ -163,10 +164,7 @@ def _fail(message: str, raw: Any, symbol: str | None = None) -> AdapterError:
 
 
 def _side(value: str, raw: Any, symbol: str | None) -> TradeSide:
-    side = _SIDES.get(value)
-    if side is None:
-        raise _fail(f"bad side {_r(value)}", raw, symbol)
-    return side
+    return trade_side(_SIDES, value, EXCHANGE, raw, symbol)
 
 
 def auth_signature(secret: str, expires_ms: int) -> str:
@@ -326,8 +324,7 @@ def _result(body: Any, type_: Any, symbol: str | None = None) -> Any:
     Raises:
         AdapterError: not an answer, ``retCode`` other than 0, or ``result`` of another shape.
     """
-    obj = loads(body, EXCHANGE) if isinstance(body, (bytes, bytearray, str)) else body
-    env = convert(obj, Envelope, EXCHANGE, body, symbol)
+    env = convert(json_body(body, EXCHANGE), Envelope, EXCHANGE, body, symbol)
     if env.retCode != 0:
         raise _fail(f"venue error {env.retCode}: {env.retMsg[:200]}", body, symbol)
     return convert(env.result, type_, EXCHANGE, body, symbol)
@@ -356,7 +353,7 @@ def _window(symbol: str, start_ms: int, until_ms: int) -> SlicedCall:
                               "limit": PAGE_SIZE})
 
 
-class BybitAccount:
+class BybitAccount(AccountAdapterBase):
     """Bybit's :class:`~bookkeeper.ports.AccountAdapter` (see the module docstring)."""
 
     name = EXCHANGE
@@ -369,9 +366,6 @@ class BybitAccount:
     #: §6.5: ``{"op": "ping"}`` every 20 s (the public spec's figures)
     ping_interval_s: float | None = CAPABILITIES.ping_interval_s
     pong_timeout_s: float | None = CAPABILITIES.pong_timeout_s
-
-    def __repr__(self) -> str:
-        return f"<AccountAdapter {self.name!r}>"
 
     def default_private_ws_root(self) -> str:
         """``wss://stream.bybit.com`` (§6.6)."""
@@ -485,7 +479,7 @@ class BybitAccount:
             AdapterError: malformed body, a ``retCode`` other than 0, or an empty log
                 without the answer's ``time``.
         """
-        obj = loads(body, EXCHANGE) if isinstance(body, (bytes, bytearray, str)) else body
+        obj = json_body(body, EXCHANGE)
         rows, _ = _listed(obj, TransactionRow)
         if rows:
             return max(ms_ns(r.transactionTime, "transactionTime", EXCHANGE, body) for r in rows)

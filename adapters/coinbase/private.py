@@ -78,7 +78,6 @@ from bookkeeper.events import (
     NoticeKind,
     OrderStatus,
     OrderUpdate,
-    PositionReport,
     PrivateControl,
     PrivateControlKind,
     PrivateEvent,
@@ -87,7 +86,7 @@ from bookkeeper.ports import FillsPage, PrivateDecoder, RestCall
 from bookkeeper.types import TradeSide
 
 from .._common import FrameDecoder, _excerpt, _r, loads
-from .._private import convert, guarded_rest, money, opt_text, quantity
+from .._private import AccountAdapterBase, NoPositions, convert, guarded_rest, json_body, money, opt_text, quantity
 from .parse import AtSequence, iso_to_ns
 from .private_schemas import AccountsPage, Envelope, FillRow, OrdersPage, RestOrder, SubscriptionsEvent, UserEvent
 from .private_schemas import FillsPage as FillsBody
@@ -304,10 +303,6 @@ def decode_private(frame: bytes | str, ts_recv_ns: int, conn: _Connection) -> li
 # ----------------------------------------------------------------------------- REST
 
 
-def _body(body: Any) -> Any:
-    return loads(body, EXCHANGE) if isinstance(body, (bytes, bytearray, str)) else body
-
-
 def _fill(r: FillRow, raw: Any, ts_recv_ns: int) -> Fill:
     sym = r.product_id
     px = quantity(r.price, "price", EXCHANGE, raw, sym)
@@ -353,7 +348,7 @@ def _fills_call(symbol: str, since_ms: int, until_ms: int, cursor: str | None = 
     return RestCall(ccxt_id=CCXT_ID, method="v3_private_get_brokerage_orders_historical_fills", params=params)
 
 
-class CoinbaseAccount:
+class CoinbaseAccount(NoPositions, AccountAdapterBase):
     """Coinbase Advanced Trade's :class:`~bookkeeper.ports.AccountAdapter` (see the module
     docstring)."""
 
@@ -367,9 +362,8 @@ class CoinbaseAccount:
     #: the driver's idle check watches (no pong: ``ping_message`` is ``None``)
     ping_interval_s: float | None = 10.0
     pong_timeout_s: float | None = 10.0
-
-    def __repr__(self) -> str:
-        return f"<AccountAdapter {self.name!r}>"
+    #: the accounts' newest ``updated_at`` is the mark (no mark call: AccountAdapterBase)
+    mark_source = "the accounts answer"
 
     def default_private_ws_root(self) -> str:
         """``wss://advanced-trade-ws-user.coinbase.com`` (§8.1)."""
@@ -409,18 +403,6 @@ class CoinbaseAccount:
             frames.append(orjson.dumps({"type": "subscribe", "channel": channel, "jwt": jwt}).decode())
         return frames
 
-    def subscribe_messages(self, *, request_id: str) -> list[str]:
-        """``[]``: logging in subscribes (the JWT rides on the subscribe)."""
-        return []
-
-    def subscribe_channels(self) -> frozenset[str]:
-        """Empty: the ``user`` subscription's ack is ``LOGGED_IN`` and completes it."""
-        return frozenset()
-
-    def ping_message(self) -> str | None:
-        """``None``: no client ping (§8.5); heartbeats arrive every second."""
-        return None
-
     def new_private_decoder(self) -> PrivateDecoder:
         """A fresh decoder for one connection (its ``sequence_num`` check); raises only
         :class:`AdapterError` on malformed frames (``_common.FrameDecoder``)."""
@@ -441,7 +423,7 @@ class CoinbaseAccount:
         Raises:
             AdapterError: malformed body.
         """
-        page = convert(_body(body), FillsBody, EXCHANGE, body, symbol)
+        page = convert(json_body(body, EXCHANGE), FillsBody, EXCHANGE, body, symbol)
         fills = tuple(_fill(r, body, ts_recv_ns) for r in page.fills if r.trade_type == "FILL")
         if page.cursor and page.fills:
             return FillsPage(fills=fills, next_call=RestCall(ccxt_id=call.ccxt_id, method=call.method,
@@ -462,7 +444,7 @@ class CoinbaseAccount:
         Raises:
             AdapterError: malformed body, or more accounts behind this page.
         """
-        page = convert(_body(body), AccountsPage, EXCHANGE, body)
+        page = convert(json_body(body, EXCHANGE), AccountsPage, EXCHANGE, body)
         if page.has_next:
             raise _fail(f"more than {len(page.accounts)} accounts: the set needs paging", body)
         balances: dict[str, Decimal] = {}
@@ -474,26 +456,6 @@ class CoinbaseAccount:
             if a.updated_at:
                 mark = max(mark, _time_ns(a.updated_at, "updated_at", body))
         return BalanceReport(balances=balances, ts_exchange_ns=mark, ts_recv_ns=ts_recv_ns)
-
-    def account_mark_call(self) -> RestCall | None:
-        """``None``: the accounts' newest ``updated_at`` is the mark."""
-        return None
-
-    def parse_account_mark(self, body: Any, *, ts_recv_ns: int = 0) -> int:
-        """Never called (no mark call).
-
-        Raises:
-            AdapterError: always.
-        """
-        raise _fail("no account mark call: the accounts answer carries the mark", body)
-
-    def positions_call(self) -> RestCall | None:
-        """``None``: a spot account has no derivative positions."""
-        return None
-
-    def parse_positions(self, body: Any, *, ts_recv_ns: int = 0) -> list[PositionReport]:
-        """``[]`` (nothing is ever asked)."""
-        return []
 
     def open_orders_call(self) -> RestCall:
         """``GET /api/v3/brokerage/orders/historical/batch?order_status=OPEN``."""
@@ -507,7 +469,7 @@ class CoinbaseAccount:
         Raises:
             AdapterError: malformed body, or more orders behind this page.
         """
-        page = convert(_body(body), OrdersPage, EXCHANGE, body)
+        page = convert(json_body(body, EXCHANGE), OrdersPage, EXCHANGE, body)
         if page.has_next:
             raise _fail(f"more than {len(page.orders)} open orders: the set needs paging", body)
         return [_rest_order(o, body, ts_recv_ns) for o in page.orders]

@@ -53,14 +53,17 @@ from bookkeeper.types import TradeSide
 
 from .._common import FrameDecoder, _excerpt, _r, loads
 from .._private import (
+    AccountAdapterBase,
     convert,
     guarded_rest,
     hmac_sha256_base64,
+    json_body,
     money,
     ms_ns,
     opt_text,
     order_status,
     quantity,
+    trade_side,
 )
 from .private_schemas import AccountRow, Envelope, FillRow, OrderRow, PositionRow
 from .spec import CAPABILITIES, PING
@@ -119,10 +122,7 @@ def _fail(message: str, raw: Any, symbol: str | None = None) -> AdapterError:
 
 
 def _side(value: str, raw: Any, symbol: str | None) -> TradeSide:
-    side = _SIDES.get(value)
-    if side is None:
-        raise _fail(f"bad side {_r(value)}", raw, symbol)
-    return side
+    return trade_side(_SIDES, value, EXCHANGE, raw, symbol)
 
 
 def _negated(text: str, what: str, raw: Any, symbol: str) -> Decimal:
@@ -334,14 +334,13 @@ def _data(body: Any, type_: Any, symbol: str | None = None) -> Any:
     Raises:
         AdapterError: not an answer, ``code`` other than ``"0"``, or ``data`` of another shape.
     """
-    obj = loads(body, EXCHANGE) if isinstance(body, (bytes, bytearray, str)) else body
-    env = convert(obj, Envelope, EXCHANGE, body, symbol)
+    env = convert(json_body(body, EXCHANGE), Envelope, EXCHANGE, body, symbol)
     if env.code != "0":
         raise _fail(f"venue error {env.code}: {env.msg[:200]}", body, symbol)
     return convert(env.data, type_, EXCHANGE, body, symbol)
 
 
-class OkxAccount:
+class OkxAccount(AccountAdapterBase):
     """OKX's :class:`~bookkeeper.ports.AccountAdapter` (see the module docstring)."""
 
     name = EXCHANGE
@@ -354,9 +353,6 @@ class OkxAccount:
     #: §5.5: text ``ping`` after N < 30 s idle; the public spec's figures (15 s, 8 s)
     ping_interval_s: float | None = CAPABILITIES.ping_interval_s
     pong_timeout_s: float | None = CAPABILITIES.pong_timeout_s
-
-    def __repr__(self) -> str:
-        return f"<AccountAdapter {self.name!r}>"
 
     def default_private_ws_root(self) -> str:
         """``wss://ws.okx.com:8443`` (§5.6)."""
@@ -468,18 +464,6 @@ class OkxAccount:
         report = _balance_report(rows, body, ts_recv_ns)
         return BalanceReport(balances=report.balances, ts_exchange_ns=ms_ns(rows[0].uTime, "uTime", EXCHANGE, body),
                              ts_recv_ns=ts_recv_ns)
-
-    def account_mark_call(self) -> RestCall | None:
-        """``None``: the balances answer's ``uTime`` is the consistency mark."""
-        return None
-
-    def parse_account_mark(self, body: Any, *, ts_recv_ns: int = 0) -> int:
-        """Never called (no mark call).
-
-        Raises:
-            AdapterError: always: the mark is :meth:`parse_balances`' ``ts_exchange_ns``.
-        """
-        raise _fail("no account mark call: the balances answer carries the mark", body)
 
     def positions_call(self) -> RestCall | None:
         """``GET /api/v5/account/positions?instType=SWAP`` (the account's derivatives)."""

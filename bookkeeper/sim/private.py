@@ -21,21 +21,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from websockets.datastructures import Headers
 
 from .account import AccountChange, AccountProfile, SimAccount
+from .engine import trim
 from .faults import FaultKind
 from .server import ClientConn, Frame, RestResult
 
 if TYPE_CHECKING:
     from .server import VenueServer
 
-__all__ = ["PrivateDialect", "DAY_MS"]
+__all__ = ["PrivateDialect", "DAY_MS", "trimmed"]
 
 DAY_MS = 86_400_000
+
+
+def trimmed(value: Decimal | None, *, none: str = "0") -> str:
+    """A plain decimal without trailing zeros, as OKX, Bybit and Coinbase print amounts (zero,
+    also ``-0``, is ``"0"``); ``none`` for no value."""
+    if value is None:
+        return none
+    text = trim(f"{value:f}")
+    return "0" if text in ("-0", "") else text
 
 
 class PrivateDialect:
@@ -137,3 +148,11 @@ class PrivateDialect:
         if override is not None:
             return int(override * 1000) if real_ms is None else min(int(override * 1000), real_ms)
         return real_ms
+
+    def oldest_ms(self, real_ms: int | None, *, now_ms: int | None = None) -> int:
+        """The oldest fill time the history serves at ``now_ms`` (default: the account clock
+        now): :meth:`window_ms` back from it; 0: all of it."""
+        window = self.window_ms(real_ms)
+        if window is None:
+            return 0
+        return (self.account.now_ms() if now_ms is None else now_ms) - window

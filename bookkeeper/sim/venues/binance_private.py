@@ -300,7 +300,10 @@ class BinancePrivate(PrivateDialect):
             return _err(400, -1022, "Signature for this request is not valid.")
         return None
 
-    def _my_trades(self, query: Mapping[str, str]) -> RestResult:
+    def _trades_query(self, query: Mapping[str, str]) -> RestResult | tuple[str, int, dict[str, int]]:
+        """The trades request's ``symbol`` (required, listed), ``limit`` (1-1000, default 500)
+        and integer parameters (``orderId``, ``startTime``, ``endTime``, ``fromId``): spot's
+        ``myTrades`` and USD-M's ``userTrades`` check them alike; the refusal otherwise."""
         symbol = query.get("symbol")
         if not symbol:
             return _err(400, -1102, _mandatory("symbol"))
@@ -313,6 +316,23 @@ class BinancePrivate(PrivateDialect):
             return _err(400, -1100, "Illegal characters found in a parameter.")
         if not 1 <= limit <= 1000:
             return _err(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        return symbol, limit, ints
+
+    def _served_trades(self, symbol: str, ints: Mapping[str, int], real_window_ms: int | None, *,
+                       now_ms: int | None = None) -> list[SimFill]:
+        """``symbol``'s trades the history still serves at ``now_ms`` (:meth:`oldest_ms`), of
+        ``orderId`` when given, ascending."""
+        oldest = self.oldest_ms(real_window_ms, now_ms=now_ms)
+        rows = [f for f in self.account.fills(symbol) if f.ts_ms >= oldest]
+        if "orderId" in ints:
+            rows = [f for f in rows if f.order_id == str(ints["orderId"])]
+        return rows
+
+    def _my_trades(self, query: Mapping[str, str]) -> RestResult:
+        checked = self._trades_query(query)
+        if isinstance(checked, RestResult):
+            return checked
+        symbol, limit, ints = checked
         if frozenset(ints) not in _MYTRADES_COMBINATIONS:
             return _err(400, -1128, "Combination of optional parameters invalid.")
         start, end = ints.get("startTime"), ints.get("endTime")
@@ -322,13 +342,7 @@ class BinancePrivate(PrivateDialect):
             end = start + DAY_MS
         elif end is not None and start is None:
             start = end - DAY_MS
-        rows = self.account.fills(symbol)
-        window = self.window_ms(None)
-        if window is not None:
-            oldest = self.account.now_ms() - window
-            rows = [f for f in rows if f.ts_ms >= oldest]
-        if "orderId" in ints:
-            rows = [f for f in rows if f.order_id == str(ints["orderId"])]
+        rows = self._served_trades(symbol, ints, None)
         if "fromId" in ints:
             rows = [f for f in rows if int(f.trade_id) >= ints["fromId"]][:limit]
         elif start is not None and end is not None:

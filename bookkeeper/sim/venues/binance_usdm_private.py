@@ -58,7 +58,7 @@ from ..account import (
 )
 from ..private import DAY_MS
 from ..server import ClientConn, Frame, RestResult
-from .binance_private import _STATUS, BinancePrivate, _err, _mandatory
+from .binance_private import _STATUS, BinancePrivate, _err
 
 __all__ = ["BINANCE_USDM_ACCOUNT", "BinanceUsdmPrivate"]
 
@@ -331,28 +331,17 @@ class BinanceUsdmPrivate(BinancePrivate):
                 and (self.account.position(s)[0] != 0 or self.account.open_orders(s))]
 
     def _user_trades(self, query: Mapping[str, str]) -> RestResult:
-        symbol = query.get("symbol")
-        if not symbol:
-            return _err(400, -1102, _mandatory("symbol"))
-        try:
-            limit = int(query.get("limit", "500"))
-            ints = {k: int(query[k]) for k in ("orderId", "startTime", "endTime", "fromId") if k in query}
-        except ValueError:
-            return _err(400, -1100, "Illegal characters found in a parameter.")
-        if not 1 <= limit <= 1000:
-            return _err(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        checked = self._trades_query(query)  # symbol, limit and integers as spot's myTrades
+        if isinstance(checked, RestResult):
+            return checked
+        symbol, limit, ints = checked
         start, end = ints.get("startTime"), ints.get("endTime")
         if "fromId" in ints and (start is not None or end is not None):
             return _err(400, -1128, "Combination of optional parameters invalid.")  # ⚠ code
         if start is not None and end is not None and not 0 <= end - start <= WEEK_MS:
             return _err(400, -1127, "More than 7 days between startTime and endTime.")  # ⚠ code
         now = self.account.now_ms()
-        rows = self.account.fills(symbol)
-        retention = self.window_ms(RETENTION_MS)
-        if retention is not None:
-            rows = [f for f in rows if f.ts_ms >= now - retention]
-        if "orderId" in ints:
-            rows = [f for f in rows if f.order_id == str(ints["orderId"])]
+        rows = self._served_trades(symbol, ints, RETENTION_MS, now_ms=now)
         if "fromId" in ints:
             rows = [f for f in rows if int(f.trade_id) >= ints["fromId"]][:limit]
         elif start is None and end is None:  # the last 7 days, most recent first cut, ascending

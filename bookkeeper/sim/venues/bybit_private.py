@@ -60,8 +60,7 @@ from ..account import (
     SimOrder,
     wall_ms,
 )
-from ..engine import trim
-from ..private import DAY_MS, PrivateDialect
+from ..private import DAY_MS, PrivateDialect, trimmed
 from ..server import ClientConn, RestResult
 
 __all__ = ["BYBIT_ACCOUNT", "BybitPrivate"]
@@ -94,10 +93,7 @@ _AUTH_FAILED = "error:USVC1111"
 
 def num(value: Decimal | None) -> str:
     """Bybit prints numbers as plain decimals (trailing zeros trimmed here)."""
-    if value is None:
-        return "0"
-    text = trim(f"{value:f}")
-    return "0" if text in ("-0", "") else text
+    return trimmed(value)
 
 
 def _side(side: str) -> str:
@@ -419,8 +415,7 @@ class BybitPrivate(PrivateDialect):
             end = start + WINDOW_MS
         if end < start or end - start > WINDOW_MS:
             return _fail(200, 10001, "params error: The time range between startTime and endTime cannot exceed 7 days")
-        retention = self.window_ms(RETENTION_MS)
-        oldest = now - retention if retention is not None else 0
+        oldest = self.oldest_ms(RETENTION_MS, now_ms=now)
         rows = [f for f in self.account.fills(symbol or None) if start <= f.ts_ms <= end and f.ts_ms >= oldest]
         rows.sort(key=lambda f: f.ts_ms, reverse=True)  # newest first (fill times are unique per account)
         if query.get("cursor"):

@@ -75,8 +75,7 @@ from websockets.datastructures import Headers
 from bookkeeper.credentials import ApiCredentials
 
 from ..account import AccountChange, AccountInstrument, AccountProfile, InstrumentKind, OrderChanged, SimOrder
-from ..engine import trim
-from ..private import PrivateDialect
+from ..private import PrivateDialect, trimmed
 from ..server import ClientConn, RestResult
 from .coinbase import AtSession, heartbeat_loop, ns_timestamp, parse_request, send_numbered, watchdog
 
@@ -178,10 +177,7 @@ def check_jwt(token: Any, *, credentials: ApiCredentials, now_s: float, uris: fr
 
 
 def _num(value: Decimal | None) -> str:
-    if value is None:
-        return "0"
-    text = trim(f"{value:f}")
-    return "0" if text in ("-0", "") else text
+    return trimmed(value)
 
 
 def _ms_time(ms: int) -> str:
@@ -382,8 +378,7 @@ class CoinbasePrivate(PrivateDialect):
         end = _parse_time_ms(query["end_sequence_timestamp"]) if query.get("end_sequence_timestamp") else None
         if start is None or (query.get("end_sequence_timestamp") and end is None):
             return self._bad("start_sequence_timestamp / end_sequence_timestamp must be RFC 3339 times")
-        window = self.window_ms(None)
-        oldest = self.account.now_ms() - window if window is not None else 0
+        oldest = self.oldest_ms(None)
         rows = [f for f in self.account.fills() if (not products or f.symbol in products)
                 and (not orders or f.order_id in orders) and max(start, oldest) <= f.ts_ms
                 and (end is None or f.ts_ms <= end)]

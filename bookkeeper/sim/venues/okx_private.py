@@ -48,8 +48,7 @@ from ..account import (
     SimOrder,
     wall_ms,
 )
-from ..engine import trim
-from ..private import DAY_MS, PrivateDialect
+from ..private import DAY_MS, PrivateDialect, trimmed
 from ..server import ClientConn, Frame, RestResult
 
 __all__ = ["OKX_ACCOUNT", "OkxPrivate"]
@@ -83,11 +82,8 @@ _CHANNELS = frozenset({"orders", "positions", "account"})
 
 
 def num(value: Decimal | None) -> str:
-    """OKX prints numbers without trailing zeros."""
-    if value is None:
-        return ""
-    text = trim(f"{value:f}")
-    return "0" if text in ("-0", "") else text
+    """OKX prints numbers without trailing zeros; no value is ``""``."""
+    return trimmed(value, none="")
 
 
 def _inst_type(inst: AccountInstrument) -> str:
