@@ -383,3 +383,9 @@ class PrivateBootstrap(Protocol):
         """The periodic call that keeps the grant of bootstrap answer ``body`` alive, ``None``
         when it needs none."""
         ...
+
+    def private_release_call(self, body: Any) -> RestCall | None:
+        """The call that gives the grant of bootstrap answer ``body`` back when the feed closes
+        (listenKey ``DELETE``: the venue stops its streams at once instead of at expiry),
+        ``None`` when there is none. One try, errors only logged."""
+        ...

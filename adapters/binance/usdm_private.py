@@ -401,6 +401,10 @@ class BinanceUsdmAccount(BinanceAccountBase):
         """``PUT /fapi/v1/listenKey`` (the account's one key: no parameter names it)."""
         return RestCall(ccxt_id=CCXT_ID, method="fapiprivate_put_listenkey", params={})
 
+    def private_release_call(self, body: Any) -> RestCall | None:
+        """``DELETE /fapi/v1/listenKey`` (closes the key and its streams)."""
+        return RestCall(ccxt_id=CCXT_ID, method="fapiprivate_delete_listenkey", params={})
+
     # -- the stream dialogue ----------------------------------------------------------------
 
     def login_messages(self, credentials: ApiCredentials, *, now_ms: int, request_id: str) -> list[str]:

@@ -122,6 +122,8 @@ NS = 1_000_000_000
 _REST_ATTEMPTS = 6
 #: a full sync re-reads until the venue's last-change time is the same before and after
 _FULL_SYNC_READS = 5
+#: how long close() waits to give a bootstrap grant back (listenKey DELETE)
+_RELEASE_TIMEOUT_S = 5.0
 
 
 def _credentials_refused(exc: ExchangeRejected) -> bool:
@@ -374,6 +376,7 @@ class AccountFeed:
                 await task
         if self._pending_record is not None:
             self._write_record(success=False)
+        await self._release_grant()
         if self._exchange is not None:
             with contextlib.suppress(Exception):
                 await self._exchange.close()
@@ -582,6 +585,21 @@ class AccountFeed:
         self.bootstraps += 1
         self._grant = body
         return url
+
+    async def _release_grant(self) -> None:
+        """Give a bootstrap grant back on close (listenKey ``DELETE``): one try, bounded, errors
+        logged (the grant expires by itself anyway)."""
+        bootstrap, grant = self._bootstrap, self._grant
+        if bootstrap is None or grant is None or self._exchange is None or self._halt_reason is not None:
+            return
+        self._grant = None
+        call = bootstrap.private_release_call(grant)
+        if call is None:
+            return
+        try:
+            await asyncio.wait_for(self._request(call), timeout=_RELEASE_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - closing: report and go on
+            log.info("%s: could not give the private stream's grant back on close: %s", self._key, exc)
 
     def _connect_failed(self, episode: int, exc: BaseException) -> None:
         """An attempt episode ended without a connection: the breaker opens (its cool-down

@@ -117,8 +117,8 @@ async def test_the_keepalive_outlives_the_keys_lifetime_and_without_it_the_key_e
             await feed.wait_synced(timeout=TIMEOUT)
             await feed.wait_until(lambda f: f.session.stats.session_expiries == 1 and f.connections == 2
                                   and f.state is AccountState.SYNCED, timeout=TIMEOUT)
-            # the first feed's key was still active (POST returned it), then expired: one new key
-            assert feed.keepalives == 0 and _dialect(sim).keys_issued == 2
+            # the first feed gave its key back on close: a new key, then it expired: another one
+            assert feed.keepalives == 0 and _dialect(sim).keys_issued == 3
             trade_all(sim, VENUE)
             await converge(feed, sim, VENUE)
 
@@ -136,3 +136,22 @@ async def test_a_key_the_venue_refuses_halts_at_the_bootstrap(sim: SimExchange, 
             assert [a.kind for a in feed.alerts] == [AccountAlertKind.AUTH_REJECTED]
         finally:
             await feed.close()
+
+
+async def test_a_refused_keepalive_reconnects_with_a_new_key_and_close_gives_the_key_back(
+        sim: SimExchange, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _keepalive_every(monkeypatch, 0.2)
+    async with make_feed(sim, VENUE, tmp_path / "r.sqlite3") as feed:
+        await feed.wait_synced(timeout=TIMEOUT)
+        await feed.wait_until(lambda f: f.keepalives >= 1, timeout=TIMEOUT)
+        assert _dialect(sim).forget_key()  # the venue drops the key silently: the next PUT is refused
+        trade_all(sim, VENUE)  # the stream on the forgotten key still delivers nothing new for sure
+        await feed.wait_until(lambda f: f.connections == 2 and f.state is AccountState.SYNCED, timeout=TIMEOUT)
+        assert feed.bootstraps == 2 and _dialect(sim).keys_issued == 2
+        (rec,) = feed.records
+        assert (rec.channel, rec.close_cause) == ("private", "auth_failed")
+        await converge(feed, sim, VENUE)
+        assert _dialect(sim).active_key() is not None
+    # closing gave the key back: DELETE once, no key left active at the venue
+    assert feed.rest_calls["fapiprivate_delete_listenkey"] == 1
+    assert _dialect(sim).active_key() is None

@@ -156,6 +156,13 @@ class BinanceUsdmPrivate(BinancePrivate):
             return None
         return key.key if key is not None else None
 
+    def forget_key(self) -> bool:
+        """The venue loses the active key without a word to its streams (no
+        ``listenKeyExpired``): the next ``PUT`` is refused with ``-1125``. Tests of a client's
+        refused keepalive use it. Returns whether there was a key."""
+        had, self._key = self._key is not None, None
+        return had
+
     def _expire(self, key: _Key) -> None:
         """The key is gone: every live stream on it is told so, once, and gets nothing more."""
         if self._key is key:
