@@ -86,3 +86,25 @@ async def test_a_lost_user_frame_is_a_stream_gap_replayed_from_rest(feed: Accoun
     assert feed.session.stats.order_gaps == 0  # nothing else reported it: only the stream gap found it
     result = _result(feed, sim)
     assert (result["fills_duplicated"], result["balance_mismatches"]) == (0, 0)
+
+
+async def test_a_lost_cancel_report_leaves_the_open_orders_at_the_next_reconciliation(
+        sim: SimExchange, tmp_path: Path) -> None:
+    acct = sim.account(VENUE)
+    async with AccountFeed(VENUE, list(acct.instruments), credentials=acct.credentials,
+                           store=tmp_path / "acct.sqlite3", ws_root=sim.urls(VENUE)["ws_root"],
+                           rest_config=sim.ccxt_config(VENUE),
+                           policy=AccountPolicy(reconcile_interval_s=0.5, lookback_s=0.5, open_order_grace_s=0.5),
+                           backoff=BackoffPolicy(base_s=0.1, cap_s=0.5, max_attempts=6, first_delay_s=0.05),
+                           breaker=BreakerPolicy(max_failures=20, window_s=60, cooldown_s=0.5)) as feed:
+        await feed.wait_synced(timeout=TIMEOUT)
+        symbol = next(iter(acct.instruments))
+        order = acct.place_order(symbol, "buy", acct.instruments[symbol].typical_qty, acct.mark_price(symbol))
+        await feed.wait_until(lambda f: any(o.order_id == order.order_id for o in f.open_orders()), timeout=TIMEOUT)
+        await sim.inject("private_drop", VENUE)
+        acct.cancel_order(order.order_id)  # its report is lost; the replay of the gap finds no fill
+        await sim.wait_private_sent(VENUE)
+        assert sim.faults_injected[FaultKind.PRIVATE_DROP] == 1
+        await feed.wait_until(lambda f: not f.open_orders() and f.state is AccountState.SYNCED, timeout=TIMEOUT)
+        assert any(f"open:{symbol}:{order.order_id}" in a.evidence for a in feed.alerts), list(feed.alerts)
+        await _converge(feed, sim)
