@@ -39,7 +39,8 @@ def _check(report: dict, *, restarts: int) -> None:
 @pytest.mark.background(lambda _, venue, seed: chaos_child(
     venues=[venue], seed=seed, duration_s=14.0, faults=["abort", "drop", *PRIVATE_FAULTS], account=True,
     account_workdir="acct", fault_rate_per_s=0.8), group="account")
-@pytest.mark.parametrize(("venue", "seed"), [("okx", 11), ("coinbase", 5), ("binance_usdm", 5)])
+@pytest.mark.parametrize(("venue", "seed"), [("okx", 11), ("coinbase", 5), ("binance_usdm", 5), ("bybit", 5),
+                                           ("binance", 5)])
 def test_account_chaos_in_process_meets_every_bar(venue: str, seed: int, background: BackgroundResult) -> None:
     # run_chaos in a child process (started when the suite starts: tests/_background.py)
     assert background.returncode == 0, background.stderr[-3000:]
