@@ -27,9 +27,14 @@ _BACKGROUND = BackgroundRuns()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # tests reading a background run go last: by then their runs are done, and no other test
-    # waits behind them
-    items.sort(key=lambda item: item.get_closest_marker("background") is not None)
+    # tests that wait for the background runs to finish (quiet_background), then those reading
+    # one, go last: by then the runs are done, and no other test waits behind them
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("background") is not None:
+            return 2
+        return 1 if "quiet_background" in getattr(item, "fixturenames", ()) else 0
+
+    items.sort(key=rank)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
