@@ -43,9 +43,9 @@ __all__ = [
 ]
 
 #: A plain decimal numeral as venues write money: sign, digits, optional fraction, optional
-#: small exponent. ``Decimal()`` itself also takes ``"NaN"``, ``"1_000"``, ``" 1 "`` and
-#: ``"1e999999"``; none of them is a price.
-_DECIMAL = re.compile(r"-?(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})(?:[eE][-+]?\d{1,2})?")
+#: small exponent, ASCII digits only. ``Decimal()`` itself also takes ``"NaN"``, ``"1_000"``, ``" 1 "``,
+#: ``"1e999999"`` and other scripts' digits (``"٣"``); none of them is a price.
+_DECIMAL = re.compile(r"-?(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})(?:[eE][-+]?\d{1,2})?", re.ASCII)
 #: no real balance, price or quantity is this large: anything above is a corrupt frame
 _MONEY_MAX = Decimal(10) ** 24
 #: millisecond timestamps: at most 16 digits (the ns value stays well inside int64)

@@ -384,7 +384,9 @@ class AccountSession:
         if self._state in (_S.DISCONNECTED, _S.HALTED):
             return []
         self.stats.stream_gaps += 1
-        since = min(event.since_ns, now_ns) if event.since_ns > 0 else now_ns
+        # unknown (0): the newest event seen is the latest the lost message can follow; ``now``
+        # would replay nothing of what was lost
+        since = min(event.since_ns if event.since_ns > 0 else self._known_ns or now_ns, now_ns)
         if self._state is _S.SYNCED:
             self._open_gap(AccountReason.STREAM_GAP, since)
             return self._recover(now_ns, reason=AccountReason.STREAM_GAP, since_ns=None, why=event.message)
@@ -431,7 +433,22 @@ class AccountSession:
                 return self._escalate(f"{overflow} held stream events dropped (buffer full)")
         return []
 
-    def _note(self, data: Iterable[PrivateEvent]) -> None:
+    def _unrecorded_fills(self, data: Iterable[PrivateEvent]) -> set[int]:
+        """``id()`` of the fills in ``data`` the ledger does not hold yet (first of each fill id):
+        held events a recovery's replay already fetched, or a fill the stream sent twice, must
+        not count twice towards an order's filled quantity (the ledger applies them once)."""
+        out: set[int] = set()
+        seen: set[tuple[str, str]] = set()
+        for event in data:
+            if isinstance(event, Fill):
+                key = (event.symbol, event.fill_id)
+                if key not in seen and not self._ledger.has_fill(self._account, event.symbol, event.fill_id):
+                    out.add(id(event))
+                seen.add(key)
+        return out
+
+    def _note(self, data: Sequence[PrivateEvent]) -> None:
+        new = self._unrecorded_fills(data)
         for event in data:
             ts = getattr(event, "ts_exchange_ns", 0)
             if ts > self._known_ns:
@@ -440,7 +457,8 @@ class AccountSession:
                 self._known_fill_ns = ts
             if isinstance(event, Fill):
                 key = (event.symbol, event.order_id)
-                if key in self._order_fills:  # absent: counted from the ledger when next needed
+                # absent: counted from the ledger when next needed; recorded: counted there already
+                if key in self._order_fills and id(event) in new:
                     self._order_fills[key] += event.qty
             elif isinstance(event, OrderUpdate):
                 key = (event.symbol, event.order_id)
@@ -470,8 +488,9 @@ class AccountSession:
     def _order_gap(self, data: Sequence[PrivateEvent]) -> tuple[str, int, str] | None:
         """A fill lost on the stream, proven by an order's cumulative quantity (§2.5)."""
         fills: dict[tuple[str, str], Decimal] = {}
+        new = self._unrecorded_fills(data)
         for event in data:
-            if isinstance(event, Fill):
+            if isinstance(event, Fill) and id(event) in new:
                 key = (event.symbol, event.order_id)
                 fills[key] = fills.get(key, Decimal(0)) + event.qty
         base = self._ledger.baseline(self._account)
@@ -761,8 +780,10 @@ class AccountSession:
             if key in ours or order.ts_exchange_ns > cutoff:
                 continue
             last = known.get(key)
-            if last is not None and last.ts_exchange_ns >= order.ts_exchange_ns:
-                continue  # the ledger has a later report (closed): the venue's list lags it
+            if last is not None and (not last.status.is_open or last.ts_exchange_ns >= order.ts_exchange_ns):
+                # closed here (an order never reopens: the venue's list lags, and a full sync
+                # keeps terminal reports, so it could not settle it), or a later report of ours
+                continue
             out[f"open:{key[0]}:{key[1]}"] = f"ledger={last.status if last else 'unknown'} venue={order.status}"
         return out
 

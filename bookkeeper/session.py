@@ -399,7 +399,9 @@ class BookSession:
         # nothing per delta beyond apply + crossed check (no checksum, no truncation).
         model = capabilities.sequence_model
         fast = 1 if model is SequenceModel.CONTIGUOUS_RANGE else 2 if model is SequenceModel.PREV_POINTER else 0
-        self._fast_model = 0 if self._verify or self._truncate else fast
+        # CROSS_NEXT keeps the last cross sequence per delta (restart detection): never fast
+        cross = SpliceRule.CROSS_NEXT in (capabilities.splice_rule, capabilities.ws_splice_rule)
+        self._fast_model = 0 if self._verify or self._truncate or cross else fast
 
     # ------------------------------------------------------------------ observers
     @property

@@ -122,7 +122,10 @@ _TERMINAL: dict[str, OrderStatus] = {
     "FILLED": OrderStatus.FILLED, "CANCELLED": OrderStatus.CANCELED, "EXPIRED": OrderStatus.EXPIRED,
     "FAILED": OrderStatus.REJECTED,
 }
-_OPEN = frozenset({"PENDING", "OPEN", "QUEUED", "CANCEL_QUEUED"})
+#: EDIT_QUEUED (an order waiting for its edit) is still open; ⚠ it is in the API reference's
+#: status enum, not in §8 or in ccxt's table. UNKNOWN_ORDER_STATUS stays refused (nothing to
+#: build a state from).
+_OPEN = frozenset({"PENDING", "OPEN", "QUEUED", "CANCEL_QUEUED", "EDIT_QUEUED"})
 
 
 def _fail(message: str, raw: Any, symbol: str | None = None) -> AdapterError:

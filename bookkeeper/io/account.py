@@ -659,6 +659,8 @@ class AccountFeed:
             for task in (keepalive, grant):
                 if task is not None:
                     task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
             self._transport = None
 
     async def _keepalive(self, transport: StreamTransport) -> None:
@@ -704,6 +706,10 @@ class AccountFeed:
                 log.warning("%s: grant keepalive failed (%s); trying again in %.0fs", self._key, exc,
                             bootstrap.keepalive_interval_s)
                 continue
+            except Exception:  # a bug here must not end the keepalive silently (the key would lapse)
+                log.exception("%s: grant keepalive crashed; reconnecting", self._key)
+                transport.abort(CloseReason.LOCAL_SHUTDOWN)
+                return
             self.keepalives += 1
             self._changed.set()
 

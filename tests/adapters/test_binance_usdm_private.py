@@ -153,6 +153,8 @@ def test_combined_stream_form_is_unwrapped_and_other_frames_yield_nothing() -> N
     ("o", "S", "LONG"),
     ("o", "l", "1e999"),
     ("o", "n", 1.2),  # a JSON number where Binance writes a string
+    ("o", "L", "\u0666\u0661\u0668\u0661\u0662.\u0665"),  # another script's digits: Decimal() takes them
+    ("o", "l", "\u00b2"),  # a superscript: str.isdigit() says digit, Decimal() refuses it
     ("o", "ps", "LONG"),  # hedge mode: the ledger is net
 ])
 def test_malformed_order_updates_are_refused(mutation: tuple[str, str, Any]) -> None:

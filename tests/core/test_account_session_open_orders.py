@@ -72,3 +72,13 @@ def test_without_open_orders_the_check_is_skipped() -> None:
     h = _synced_with_open_order()
     _reconcile(h, T0 + 20 * S)
     assert h.s.reconciled(T0 + 20 * S, balances=BalanceReport(balances=BAL, ts_exchange_ns=T0), positions=None) == []
+
+
+def test_an_order_closed_here_is_never_drift_even_when_the_venue_lists_it_later() -> None:
+    # a full sync keeps terminal reports (an order never reopens), so flagging it would repeat
+    # a full sync at every reconciliation without ever settling
+    h = _synced_with_open_order()
+    h.run(h.s.handle([order("A", filled="0", ts=T0 + 2 * S, status=OrderStatus.CANCELED)], T0 + 2 * S))
+    listed_later = order("A", filled="0", ts=T0 + 5 * S, status=OrderStatus.NEW)
+    assert _answer(h, T0 + 20 * S, [listed_later]) == []
+    assert h.s.stats.open_order_drifts == 0

@@ -111,3 +111,42 @@ def test_an_order_report_from_before_the_baseline_is_not_an_order_gap() -> None:
     out = h.full_sync(T0 + 2 * S, balances={"USDT": D("800")})
     assert h.s.state is AccountState.SYNCED and h.s.stats.order_gaps == 0
     assert [a for a in out if isinstance(a, FetchFillsSince)] == []
+
+
+def test_a_held_fill_the_replay_also_fetched_counts_once_towards_its_order() -> None:
+    # the replay read fill 1 over REST, and the stream's copy of it was held: the order's count
+    # must stay 1, so its next report (2 filled, fill 2 lost) is an order gap
+    h = Harness(history=OKXLIKE, policy=AccountPolicy(reconcile_interval_s=None, lookback_s=0.0))
+    h.synced_from_scratch()
+    h.run(h.s.handle([order("A", filled="0", ts=T0 + S, status=OrderStatus.NEW)], T0 + S))
+    h.s.closed(T0 + 2 * S, CloseReason.ABNORMAL_CLOSURE)
+    h.s.opened(T0 + 3 * S)
+    h.s.handle([LOGGED_IN], T0 + 3 * S)
+    f1 = fill(1, ts=T0 + 4 * S, order="A")
+    assert h.s.handle([f1, order("A", filled="1", ts=T0 + 4 * S)], T0 + 4 * S) == []  # held
+    h.ledger.apply_fill(h.s.account, f1)  # what the replay found
+    h.s.replayed("BTCUSDT", exhausted=True, pages=1, newest_ns=T0 + 4 * S, now_ns=T0 + 5 * S)
+    h.run(h.s.replayed("ETHUSDT", exhausted=True, pages=1, newest_ns=None, now_ns=T0 + 5 * S))
+    assert h.s.state is AccountState.SYNCED and h.s.stats.order_gaps == 0
+    out = h.run(h.s.handle([order("A", filled="2", ts=T0 + 6 * S)], T0 + 6 * S))
+    (replay,) = [a for a in out if isinstance(a, FetchFillsSince)]
+    assert replay.symbol == "BTCUSDT" and h.s.stats.order_gaps == 1
+
+
+def test_a_fill_the_stream_sends_twice_counts_once_towards_its_order() -> None:
+    h = Harness(history=OKXLIKE, policy=AccountPolicy(reconcile_interval_s=None, lookback_s=0.0))
+    h.synced_from_scratch()
+    f1 = fill(1, ts=T0 + S, order="A")
+    h.run(h.s.handle([f1, order("A", filled="1", ts=T0 + S)], T0 + S))
+    h.run(h.s.handle([f1], T0 + 2 * S))  # re-sent: the ledger ignores it, and so must the count
+    out = h.run(h.s.handle([order("A", filled="2", ts=T0 + 3 * S)], T0 + 3 * S))
+    assert [a.symbol for a in out if isinstance(a, FetchFillsSince)] == ["BTCUSDT"]
+
+
+def test_a_stream_gap_of_unknown_start_replays_from_the_newest_event_seen_not_from_now() -> None:
+    h = Harness(history=OKXLIKE, policy=AccountPolicy(reconcile_interval_s=None, lookback_s=0.0))
+    h.synced_from_scratch()
+    h.run(h.s.handle([fill(1, ts=T0 + S)], T0 + S))
+    out = h.run(h.s.handle([gap(0)], T0 + 9 * S))  # since_ns 0: the venue could not say
+    replays = {a.symbol: a for a in out if isinstance(a, FetchFillsSince)}
+    assert set(replays) == set(SYMS) and replays["ETHUSDT"].cursor == FillCursor(ts_ns=T0 + S)

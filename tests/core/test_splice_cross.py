@@ -168,3 +168,14 @@ def test_a_synced_book_takes_a_snapshot_newer_by_cross_sequence() -> None:
                                          source=SnapshotSource.REPLAY))
     assert [a.kind for a in refused if isinstance(a, Alert)] == [AlertKind.STALE_SNAPSHOT]
     assert s.book.best_bid() == (15.0, 2.0)
+
+
+def test_cross_next_sessions_never_take_the_fused_fast_path() -> None:
+    # the fast path does not keep the cross sequence: a duplicate after it would look like an
+    # id restart (newer cross than the snapshot's, stale u) and resync a good book
+    s = BookSession("X", CAPS)
+    s.on_delta(d(99, 890))
+    s.on_snapshot(snap(100, 900), epoch=s.epoch)
+    s.on_delta(d(101, 907))
+    assert s.state is SyncState.SYNCED
+    assert s.apply_frame_fast(b"{}", lambda *a: (102, 102)) is False

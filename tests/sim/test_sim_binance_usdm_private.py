@@ -263,6 +263,14 @@ async def test_bad_signature_and_unknown_key_are_rejected(sim: SimExchange) -> N
             await exchange.close()
 
 
+async def test_a_non_ascii_signature_is_an_invalid_signature_not_a_server_error(sim: SimExchange) -> None:
+    creds = sim.account(VENUE).credentials
+    url = f"{sim.urls(VENUE)['rest']}/fapi/v3/account?timestamp={sim.account(VENUE).now_ms()}&signature=%C3%A9"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, headers={"X-MBX-APIKEY": creds.api_key}) as resp:
+            assert (resp.status, (await resp.json())["code"]) == (400, -1022)
+
+
 # -- faults on the aiohttp listener --------------------------------------------------------------------
 
 

@@ -8,18 +8,25 @@ with ``sim.wait_private_sent()``.
 
 from __future__ import annotations
 
+import base64
 import random
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import ccxt.async_support as ccxt
+import orjson
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from websockets.asyncio.client import ClientConnection, connect
 
 from bookkeeper.actions import FillCursor
 from bookkeeper.adapters import get_account_adapter
+from bookkeeper.adapters.coinbase.private import _b64url
 from bookkeeper.sim import FaultKind, SimExchange
 from bookkeeper.sim.exchange import ACCOUNT_VENUES
 from bookkeeper.sim.venues.coinbase import ns_timestamp
@@ -101,6 +108,39 @@ async def test_rest_refuses_a_jwt_signed_with_another_key(sim: SimExchange) -> N
             await ex.v3_private_get_brokerage_accounts({"limit": 250})
     finally:
         await ex.close()
+
+
+def _jwt(creds: Any, **claims: Any) -> str:
+    """A validly signed JWT for ``creds`` with the claims given (beside sub/iss/nbf/exp)."""
+    key = serialization.load_pem_private_key(creds.reveal_secret().encode(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    now = int(time.time())
+    head = {"alg": "ES256", "kid": creds.api_key, "nonce": "n0", "typ": "JWT"}
+    body = {"iss": "cdp", "nbf": now, "exp": now + 120, "sub": creds.api_key} | claims
+    signing_input = f"{_b64url(orjson.dumps(head))}.{_b64url(orjson.dumps(body))}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+async def _get(url: str, token: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+            return resp.status, orjson.loads(await resp.read())
+
+
+async def test_hostile_jwt_claims_and_parameters_are_refused_not_a_server_error(sim: SimExchange) -> None:
+    creds = sim.account("coinbase").credentials
+    rest = sim.urls("coinbase")["rest"]
+    path = "/api/v3/brokerage/accounts"
+    for claims in ({"uri": ["GET x"]}, {"uri": {"GET x": 1}}, {"uris": 5}, {"uris": [["GET x"]]}):
+        status, answer = await _get(rest + path, _jwt(creds, **claims))
+        assert (status, answer["error"]) == (401, "unauthorized"), claims
+    token = _jwt(creds, uri=f"GET {rest.removeprefix('http://')}{path}")
+    assert (await _get(rest + path, token))[0] == 200
+    superscript = base64.urlsafe_b64encode("\u00b2".encode()).decode()
+    for query in ("limit=%C2%B2", f"cursor={superscript}"):
+        status, answer = await _get(f"{rest}{path}?{query}", token)
+        assert (status, answer["error"]) == (400, "INVALID_ARGUMENT"), query
 
 
 async def test_user_subscribe_checks_the_jwt_then_snapshots_open_orders_in_batches_of_50(sim: SimExchange) -> None:

@@ -401,4 +401,5 @@ def _wire(value: Any) -> str:
 
 def _hmac_ok(secret: str, payload: str, signature: str) -> bool:
     expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature.lower())
+    # bytes: compare_digest refuses non-ASCII str (TypeError), and a hostile signature may be one
+    return hmac.compare_digest(expected.encode(), signature.lower().encode())

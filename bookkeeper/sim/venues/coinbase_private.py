@@ -162,7 +162,8 @@ def check_jwt(token: Any, *, credentials: ApiCredentials, now_s: float, uris: fr
         return "JWT expired or not yet valid"
     if uris is not None:
         named = [claims["uri"]] if "uri" in claims else claims.get("uris") or []
-        if not any(u in uris for u in named):
+        # a claim of another type (a list as ``uri``, a number as ``uris``) names no request
+        if type(named) is not list or not any(type(u) is str and u in uris for u in named):
             return "JWT uri does not name this request"
     if len(sig) != 64:
         return "bad JWT signature"
@@ -193,6 +194,11 @@ def _parse_time_ms(text: str) -> int | None:
 
 def _encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode("|".join(map(str, parts)).encode()).decode()
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes ``"²"``, which ``int()`` refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def _decode_cursor(text: str) -> list[str] | None:
@@ -366,7 +372,7 @@ class CoinbasePrivate(PrivateDialect):
     @staticmethod
     def _limit(query: Mapping[str, str], default: int, top: int) -> int | None:
         text = query.get("limit", str(default))
-        return int(text) if text.isdigit() and 1 <= int(text) <= top else None
+        return int(text) if _digits(text) and 1 <= int(text) <= top else None
 
     def _fills(self, query: Mapping[str, str], multi: Mapping[str, list[str]]) -> RestResult:
         products = set(multi.get("product_ids", []) + multi.get("product_id", []))
@@ -385,7 +391,7 @@ class CoinbasePrivate(PrivateDialect):
         rows.sort(key=lambda f: (f.ts_ms, f.trade_id), reverse=True)  # newest first
         if query.get("cursor"):
             after = _decode_cursor(query["cursor"])
-            if after is None or len(after) != 2 or not after[0].isdigit():
+            if after is None or len(after) != 2 or not _digits(after[0]):
                 return self._bad("cursor is invalid")
             key = (int(after[0]), after[1])
             rows = [f for f in rows if (f.ts_ms, f.trade_id) < key]
@@ -417,7 +423,7 @@ class CoinbasePrivate(PrivateDialect):
         rows.sort(key=lambda o: (o.created_ms, o.order_id), reverse=True)  # newest first
         if query.get("cursor"):
             after = _decode_cursor(query["cursor"])
-            if after is None or len(after) != 2 or not after[0].isdigit():
+            if after is None or len(after) != 2 or not _digits(after[0]):
                 return self._bad("cursor is invalid")
             key = (int(after[0]), after[1])
             rows = [o for o in rows if (o.created_ms, o.order_id) < key]
@@ -456,7 +462,7 @@ class CoinbasePrivate(PrivateDialect):
         start = 0
         if query.get("cursor"):
             after = _decode_cursor(query["cursor"])
-            if after is None or len(after) != 1 or not after[0].isdigit():
+            if after is None or len(after) != 1 or not _digits(after[0]):
                 return self._bad("cursor is invalid")
             start = int(after[0])
         page = ccys[start:start + limit]
