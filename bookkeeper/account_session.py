@@ -663,6 +663,9 @@ class AccountSession:
         out += self._to(_S.SYNCED, f"{self._plan.kind if self._plan else 'recovery'} done")
         stream_gap, self._stream_gap_ns = self._stream_gap_ns, None
         if stream_gap is not None:
+            if order_gap is not None:  # one replay of every symbol covers the order's gap too
+                self.stats.order_gaps += 1
+                stream_gap = min(stream_gap, order_gap[1])
             self._open_gap(AccountReason.STREAM_GAP, stream_gap)
             out += self._recover(now_ns, reason=AccountReason.STREAM_GAP, since_ns=None,
                                  why="a message was lost during the last recovery")

@@ -54,6 +54,25 @@ def test_stream_gap_during_a_recovery_replays_again_once_it_is_done() -> None:
     assert h.s.stats.stream_gaps == 1 and "lost during the last recovery" in h.s.plans[-1].reason
 
 
+def test_a_stream_gap_and_an_order_gap_in_one_recovery_replay_from_the_earlier_start() -> None:
+    h = Harness(history=OKXLIKE, policy=AccountPolicy(reconcile_interval_s=None, lookback_s=0.0,
+                                                      order_gap_lookback_s=1.0))
+    h.synced_from_scratch()
+    h.s.closed(T0 + 5 * S, CloseReason.ABNORMAL_CLOSURE)
+    h.s.opened(T0 + 6 * S)
+    h.s.handle([LOGGED_IN], T0 + 6 * S)
+    # held: an order report claiming a fill no one delivered (order gap from T0 + 3 s, its
+    # report's time less the lookback), then the stream's own numbering skipped at T0 + 7 s
+    assert h.s.handle([order("A", filled="1", ts=T0 + 4 * S)], T0 + 6 * S) == []
+    assert h.s.handle([gap(T0 + 7 * S)], T0 + 7 * S) == []
+    h.s.replayed("BTCUSDT", exhausted=True, pages=1, newest_ns=None, now_ns=T0 + 8 * S)
+    out = h.run(h.s.replayed("ETHUSDT", exhausted=True, pages=1, newest_ns=None, now_ns=T0 + 8 * S))
+    replays = [a for a in out if isinstance(a, FetchFillsSince)]
+    # one replay of every symbol, from the earlier of the two starts: the order's gap is covered
+    assert {a.symbol for a in replays} == set(SYMS) and all(a.since_ns == T0 + 3 * S for a in replays), replays
+    assert h.s.stats.order_gaps == 1 and h.s.stats.stream_gaps == 1
+
+
 def test_stream_gap_before_a_plan_or_while_disconnected_needs_nothing_of_its_own() -> None:
     h = Harness(history=OKXLIKE)
     h.s.opened(T0)

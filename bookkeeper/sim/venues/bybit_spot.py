@@ -169,4 +169,7 @@ class BybitSpotServer(BybitServer):
         floor = self.sim.stale_seq(self, symbol)
         oldest = self.sim.engine.oldest_seq(symbol)
         older = [m for m in messages if oldest <= m[1] <= floor]
-        return older[-1] if older else next(m for m in messages if m[1] >= oldest)
+        if older:
+            return older[-1]
+        # nothing old enough kept: the oldest message the engine still has, else the newest
+        return next((m for m in messages if m[1] >= oldest), messages[-1])
