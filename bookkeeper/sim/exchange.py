@@ -51,8 +51,19 @@ VENUES: tuple[str, ...] = tuple(DIALECTS)
 ACCOUNT_VENUES: tuple[str, ...] = tuple(v for v in VENUES if get_dialect(v).private_dialect is not None)
 
 
+def _free_defaults(venue: str, taken: set[str]) -> tuple[SymbolSpec, ...]:
+    """The venue's default instruments, or its alternates where a venue before it in the same
+    simulator already serves one of those names (``demo --venues binance,binance_usdm,bybit``)."""
+    dialect = get_dialect(venue)
+    for choice in (dialect.default_symbols, dialect.alternate_symbols):
+        if choice and not taken & {s.symbol for s in choice}:
+            return choice
+    raise ValueError(f"{venue}: its default symbols are all served by venues before it in this simulator; "
+                     "name its symbols (symbols={venue: [...]})")
+
+
 def _default_spec(venue: str, symbol: str) -> SymbolSpec:
-    for spec in DEFAULT_SYMBOLS.get(venue, ()):
+    for spec in (*DEFAULT_SYMBOLS.get(venue, ()), *get_dialect(venue).alternate_symbols):
         if spec.symbol == symbol:
             return spec
     return SymbolSpec(symbol=symbol, price_decimals=2, qty_decimals=4, mid_price="100.00", typical_qty="1")
@@ -66,7 +77,10 @@ class SimExchange:
     Args:
         venues: any of ``"binance"``, ``"okx"``, ``"kraken"``.
         symbols: per venue, wire symbols or :class:`SymbolSpec`; ``None`` = two defaults each
-            (``BTCUSDT``/``ETHUSDT``, ``BTC-USDT``/``ETH-USDT``, ``BTC/USD``/``ETH/USD``).
+            (``BTCUSDT``/``ETHUSDT``, ``BTC-USDT``/``ETH-USDT``, ``BTC/USD``/``ETH/USD``); a
+            venue whose default names a venue before it already serves takes its alternates
+            (``binance_usdm`` beside ``binance``: ``BNBUSDT``/``XRPUSDT``), since one engine
+            holds every book by symbol.
         seed: seeds the engine (every symbol's stream) and nothing else.
         fault_plan: scheduled faults, started with the simulator.
         push_interval_s: shortcut for ``config.push_interval_s``.
@@ -104,11 +118,13 @@ class SimExchange:
             if v not in VENUES:
                 raise ValueError(f"unknown venue {v!r}; known: {sorted(VENUES)}")
         specs: dict[str, list[SymbolSpec]] = {}
+        taken: set[str] = set()
         for v in venue_list:
             chosen = (symbols or {}).get(v) if symbols is not None else None
             if chosen is None:
-                chosen = DEFAULT_SYMBOLS[v]
+                chosen = _free_defaults(v, taken)
             specs[v] = [s if isinstance(s, SymbolSpec) else _default_spec(v, s) for s in chosen]
+            taken.update(s.symbol for s in specs[v])
         self.engine = MarketEngine(seed, [s for v in venue_list for s in specs[v]], history=cfg.history)
         self.servers: dict[str, VenueServer] = {v: get_dialect(v)(self, specs[v]) for v in venue_list}
         self.accounts: dict[str, SimAccount] = {}

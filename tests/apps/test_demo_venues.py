@@ -85,3 +85,21 @@ def test_each_newer_dialect_runs_alone_in_the_demo(venue: str, background: Backg
     assert report["venues"] == [venue] and {b.split(":")[0] for b in report["books"]} == {venue}
     assert report["final_consistent"] and report["mismatches"] == 0, report["mismatch_samples"]
     assert all(b["state"] == "synced" for b in report["books"].values()), report["books"]
+
+
+@pytest.mark.background(bg_cli(*_demo_args(",".join(DIALECTS))))
+def test_every_dialect_at_once_each_with_its_own_symbols(background: BackgroundResult) -> None:
+    """One simulator holds every venue's books by symbol, and Binance spot, USD-M and Bybit all
+    spell theirs BTCUSDT: a venue whose defaults are taken serves its alternates instead."""
+    assert background.returncode == 0, background.stdout + background.stderr[-3000:]
+    report = background.json_line()
+    assert report["venues"] == list(DIALECTS)
+    by_venue: dict[str, set[str]] = {}
+    for key in report["books"]:
+        venue, symbol = key.split(":", 1)
+        by_venue.setdefault(venue, set()).add(symbol)
+    assert set(by_venue) == set(DIALECTS) and all(len(s) == 2 for s in by_venue.values()), by_venue
+    symbols = [s for s in by_venue.values() for s in s]
+    assert len(symbols) == len(set(symbols)), by_venue
+    assert report["final_consistent"] and report["mismatches"] == 0, report["mismatch_samples"]
+    assert all(b["state"] == "synced" for b in report["books"].values()), report["books"]

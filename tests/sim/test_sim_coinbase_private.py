@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bookkeeper.actions import FillCursor
 from bookkeeper.adapters import get_account_adapter
-from bookkeeper.adapters.coinbase.private import _b64url
+from bookkeeper.adapters.coinbase.private import _b64url, build_jwt
 from bookkeeper.sim import FaultKind, SimExchange
 from bookkeeper.sim.exchange import ACCOUNT_VENUES
 from bookkeeper.sim.venues.coinbase import ns_timestamp
@@ -110,12 +110,13 @@ async def test_rest_refuses_a_jwt_signed_with_another_key(sim: SimExchange) -> N
         await ex.close()
 
 
-def _jwt(creds: Any, **claims: Any) -> str:
-    """A validly signed JWT for ``creds`` with the claims given (beside sub/iss/nbf/exp)."""
-    key = serialization.load_pem_private_key(creds.reveal_secret().encode(), password=None)
+def _jwt(creds: Any, *, head: dict[str, Any] | None = None, signer: Any = None, **claims: Any) -> str:
+    """A JWT for ``creds`` as the adapter builds it, with the header fields ``head`` and the
+    claims given (beside sub/iss/nbf/exp) replaced, signed by ``signer``'s key (default: ``creds``)."""
+    key = serialization.load_pem_private_key((signer or creds).reveal_secret().encode(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     now = int(time.time())
-    head = {"alg": "ES256", "kid": creds.api_key, "nonce": "n0", "typ": "JWT"}
+    head = {"alg": "ES256", "kid": creds.api_key, "nonce": "n0", "typ": "JWT"} | (head or {})
     body = {"iss": "cdp", "nbf": now, "exp": now + 120, "sub": creds.api_key} | claims
     signing_input = f"{_b64url(orjson.dumps(head))}.{_b64url(orjson.dumps(body))}"
     r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
@@ -141,6 +142,74 @@ async def test_hostile_jwt_claims_and_parameters_are_refused_not_a_server_error(
     for query in ("limit=%C2%B2", f"cursor={superscript}"):
         status, answer = await _get(f"{rest}{path}?{query}", token)
         assert (status, answer["error"]) == (400, "INVALID_ARGUMENT"), query
+
+
+_OTHER_KEY = cdp_credentials(random.Random("another CDP key"))
+_ACCOUNTS = "/api/v3/brokerage/accounts"
+_BAD_TIME = "JWT expired or not yet valid"
+_BAD_URI = "JWT uri does not name this request"
+#: (id, header fields, claims from (now_s, the request's own ``uri``), signed by another key,
+#: the REST 401's ``error_details``, also refused on the WS ``user`` subscribe); each breaks one rule
+_REFUSED: list[tuple[str, dict[str, Any], Any, bool, str, bool]] = [
+    ("expired", {}, lambda now, uri: {"nbf": now - 100, "exp": now - 1}, False, _BAD_TIME, True),
+    ("nbf_beyond_5s_skew", {}, lambda now, uri: {"nbf": now + 30, "exp": now + 90}, False, _BAD_TIME, True),
+    ("lifetime_over_2_min", {}, lambda now, uri: {"nbf": now, "exp": now + 121}, False, _BAD_TIME, True),
+    ("kid_of_another_key", {"kid": _OTHER_KEY.api_key}, lambda now, uri: {}, False, "bad JWT header", True),
+    ("sub_of_another_key", {}, lambda now, uri: {"sub": _OTHER_KEY.api_key}, False,
+     "bad JWT subject or issuer", True),
+    ("bad_iss", {}, lambda now, uri: {"iss": "coinbase"}, False, "bad JWT subject or issuer", True),
+    ("signed_by_another_key", {}, lambda now, uri: {}, True, "bad JWT signature", True),
+    ("uri_other_method", {}, lambda now, uri: {"uri": "POST" + uri.removeprefix("GET")}, False, _BAD_URI, False),
+    ("uri_other_host", {}, lambda now, uri: {"uri": f"GET api.coinbase.com{_ACCOUNTS}"}, False, _BAD_URI, False),
+    ("uri_other_path", {}, lambda now, uri: {"uri": uri.replace("accounts", "orders/historical/fills")}, False,
+     _BAD_URI, False),
+    ("uri_missing", {}, lambda now, uri: {"uri": None}, False, _BAD_URI, False),
+]
+
+
+async def _refused_user_subscribe(sim: SimExchange, token: str) -> None:
+    """The ``user`` subscribe with ``token`` is answered by the auth error and subscribes nothing."""
+    async with connect(_url(sim)) as ws:
+        await ws.send(orjson.dumps({"type": "subscribe", "channel": "user", "jwt": token}).decode())
+        assert await recv_json(ws) == {"type": "error", "message": "authentication failure"}
+        await ws.send(orjson.dumps({"type": "subscribe", "channel": "heartbeats"}).decode())
+        subs = await drain_until(ws, lambda f: f.get("channel") == "subscriptions")
+        assert subs[-1]["events"][0]["subscriptions"] == {"heartbeats": ["heartbeats"]}
+
+
+@pytest.mark.parametrize(("head", "claims", "other_signer", "why", "on_ws"),
+                         [case[1:] for case in _REFUSED], ids=[case[0] for case in _REFUSED])
+async def test_each_jwt_rule_is_refused_on_rest_and_on_the_user_subscribe(
+        sim: SimExchange, head: dict[str, Any], claims: Any, other_signer: bool, why: str, on_ws: bool) -> None:
+    creds = sim.account("coinbase").credentials
+    rest = sim.urls("coinbase")["rest"]
+    uri = f"GET {rest.removeprefix('http://')}{_ACCOUNTS}"
+    signer = _OTHER_KEY if other_signer else None
+    body = {k: v for k, v in ({"uri": uri} | claims(int(time.time()), uri)).items() if v is not None}
+    status, answer = await _get(rest + _ACCOUNTS, _jwt(creds, head=head, signer=signer, **body))
+    assert (status, answer) == (401, {"error": "unauthorized", "error_details": why, "message": "Unauthorized"})
+    if on_ws:  # the WS JWT names no request (no ``uri``)
+        ws_body = {k: v for k, v in claims(int(time.time()), uri).items() if v is not None}
+        await _refused_user_subscribe(sim, _jwt(creds, head=head, signer=signer, **ws_body))
+
+
+async def test_a_jwt_at_the_edges_of_its_rules_is_accepted_on_rest_and_on_the_user_subscribe(sim: SimExchange) -> None:
+    """The positive control: nbf within the 5 s skew, a lifetime of exactly 2 minutes, the
+    adapter's own REST JWT."""
+    creds = sim.account("coinbase").credentials
+    rest = sim.urls("coinbase")["rest"]
+    uri = f"GET {rest.removeprefix('http://')}{_ACCOUNTS}"
+    now = int(time.time())
+    edge = {"nbf": now + 4, "exp": now + 124}
+    status, answer = await _get(rest + _ACCOUNTS, _jwt(creds, uri=uri, **edge))
+    assert status == 200 and answer["accounts"]
+    adapter_token = build_jwt(creds, now_s=now, nonce="n1", uri=uri)
+    assert (await _get(rest + _ACCOUNTS, adapter_token))[0] == 200
+    async with connect(_url(sim)) as ws:
+        await ws.send(orjson.dumps({"type": "subscribe", "channel": "user", "jwt": _jwt(creds, **edge)}).decode())
+        frames = await drain_until(ws, lambda f: f.get("channel") == "user" or f.get("type") == "error")
+        assert [f.get("channel") for f in frames] == ["subscriptions", "user"]
+        assert frames[0]["events"][0]["subscriptions"] == {"user": []}
 
 
 async def test_user_subscribe_checks_the_jwt_then_snapshots_open_orders_in_batches_of_50(sim: SimExchange) -> None:
