@@ -272,11 +272,15 @@ class VenueServer:
         than GET also listens for REST on an ephemeral port of its own."""
         await self._listen(port)
         if self.rest_methods - {"GET"}:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._http_request)
-            self._http_runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await self._http_runner.setup()
-            await self._listen_http()
+            try:
+                app = web.Application()
+                app.router.add_route("*", "/{tail:.*}", self._http_request)
+                self._http_runner = web.AppRunner(app, access_log=None, handle_signals=False)
+                await self._http_runner.setup()
+                await self._listen_http()
+            except BaseException:
+                await self.stop()  # never half started: the WebSocket listener closes too
+                raise
 
     async def _listen_http(self) -> None:
         assert self._http_runner is not None

@@ -292,3 +292,19 @@ async def test_http_faults_and_outages_act_on_the_rest_listener(sim: SimExchange
     status, _, body = await http_get(rest + "/fapi/v1/time")
     assert status == 200 and "serverTime" in body
     assert json.dumps(body)  # a JSON answer after the outage, on the same port
+
+
+async def test_a_rest_listener_that_cannot_start_leaves_nothing_listening() -> None:
+    import socket
+
+    sim = SimExchange(venues=("binance_usdm",), seed=1)
+    server = sim.servers["binance_usdm"]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        server._http_port = busy.getsockname()[1]  # the REST port is taken
+        with pytest.raises(OSError):
+            await server.start()
+    assert server._servers == [] and server._http_runner is None
+    with socket.socket() as probe:  # the WebSocket port it had opened is closed again
+        assert probe.connect_ex(("127.0.0.1", server.port)) != 0
