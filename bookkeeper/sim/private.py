@@ -53,7 +53,8 @@ class PrivateDialect:
     """Shared plumbing of the private sides (see the module docstring).
 
     Subclasses set ``ws_path``, ``profile`` and ``rest_paths`` and implement :meth:`on_text`,
-    :meth:`rest`, :meth:`publish` and :meth:`end_session`.
+    :meth:`rest`, :meth:`end_session`, and either :meth:`publish` or its two hooks
+    (:meth:`receives`, :meth:`push`: each change to each subscribed session, in order).
     """
 
     ws_path: ClassVar[str] = ""
@@ -100,7 +101,21 @@ class PrivateDialect:
         listenKey), ``None`` to accept it (the default: credentials come as messages)."""
         return None
 
-    def publish(self, changes: list[AccountChange]) -> None:  # pragma: no cover
+    def publish(self, changes: list[AccountChange]) -> None:
+        """Push each change, in order, to every connection whose session :meth:`receives`
+        pushes (:meth:`push`); dialects whose pushes are not one per change and session
+        override this."""
+        targets = [(c, c.session) for c in self.private_conns() if c.session is not None and self.receives(c.session)]
+        for change in changes:
+            for conn, session in targets:
+                self.push(conn, session, change)
+
+    def receives(self, session: Any) -> bool:  # pragma: no cover
+        """Whether a connection's session is authenticated and subscribed to something."""
+        raise NotImplementedError
+
+    def push(self, conn: ClientConn, session: Any, change: AccountChange) -> None:  # pragma: no cover
+        """Send what ``change`` means to ``conn``'s subscriptions (``session``)."""
         raise NotImplementedError
 
     def end_session(self, conn: ClientConn) -> bool:  # pragma: no cover

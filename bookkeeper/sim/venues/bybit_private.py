@@ -239,19 +239,14 @@ class BybitPrivate(PrivateDialect):
 
     # -- pushes ---------------------------------------------------------------------------------
 
-    def publish(self, changes: list[AccountChange]) -> None:
-        targets = [(c, c.session) for c in self.private_conns()
-                   if c.session is not None and c.session.authed and c.session.topics]
-        if not targets:
-            return
-        for change in changes:
-            for conn, session in targets:
-                self._push(conn, session.topics, change)
+    def receives(self, session: _Session) -> bool:
+        return session.authed and bool(session.topics)
 
     def _envelope(self, topic: str, ts_ms: int, rows: list[Any]) -> dict[str, Any]:
         return {"id": f"{self.account.uid}_{topic}_{ts_ms}", "topic": topic, "creationTime": ts_ms, "data": rows}
 
-    def _push(self, conn: ClientConn, topics: set[str], change: AccountChange) -> None:
+    def push(self, conn: ClientConn, session: _Session, change: AccountChange) -> None:
+        topics = session.topics
         if isinstance(change, OrderChanged):
             if change.fill is not None and "execution" in topics:
                 self.send_event(conn, self._envelope("execution", change.ts_ms, [self._exec_row(change.fill)]))

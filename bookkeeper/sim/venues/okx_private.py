@@ -205,17 +205,14 @@ class OkxPrivate(PrivateDialect):
 
     # -- pushes ---------------------------------------------------------------------------------
 
-    def publish(self, changes: list[AccountChange]) -> None:
-        targets = [(c, c.session) for c in self.private_conns()
-                   if c.session is not None and c.session.logged_in and c.session.subs]
-        if not targets:
-            return
-        for change in changes:
-            for conn, session in targets:
-                for sub in session.subs:
-                    self._push(conn, sub, change)
+    def receives(self, session: _Session) -> bool:
+        return session.logged_in and bool(session.subs)
 
-    def _push(self, conn: ClientConn, sub: Mapping[str, Any], change: AccountChange) -> None:
+    def push(self, conn: ClientConn, session: _Session, change: AccountChange) -> None:
+        for sub in session.subs:
+            self._push_sub(conn, sub, change)
+
+    def _push_sub(self, conn: ClientConn, sub: Mapping[str, Any], change: AccountChange) -> None:
         channel = sub["channel"]
         arg = {**sub, "uid": self.account.uid}
         if isinstance(change, OrderChanged) and channel == "orders":
