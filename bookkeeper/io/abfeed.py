@@ -39,7 +39,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from bookkeeper.actions import StateChanged, SyncState
@@ -49,7 +48,7 @@ from bookkeeper.view import BookView
 
 from .clock import SYSTEM_CLOCK, Clock, Sleep, real_sleep
 from .coord import Coordinator, InProcessCoordinator
-from .feed import Feed, _UpdateQueue
+from .feed import Feed, _StartClose, _UpdateQueue
 from .journal import JournalChain, MemoryJournal
 from .metrics import FeedMetrics
 from .records import RecordWriter
@@ -96,7 +95,7 @@ class _Served:
         return None if s is None else s.last_seq
 
 
-class ABFeed:
+class ABFeed(_StartClose):
     """Live books over two redundant connections (see the module docstring).
 
     Args:
@@ -269,18 +268,6 @@ class ABFeed:
                 q.close()
         if failure is not None:
             raise failure
-
-    async def __aenter__(self) -> ABFeed:
-        await self.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        try:
-            await self.close()
-        except InvalidState:
-            if exc is None:
-                raise
 
     # ------------------------------------------------------------------ reading
     def _check(self, symbol: str) -> None:

@@ -53,7 +53,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from bookkeeper.actions import StateChanged, SyncState
 from bookkeeper.errors import AdapterError, ConnectionLost, InvalidState, UsageError
@@ -153,7 +153,32 @@ class _UpdateQueue:
         return self._items.popleft()
 
 
-class Feed:
+class _StartClose:
+    """``async with`` for a feed: ``start()`` on entry, ``close()`` on exit. A driver failure
+    that ``close()`` raises (``InvalidState``) propagates unless the block already raised (often
+    this same failure, from ``wait_synced`` or ``updates()``): that one propagates, and the
+    driver's death was logged with its traceback."""
+
+    async def start(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    async def close(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self.close()
+        except InvalidState:
+            if exc is None:
+                raise
+
+
+class Feed(_StartClose):
     """Live, self-healing L2 books for some symbols of one venue.
 
     Args:
@@ -335,20 +360,6 @@ class Feed:
                 except Exception:  # closing an HTTP session must not hide the feed's own outcome
                     log.warning("closing the REST client failed", exc_info=True)
         self._raise_if_failed()
-
-    async def __aenter__(self) -> Feed:
-        await self.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        try:
-            await self.close()
-        except InvalidState:
-            if exc is None:
-                raise
-            # the block already raised (often this same failure, from wait_synced or
-            # updates()): let that propagate; the driver's death was logged with its traceback
 
     # ------------------------------------------------------------------ reading
     def _session(self, symbol: str) -> Any:
