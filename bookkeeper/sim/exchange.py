@@ -55,7 +55,7 @@ def _free_defaults(venue: str, taken: set[str]) -> tuple[SymbolSpec, ...]:
     """The venue's default instruments, or its alternates where a venue before it in the same
     simulator already serves one of those names (``demo --venues binance,binance_usdm,bybit``)."""
     dialect = get_dialect(venue)
-    for choice in (dialect.default_symbols, dialect.alternate_symbols):
+    for choice in (dialect.default_symbols, *dialect.alternate_symbols):
         if choice and not taken & {s.symbol for s in choice}:
             return choice
     raise ValueError(f"{venue}: its default symbols are all served by venues before it in this simulator; "
@@ -63,7 +63,7 @@ def _free_defaults(venue: str, taken: set[str]) -> tuple[SymbolSpec, ...]:
 
 
 def _default_spec(venue: str, symbol: str) -> SymbolSpec:
-    for spec in (*DEFAULT_SYMBOLS.get(venue, ()), *get_dialect(venue).alternate_symbols):
+    for spec in (*DEFAULT_SYMBOLS.get(venue, ()), *(s for c in get_dialect(venue).alternate_symbols for s in c)):
         if spec.symbol == symbol:
             return spec
     return SymbolSpec(symbol=symbol, price_decimals=2, qty_decimals=4, mid_price="100.00", typical_qty="1")

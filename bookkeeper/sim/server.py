@@ -198,10 +198,12 @@ class VenueServer:
     private_dialect: ClassVar[str | None] = None
     #: the instruments served when the caller names none
     default_symbols: ClassVar[tuple[SymbolSpec, ...]] = ()
-    #: served instead of ``default_symbols`` when a venue listed before this one in the same
-    #: simulator already serves one of those names (one engine holds every venue's books, by
-    #: symbol: Binance spot, USD-M and Bybit all spell theirs ``BTCUSDT``)
-    alternate_symbols: ClassVar[tuple[SymbolSpec, ...]] = ()
+    #: other instrument sets, tried in order, served instead of ``default_symbols`` when a venue
+    #: listed before this one in the same simulator already serves one of those names (one
+    #: engine holds every venue's books, by symbol: Binance spot, USD-M and Bybit all spell
+    #: theirs ``BTCUSDT``). Venues that share names offer the same disjoint sets, so any order
+    #: of them finds one free set each.
+    alternate_symbols: ClassVar[tuple[tuple[SymbolSpec, ...], ...]] = ()
     #: the HTTP methods the venue's REST takes; any but GET moves all of it to an aiohttp
     #: listener of its own (see the module docstring)
     rest_methods: ClassVar[frozenset[str]] = frozenset({"GET"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bookkeeper.sim import SimExchange
@@ -17,8 +19,13 @@ async def test_a_venue_whose_defaults_are_taken_serves_its_alternates() -> None:
         assert list(sim.servers["binance_usdm"].specs) == [s.symbol for s in DEFAULT_SYMBOLS["binance_usdm"]]
 
 
-def test_every_dialect_fits_in_one_simulator_and_a_clash_without_alternates_is_a_clear_error() -> None:
-    SimExchange(venues=tuple(DIALECTS), seed=1)  # builds (books, servers), starts nothing
+def test_every_dialect_fits_in_one_simulator_in_any_order_and_a_clash_is_a_clear_error() -> None:
+    sharing = ("binance", "binance_usdm", "bybit", "bybit_spot")  # all spell symbols BTCUSDT-style
+    for order in itertools.permutations(sharing):
+        sim = SimExchange(venues=order, seed=1)  # builds (books, servers), starts nothing
+        names = [s for v in order for s in sim.servers[v].specs]
+        assert len(names) == len(set(names)) == 2 * len(order), (order, names)
+    SimExchange(venues=tuple(reversed(DIALECTS)), seed=1)
     with pytest.raises(ValueError, match="name its symbols"):
         SimExchange(venues=("binance", "binance_usdm", "bybit"), seed=1,
                     symbols={"binance": ["BTCUSDT", "ETHUSDT", "BNBUSDT", "DOGEUSDT"]})

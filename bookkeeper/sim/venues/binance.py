@@ -47,6 +47,15 @@ class BinanceServer(VenueServer):
         SymbolSpec(symbol="BTCUSDT", price_decimals=2, qty_decimals=5, mid_price="61837.63", typical_qty="0.05"),
         SymbolSpec(symbol="ETHUSDT", price_decimals=2, qty_decimals=4, mid_price="3050.12", typical_qty="0.8"),
     )
+    #: beside Binance USD-M or Bybit in one simulator, listed first (same names): other spot
+    #: pairs (BNBUSDT tick 0.01, step 0.001; XRPUSDT tick 0.0001, step 0.1; DOGEUSDT tick
+    #: 0.00001, step 1; LTCUSDT tick 0.01, step 0.001)
+    alternate_symbols = (
+        (SymbolSpec(symbol="BNBUSDT", price_decimals=2, qty_decimals=3, mid_price="590.12", typical_qty="1.500"),
+         SymbolSpec(symbol="XRPUSDT", price_decimals=4, qty_decimals=1, mid_price="0.5321", typical_qty="800.0")),
+        (SymbolSpec(symbol="DOGEUSDT", price_decimals=5, qty_decimals=0, mid_price="0.12345", typical_qty="3000"),
+         SymbolSpec(symbol="LTCUSDT", price_decimals=2, qty_decimals=3, mid_price="71.25", typical_qty="10.000")),
+    )
 
     def ccxt_config(self) -> dict[str, Any]:
         """See :meth:`VenueServer.ccxt_config`."""

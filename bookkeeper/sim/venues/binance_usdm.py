@@ -110,12 +110,15 @@ class BinanceUsdmServer(BinanceServer):
                    tick_units=10),
         SymbolSpec(symbol="ETHUSDT", price_decimals=2, qty_decimals=3, mid_price="3050.12", typical_qty="2.500"),
     )
-    #: beside Binance spot in one simulator (same names): two other perpetuals (BNBUSDT tick
-    #: 0.010, step 0.01; XRPUSDT tick 0.0001, step 0.1)
+    #: beside Binance spot or Bybit in one simulator (same names): other perpetuals (BNBUSDT
+    #: tick 0.010, step 0.01; XRPUSDT tick 0.0001, step 0.1; DOGEUSDT tick 0.00001, step 1;
+    #: LTCUSDT tick 0.01, step 0.001)
     alternate_symbols = (
-        SymbolSpec(symbol="BNBUSDT", price_decimals=3, qty_decimals=2, mid_price="590.120", typical_qty="5.00",
-                   tick_units=10),
-        SymbolSpec(symbol="XRPUSDT", price_decimals=4, qty_decimals=1, mid_price="0.5321", typical_qty="2500.0"),
+        (SymbolSpec(symbol="BNBUSDT", price_decimals=3, qty_decimals=2, mid_price="590.120", typical_qty="5.00",
+                    tick_units=10),
+         SymbolSpec(symbol="XRPUSDT", price_decimals=4, qty_decimals=1, mid_price="0.5321", typical_qty="2500.0")),
+        (SymbolSpec(symbol="DOGEUSDT", price_decimals=5, qty_decimals=0, mid_price="0.12345", typical_qty="5000"),
+         SymbolSpec(symbol="LTCUSDT", price_decimals=2, qty_decimals=3, mid_price="71.25", typical_qty="25.000")),
     )
 
     @property

@@ -141,13 +141,18 @@ class BybitServer(VenueServer):
         SymbolSpec(symbol="ETHUSDT", price_decimals=2, qty_decimals=2, mid_price="3050.12", typical_qty="2.50",
                    depth=40),
     )
-    #: beside Binance's venues in one simulator (same names): two other linear contracts
-    #: (DOGEUSDT tick 0.00001, step 1; LTCUSDT tick 0.01, step 0.1)
+    #: beside Binance's venues in one simulator (same names): other linear contracts
+    #: (DOGEUSDT tick 0.00001, step 1; LTCUSDT tick 0.01, step 0.1; BNBUSDT tick 0.01, step
+    #: 0.01; XRPUSDT tick 0.0001, step 1)
     alternate_symbols = (
-        SymbolSpec(symbol="DOGEUSDT", price_decimals=5, qty_decimals=0, mid_price="0.12345", typical_qty="5000",
-                   depth=40),
-        SymbolSpec(symbol="LTCUSDT", price_decimals=2, qty_decimals=1, mid_price="71.25", typical_qty="25.0",
-                   depth=40),
+        (SymbolSpec(symbol="DOGEUSDT", price_decimals=5, qty_decimals=0, mid_price="0.12345", typical_qty="5000",
+                    depth=40),
+         SymbolSpec(symbol="LTCUSDT", price_decimals=2, qty_decimals=1, mid_price="71.25", typical_qty="25.0",
+                    depth=40)),
+        (SymbolSpec(symbol="BNBUSDT", price_decimals=2, qty_decimals=2, mid_price="590.12", typical_qty="5.00",
+                    depth=40),
+         SymbolSpec(symbol="XRPUSDT", price_decimals=4, qty_decimals=0, mid_price="0.5321", typical_qty="2500",
+                    depth=40)),
     )
 
     def __init__(self, sim: Any, specs: Sequence[SymbolSpec]) -> None:
