@@ -224,14 +224,21 @@ async def test_auth_expiry_logs_in_once_on_the_same_connection(sim: SimExchange,
         assert kinds(feed)[-1] is AccountPlanKind.REPLAY, feed.session.plans[-1].reason
 
 
+async def place_open_order(feed: AccountFeed, sim: SimExchange, venue: str) -> tuple[str, Any]:
+    """A limit order on the venue's first instrument, once the feed lists it as open."""
+    acct = sim.account(venue)
+    symbol = next(iter(acct.instruments))
+    order = acct.place_order(symbol, "buy", acct.instruments[symbol].typical_qty, acct.mark_price(symbol))
+    await feed.wait_until(lambda f: any(o.order_id == order.order_id for o in f.open_orders()), timeout=TIMEOUT)
+    return symbol, order
+
+
 async def test_fill_dropped_from_the_stream_is_found_by_reconciliation(sim: SimExchange, venue: str,
                                                                       tmp_path: Path) -> None:
     async with make_feed(sim, venue, tmp_path / "s.sqlite3") as feed:
         await feed.wait_synced(timeout=TIMEOUT)
         acct = sim.account(venue)
-        symbol = next(iter(acct.instruments))
-        order = acct.place_order(symbol, "buy", acct.instruments[symbol].typical_qty, acct.mark_price(symbol))
-        await feed.wait_until(lambda f: any(o.order_id == order.order_id for o in f.open_orders()), timeout=TIMEOUT)
+        symbol, order = await place_open_order(feed, sim, venue)
         # the one frame that carries the fill never arrives; nothing else tells the client
         await sim.inject("private_drop", venue)
         acct.fill_order(order.order_id)
@@ -247,9 +254,7 @@ async def test_a_lost_cancel_report_is_found_by_reconciliation_and_the_order_lea
     async with make_feed(sim, venue, tmp_path / "s.sqlite3", policy=policy) as feed:
         await feed.wait_synced(timeout=TIMEOUT)
         acct = sim.account(venue)
-        symbol = next(iter(acct.instruments))
-        order = acct.place_order(symbol, "buy", acct.instruments[symbol].typical_qty, acct.mark_price(symbol))
-        await feed.wait_until(lambda f: any(o.order_id == order.order_id for o in f.open_orders()), timeout=TIMEOUT)
+        symbol, order = await place_open_order(feed, sim, venue)
         # the cancel's report never arrives, and a cancel moves no balance
         await sim.inject("private_drop", venue)
         acct.cancel_order(order.order_id)
